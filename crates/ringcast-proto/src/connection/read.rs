@@ -1,0 +1,357 @@
+//! The receive path: frames in, events out.
+//!
+//! [`Connection::read`] works in two steps. `advance` walks the input,
+//! unmasks in place, enforces every rule and decides which event is ready,
+//! naming where its bytes lie (`Source`) rather than borrowing them, so the
+//! walk can mutate both the input and the connection freely. Then the event
+//! is made from that description, borrowing the input or an internal buffer
+//! for the caller.
+
+use std::ops::Range;
+
+use super::{Connection, Lent, MessageKind, PartialFrame, Role, State};
+use crate::close::{self, CloseCode};
+use crate::error::{Error, ProtocolError};
+use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::mask;
+
+/// What the peer sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A whole text message, validated UTF-8.
+    Text(&'a str),
+    /// A whole binary message.
+    Binary(&'a [u8]),
+    /// A ping; the pong is already queued (see
+    /// [`Connection::take_pending`]).
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// The peer's close frame. If we had not sent a close, the reply (echoing
+    /// the code) is already queued. The connection is now
+    /// [`State::Closed`].
+    Close(CloseFrame<'a>),
+}
+
+/// The content of a close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseFrame<'a> {
+    /// The status code, or `None` when the frame had no payload (report it
+    /// as 1005 if you must report a number).
+    pub code: Option<CloseCode>,
+    /// The reason, possibly empty.
+    pub reason: &'a str,
+}
+
+/// The result of one [`Connection::read`] call.
+#[derive(Debug)]
+pub struct Read<'a> {
+    /// How many bytes from the start of the input were used. When `event` is
+    /// `None` this is the whole input (partial frames are kept inside the
+    /// connection); otherwise call `read` again with the rest.
+    pub consumed: usize,
+    /// The event that ended this call, if any.
+    pub event: Option<Event<'a>>,
+}
+
+/// Where the bytes of a ready event lie.
+#[derive(Debug, Clone)]
+enum Source {
+    Input(Range<usize>),
+    Assembly,
+    Control,
+}
+
+/// An event decided by `advance`, not yet borrowed.
+#[derive(Debug, Clone)]
+enum Ready {
+    Text(Source),
+    Binary(Source),
+    Ping(Source),
+    Pong(Source),
+    Close(Option<CloseCode>, Source),
+}
+
+impl Connection {
+    /// Reads frames from the start of `input`, unmasking them in place, and
+    /// stops at the first event. Call it in a loop, advancing by
+    /// [`Read::consumed`], until the event is `None`.
+    ///
+    /// On a protocol violation the connection fails: the right close frame
+    /// is queued (see [`Connection::take_pending`]), the state becomes
+    /// [`State::Closed`], and the error says what happened. After the
+    /// connection is closed, input is consumed and ignored.
+    pub fn read<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Read<'a>, Error> {
+        self.return_lent();
+        if self.state == State::Closed {
+            return Ok(Read { consumed: input.len(), event: None });
+        }
+        let (consumed, ready) = match self.advance(input) {
+            Ok(step) => step,
+            Err(e) => {
+                self.fail(e);
+                return Err(e.into());
+            }
+        };
+        let Some(ready) = ready else {
+            return Ok(Read { consumed, event: None });
+        };
+        let input: &'a [u8] = input;
+        let event = match ready {
+            Ready::Text(Source::Input(range)) => match simdutf8::basic::from_utf8(&input[range]) {
+                Ok(text) => Event::Text(text),
+                Err(_) => {
+                    self.fail(ProtocolError::InvalidUtf8);
+                    return Err(ProtocolError::InvalidUtf8.into());
+                }
+            },
+            Ready::Text(_) => {
+                self.lent = Lent::Message;
+                // `advance` finished the message, so it is validated text.
+                Event::Text(self.assembly.text().unwrap_or_default())
+            }
+            Ready::Binary(src) => Event::Binary(self.lend(src, input)),
+            Ready::Ping(src) => Event::Ping(self.lend(src, input)),
+            Ready::Pong(src) => Event::Pong(self.lend(src, input)),
+            Ready::Close(code, src) => {
+                let payload = self.lend(src, input);
+                let reason = payload.get(2..).unwrap_or_default();
+                // `advance` validated the reason; this cannot fall back.
+                let reason = simdutf8::basic::from_utf8(reason).unwrap_or_default();
+                Event::Close(CloseFrame { code, reason })
+            }
+        };
+        Ok(Read { consumed, event: Some(event) })
+    }
+
+    fn lend<'a>(&'a mut self, src: Source, input: &'a [u8]) -> &'a [u8] {
+        match src {
+            Source::Input(range) => &input[range],
+            Source::Assembly => {
+                self.lent = Lent::Message;
+                self.assembly.bytes()
+            }
+            Source::Control => {
+                self.lent = Lent::Control;
+                &self.control
+            }
+        }
+    }
+
+    /// Empties the buffer the previous event borrowed.
+    fn return_lent(&mut self) {
+        match self.lent {
+            Lent::Nothing => {}
+            Lent::Message => self.assembly.clear(self.config.retain_capacity),
+            Lent::Control => self.control.clear(),
+        }
+        self.lent = Lent::Nothing;
+    }
+
+    /// Walks `input` until an event is ready or the input is used up.
+    fn advance(&mut self, input: &mut [u8]) -> Result<(usize, Option<Ready>), ProtocolError> {
+        let mut pos = 0;
+        loop {
+            if let Some(frame) = self.frame.take() {
+                let (used, ready) = self.continue_frame(frame, &mut input[pos..])?;
+                pos += used;
+                if ready.is_some() || self.frame.is_some() {
+                    return Ok((pos, ready));
+                }
+                continue;
+            }
+            if pos == input.len() {
+                return Ok((pos, None));
+            }
+            let Some((header, used)) = self.next_header(&input[pos..])? else {
+                return Ok((input.len(), None));
+            };
+            pos += used;
+            self.check_header(&header)?;
+            let len = header.payload_len;
+            let discard = !header.opcode.is_control() && self.state == State::CloseSent;
+            let whole = len <= (input.len() - pos) as u64;
+            if header.opcode.is_control() {
+                if whole {
+                    let range = pos..pos + len as usize;
+                    pos = range.end;
+                    if let Some(key) = header.mask {
+                        mask::apply_mask(&mut input[range.clone()], key, 0);
+                    }
+                    let ready = self.on_control(header.opcode, &input[range.clone()], Source::Input(range))?;
+                    if ready.is_some() {
+                        return Ok((pos, ready));
+                    }
+                    continue;
+                }
+                self.control.clear();
+            } else {
+                self.track_message(header.opcode, header.fin);
+                if whole && !discard && self.message.is_none() && header.fin {
+                    // The fast path: a whole one-frame message, handed over in place.
+                    let range = pos..pos + len as usize;
+                    pos = range.end;
+                    if let Some(key) = header.mask {
+                        mask::apply_mask(&mut input[range.clone()], key, 0);
+                    }
+                    let src = Source::Input(range);
+                    return Ok((pos, Some(data_ready(header.opcode, src))));
+                }
+                if !discard && header.opcode != OpCode::Continuation {
+                    self.message = Some(kind_of(header.opcode));
+                    self.assembly.begin(header.opcode == OpCode::Text, self.config.retain_capacity);
+                }
+            }
+            self.frame = Some(PartialFrame {
+                opcode: header.opcode,
+                fin: header.fin,
+                key: header.mask,
+                received: 0,
+                remaining: len,
+                discard,
+            });
+        }
+    }
+
+    /// Keeps the fragmentation state when frames are discarded after our
+    /// close, so a later continuation is still judged correctly.
+    fn track_message(&mut self, opcode: OpCode, fin: bool) {
+        if self.state == State::CloseSent {
+            match opcode {
+                OpCode::Text | OpCode::Binary if !fin => self.message = Some(kind_of(opcode)),
+                OpCode::Continuation if fin => self.message = None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Takes the next header, from `input` alone or completing one cut by the
+    /// previous read. Returns the header and how many bytes of `input` it
+    /// used, or `None` (having kept the bytes) when it is still incomplete.
+    fn next_header(&mut self, input: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
+        let have = usize::from(self.header_len);
+        if have == 0 {
+            if let Some(found) = FrameHeader::decode(input)? {
+                return Ok(Some(found));
+            }
+            // Shorter than the longest header, or decode would have finished.
+            self.header[..input.len()].copy_from_slice(input);
+            self.header_len = input.len() as u8;
+            return Ok(None);
+        }
+        let take = (MAX_HEADER_LEN - have).min(input.len());
+        self.header[have..have + take].copy_from_slice(&input[..take]);
+        match FrameHeader::decode(&self.header[..have + take])? {
+            Some((header, len)) => {
+                self.header_len = 0;
+                Ok(Some((header, len - have)))
+            }
+            None => {
+                self.header_len = (have + take) as u8;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The rules that depend on role, extensions, fragmentation and limits.
+    fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.rsv != 0 {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        match header.opcode {
+            OpCode::Continuation if self.message.is_none() => Err(ProtocolError::UnexpectedContinuation),
+            OpCode::Text | OpCode::Binary if self.message.is_some() => Err(ProtocolError::ExpectedContinuation),
+            op if op.is_control() => Ok(()),
+            _ if header.payload_len > self.config.max_frame_size as u64 => Err(ProtocolError::FrameTooLarge),
+            _ if (self.assembly.len() as u64).saturating_add(header.payload_len)
+                > self.config.max_message_size as u64 =>
+            {
+                Err(ProtocolError::MessageTooLarge)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Feeds `input` to the frame whose payload is arriving. Returns how much
+    /// it used and the event, if the frame completed one.
+    fn continue_frame(
+        &mut self,
+        mut frame: PartialFrame,
+        input: &mut [u8],
+    ) -> Result<(usize, Option<Ready>), ProtocolError> {
+        let n = frame.remaining.min(input.len() as u64) as usize;
+        let piece = &mut input[..n];
+        if let Some(key) = frame.key {
+            mask::apply_mask(piece, key, (frame.received & 3) as usize);
+        }
+        frame.received += n as u64;
+        frame.remaining -= n as u64;
+        if frame.opcode.is_control() {
+            self.control.extend_from_slice(piece);
+        } else if !frame.discard {
+            let limit = self.config.max_message_size;
+            self.assembly.push(piece, limit).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if frame.remaining > 0 {
+            self.frame = Some(frame);
+            return Ok((n, None));
+        }
+        if frame.opcode.is_control() {
+            let mut payload = [0u8; 125];
+            let len = self.control.len();
+            payload[..len].copy_from_slice(&self.control);
+            return Ok((n, self.on_control(frame.opcode, &payload[..len], Source::Control)?));
+        }
+        if !frame.fin || frame.discard {
+            return Ok((n, None));
+        }
+        self.assembly.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        let kind = self.message.take().unwrap_or(MessageKind::Binary);
+        let opcode = kind.opcode();
+        Ok((n, Some(data_ready(opcode, Source::Assembly))))
+    }
+
+    /// Acts on a whole control frame.
+    fn on_control(&mut self, opcode: OpCode, payload: &[u8], src: Source) -> Result<Option<Ready>, ProtocolError> {
+        match opcode {
+            OpCode::Ping => {
+                if self.state == State::Open {
+                    self.queue_pong(payload);
+                }
+                Ok(Some(Ready::Ping(src)))
+            }
+            OpCode::Pong => Ok(Some(Ready::Pong(src))),
+            _ => {
+                let code = close::parse_payload(payload)?;
+                if self.state == State::Open {
+                    // Echo the peer's code (RFC 6455 §5.5.1), without its reason.
+                    self.queue_close(code, &[]);
+                }
+                self.state = State::Closed;
+                self.frame = None;
+                self.message = None;
+                Ok(Some(Ready::Close(code, src)))
+            }
+        }
+    }
+}
+
+fn kind_of(opcode: OpCode) -> MessageKind {
+    if opcode == OpCode::Text {
+        MessageKind::Text
+    } else {
+        MessageKind::Binary
+    }
+}
+
+fn data_ready(opcode: OpCode, src: Source) -> Ready {
+    match kind_of(opcode) {
+        MessageKind::Text => Ready::Text(src),
+        MessageKind::Binary => Ready::Binary(src),
+    }
+}

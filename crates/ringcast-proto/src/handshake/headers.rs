@@ -1,0 +1,81 @@
+//! Header field helpers shared by both sides: token lists and extension
+//! offers (RFC 7230 §7, RFC 6455 §9.1).
+
+/// Trims optional whitespace (space and tab) from both ends.
+pub(crate) fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
+/// The non-empty, trimmed items of a comma-separated header value.
+pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(trim).filter(|item| !item.is_empty())
+}
+
+/// Whether a comma-separated value contains `token`, ignoring ASCII case.
+pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
+    list_items(value).any(|item| item.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Whether a header name or value is safe to write into an HTTP head.
+pub(crate) fn is_safe_field(bytes: &[u8]) -> bool {
+    !bytes.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// One extension from a `Sec-WebSocket-Extensions` header, e.g.
+/// `permessage-deflate; client_max_window_bits`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionOffer<'b> {
+    /// The extension token.
+    pub name: &'b str,
+    /// Its parameters, each a name and an optional value (quotes removed).
+    pub params: Vec<(&'b str, Option<&'b str>)>,
+}
+
+/// Parses every extension of a header value; items that are not text are
+/// skipped (the server will not accept what it cannot name).
+pub(crate) fn parse_extensions<'b>(value: &'b [u8], into: &mut Vec<ExtensionOffer<'b>>) {
+    let Ok(value) = std::str::from_utf8(value) else { return };
+    for item in value.split(',') {
+        let mut parts = item.split(';').map(|p| p.trim_matches([' ', '\t']));
+        let Some(name) = parts.next().filter(|n| !n.is_empty()) else { continue };
+        let params = parts
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (k.trim_matches([' ', '\t']), Some(v.trim_matches([' ', '\t', '"']))),
+                None => (p, None),
+            })
+            .collect();
+        into.push(ExtensionOffer { name, params });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_case_insensitive_and_trimmed() {
+        assert!(has_token(b"keep-alive, Upgrade", "upgrade"));
+        assert!(has_token(b"  UPGRADE\t", "upgrade"));
+        assert!(!has_token(b"upgrades", "upgrade"));
+        assert!(!has_token(b"", "upgrade"));
+    }
+
+    #[test]
+    fn extension_offers_parse() {
+        let mut out = Vec::new();
+        parse_extensions(b"permessage-deflate; client_max_window_bits, x-foo; a=\"1\" ;b", &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].name, "permessage-deflate");
+        assert_eq!(out[0].params, vec![("client_max_window_bits", None)]);
+        assert_eq!(out[1].params, vec![("a", Some("1")), ("b", None)]);
+    }
+
+    #[test]
+    fn unsafe_fields_detected() {
+        assert!(is_safe_field(b"chat"));
+        assert!(!is_safe_field(b"a\r\nSet-Cookie: x"));
+    }
+}

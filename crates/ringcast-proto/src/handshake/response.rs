@@ -1,0 +1,104 @@
+//! Writing HTTP responses: the 101, rejections, and plain answers.
+
+use std::io::Write;
+
+use super::headers::is_safe_field;
+use crate::error::UsageError;
+
+/// The reason phrase for the statuses a WebSocket server answers with.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Writes the status line and header fields, without the blank line.
+pub(crate) fn write_head(status: u16, fields: &[(&str, &str)], out: &mut Vec<u8>) -> Result<(), UsageError> {
+    if !fields.iter().all(|(n, v)| is_safe_field(n.as_bytes()) && is_safe_field(v.as_bytes()) && !n.is_empty()) {
+        return Err(UsageError::InvalidHeader);
+    }
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    for (name, value) in fields {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(())
+}
+
+/// Writes a complete non-101 response that ends the connection: a
+/// rejection (400, 403, 404, 426, 431, 503…) or a plain HTTP answer such as
+/// `/healthz`. Adds `Content-Length` and `Connection: close`, a text
+/// `Content-Type` when the body is non-empty and none is given, and the
+/// `Sec-WebSocket-Version: 13` field RFC 6455 §4.4 requires with 426.
+pub fn write_response(status: u16, extra: &[(&str, &str)], body: &[u8], out: &mut Vec<u8>) -> Result<(), UsageError> {
+    if status == 101 || !(200..=599).contains(&status) {
+        return Err(UsageError::InvalidHeader);
+    }
+    let has = |name: &str| extra.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let length = body.len().to_string();
+    let mut fields: Vec<(&str, &str)> = Vec::with_capacity(extra.len() + 4);
+    if status == 426 && !has("Sec-WebSocket-Version") {
+        fields.push(("Sec-WebSocket-Version", "13"));
+    }
+    if !body.is_empty() && !has("Content-Type") {
+        fields.push(("Content-Type", "text/plain; charset=utf-8"));
+    }
+    fields.push(("Content-Length", &length));
+    fields.push(("Connection", "close"));
+    fields.extend_from_slice(extra);
+    write_head(status, &fields, out)?;
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrade_required_names_version_13() {
+        let mut out = Vec::new();
+        write_response(426, &[], b"", &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+        assert!(text.ends_with("Content-Length: 0\r\nConnection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn refuses_header_injection_and_bad_status() {
+        let mut out = Vec::new();
+        assert_eq!(write_response(200, &[("X", "a\r\nB: c")], b"", &mut out), Err(UsageError::InvalidHeader));
+        assert_eq!(write_response(101, &[], b"", &mut out), Err(UsageError::InvalidHeader));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn body_gets_length_and_type() {
+        let mut out = Vec::new();
+        write_response(200, &[], b"ok", &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Content-Type: text/plain; charset=utf-8\r\n"));
+        assert!(text.contains("Content-Length: 2\r\n"));
+        assert!(text.ends_with("\r\n\r\nok"));
+    }
+}
