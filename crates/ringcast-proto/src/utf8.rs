@@ -177,6 +177,12 @@ impl MessageBuffer {
         Ok(())
     }
 
+    /// Bytes allocated, for the memory tests.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     /// The finished message as bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes

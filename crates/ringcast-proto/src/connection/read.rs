@@ -1,6 +1,6 @@
 //! The receive path: frames in, events out.
 //!
-//! [`Connection::read`] works in two steps. `advance` walks the input,
+//! [`Receiver::read`] works in two steps. `advance` walks the input,
 //! unmasks in place, enforces every rule and decides which event is ready,
 //! naming where its bytes lie (`Source`) rather than borrowing them, so the
 //! walk can mutate both the input and the connection freely. Then the event
@@ -9,21 +9,23 @@
 
 use std::ops::Range;
 
-use super::{Connection, Lent, MessageKind, PartialFrame, Role, State};
+use super::{Config, MessageKind, Role, Sender, State};
 use crate::close::{self, CloseCode};
 use crate::error::{Error, ProtocolError};
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::mask;
+use crate::utf8::MessageBuffer;
 
 /// What the peer sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// A whole text message, validated UTF-8.
     Text(&'a str),
     /// A whole binary message.
     Binary(&'a [u8]),
     /// A ping; the pong is already queued (see
-    /// [`Connection::take_pending`]).
+    /// [`Sender::take_pending`]).
     Ping(&'a [u8]),
     /// A pong.
     Pong(&'a [u8]),
@@ -72,24 +74,92 @@ enum Ready {
     Close(Option<CloseCode>, Source),
 }
 
-impl Connection {
+/// A frame whose payload is still arriving.
+#[derive(Debug, Clone, Copy)]
+struct PartialFrame {
+    opcode: OpCode,
+    fin: bool,
+    key: Option<[u8; 4]>,
+    /// Payload bytes received so far: the masking phase of the next byte.
+    received: u64,
+    remaining: u64,
+    /// Data that arrives after we sent close is dropped unread.
+    discard: bool,
+}
+
+/// Which internal buffer the last event lent out, to be emptied on the next
+/// call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lent {
+    Nothing,
+    Message,
+    Control,
+}
+
+/// The receiving half of a connection: parses frames and owns the buffers
+/// that events borrow when a message could not be lent from the input.
+#[derive(Debug)]
+pub struct Receiver {
+    role: Role,
+    config: Config,
+    /// Header bytes of a frame whose header was cut by the end of a read.
+    header: [u8; MAX_HEADER_LEN],
+    header_len: u8,
+    frame: Option<PartialFrame>,
+    /// The data message in progress, if its frames or bytes span reads.
+    message: Option<MessageKind>,
+    assembly: MessageBuffer,
+    /// Payload of a control frame that spans reads (at most 125 bytes).
+    control: Vec<u8>,
+    lent: Lent,
+}
+
+impl Receiver {
+    pub(super) fn new(role: Role, config: Config) -> Self {
+        Receiver {
+            role,
+            config,
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            frame: None,
+            message: None,
+            assembly: MessageBuffer::default(),
+            control: Vec::new(),
+            lent: Lent::Nothing,
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Bytes held by the assembly buffer, for the memory tests.
+    #[cfg(test)]
+    pub(super) fn assembly_capacity(&self) -> usize {
+        self.assembly.capacity()
+    }
+
     /// Reads frames from the start of `input`, unmasking them in place, and
     /// stops at the first event. Call it in a loop, advancing by
-    /// [`Read::consumed`], until the event is `None`.
+    /// [`Read::consumed`], until the event is `None`. `tx` receives the
+    /// frames owed to the peer (pongs, close replies) and holds the closing
+    /// state; it is free again once this returns, while the event still
+    /// borrows `self` and `input`.
     ///
     /// On a protocol violation the connection fails: the right close frame
-    /// is queued (see [`Connection::take_pending`]), the state becomes
+    /// is queued (see [`Sender::take_pending`]), the state becomes
     /// [`State::Closed`], and the error says what happened. After the
     /// connection is closed, input is consumed and ignored.
-    pub fn read<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Read<'a>, Error> {
+    pub fn read<'a>(&'a mut self, tx: &mut Sender, input: &'a mut [u8]) -> Result<Read<'a>, Error> {
         self.return_lent();
-        if self.state == State::Closed {
+        if tx.state() == State::Closed {
             return Ok(Read { consumed: input.len(), event: None });
         }
-        let (consumed, ready) = match self.advance(input) {
+        let (consumed, ready) = match self.advance(tx, input) {
             Ok(step) => step,
             Err(e) => {
-                self.fail(e);
+                self.fail(tx, e);
                 return Err(e.into());
             }
         };
@@ -101,7 +171,7 @@ impl Connection {
             Ready::Text(Source::Input(range)) => match simdutf8::basic::from_utf8(&input[range]) {
                 Ok(text) => Event::Text(text),
                 Err(_) => {
-                    self.fail(ProtocolError::InvalidUtf8);
+                    self.fail(tx, ProtocolError::InvalidUtf8);
                     return Err(ProtocolError::InvalidUtf8.into());
                 }
             },
@@ -149,11 +219,11 @@ impl Connection {
     }
 
     /// Walks `input` until an event is ready or the input is used up.
-    fn advance(&mut self, input: &mut [u8]) -> Result<(usize, Option<Ready>), ProtocolError> {
+    fn advance(&mut self, tx: &mut Sender, input: &mut [u8]) -> Result<(usize, Option<Ready>), ProtocolError> {
         let mut pos = 0;
         loop {
             if let Some(frame) = self.frame.take() {
-                let (used, ready) = self.continue_frame(frame, &mut input[pos..])?;
+                let (used, ready) = self.continue_frame(tx, frame, &mut input[pos..])?;
                 pos += used;
                 if ready.is_some() || self.frame.is_some() {
                     return Ok((pos, ready));
@@ -169,7 +239,7 @@ impl Connection {
             pos += used;
             self.check_header(&header)?;
             let len = header.payload_len;
-            let discard = !header.opcode.is_control() && self.state == State::CloseSent;
+            let discard = !header.opcode.is_control() && tx.state() == State::CloseSent;
             let whole = len <= (input.len() - pos) as u64;
             if header.opcode.is_control() {
                 if whole {
@@ -178,7 +248,7 @@ impl Connection {
                     if let Some(key) = header.mask {
                         mask::apply_mask(&mut input[range.clone()], key, 0);
                     }
-                    let ready = self.on_control(header.opcode, &input[range.clone()], Source::Input(range))?;
+                    let ready = self.on_control(tx, header.opcode, &input[range.clone()], Source::Input(range))?;
                     if ready.is_some() {
                         return Ok((pos, ready));
                     }
@@ -186,7 +256,7 @@ impl Connection {
                 }
                 self.control.clear();
             } else {
-                self.track_message(header.opcode, header.fin);
+                self.track_message(tx.state(), header.opcode, header.fin);
                 if whole && !discard && self.message.is_none() && header.fin {
                     // The fast path: a whole one-frame message, handed over in place.
                     let range = pos..pos + len as usize;
@@ -215,8 +285,8 @@ impl Connection {
 
     /// Keeps the fragmentation state when frames are discarded after our
     /// close, so a later continuation is still judged correctly.
-    fn track_message(&mut self, opcode: OpCode, fin: bool) {
-        if self.state == State::CloseSent {
+    fn track_message(&mut self, state: State, opcode: OpCode, fin: bool) {
+        if state == State::CloseSent {
             match opcode {
                 OpCode::Text | OpCode::Binary if !fin => self.message = Some(kind_of(opcode)),
                 OpCode::Continuation if fin => self.message = None,
@@ -281,6 +351,7 @@ impl Connection {
     /// it used and the event, if the frame completed one.
     fn continue_frame(
         &mut self,
+        tx: &mut Sender,
         mut frame: PartialFrame,
         input: &mut [u8],
     ) -> Result<(usize, Option<Ready>), ProtocolError> {
@@ -305,7 +376,7 @@ impl Connection {
             let mut payload = [0u8; 125];
             let len = self.control.len();
             payload[..len].copy_from_slice(&self.control);
-            return Ok((n, self.on_control(frame.opcode, &payload[..len], Source::Control)?));
+            return Ok((n, self.on_control(tx, frame.opcode, &payload[..len], Source::Control)?));
         }
         if !frame.fin || frame.discard {
             return Ok((n, None));
@@ -317,27 +388,50 @@ impl Connection {
     }
 
     /// Acts on a whole control frame.
-    fn on_control(&mut self, opcode: OpCode, payload: &[u8], src: Source) -> Result<Option<Ready>, ProtocolError> {
+    fn on_control(
+        &mut self,
+        tx: &mut Sender,
+        opcode: OpCode,
+        payload: &[u8],
+        src: Source,
+    ) -> Result<Option<Ready>, ProtocolError> {
         match opcode {
             OpCode::Ping => {
-                if self.state == State::Open {
-                    self.queue_pong(payload);
+                if tx.state() == State::Open {
+                    tx.queue_pong(payload);
                 }
                 Ok(Some(Ready::Ping(src)))
             }
             OpCode::Pong => Ok(Some(Ready::Pong(src))),
             _ => {
                 let code = close::parse_payload(payload)?;
-                if self.state == State::Open {
+                if tx.state() == State::Open {
                     // Echo the peer's code (RFC 6455 §5.5.1), without its reason.
-                    self.queue_close(code, &[]);
+                    tx.queue_close(code, &[]);
                 }
-                self.state = State::Closed;
+                tx.set_closed();
                 self.frame = None;
                 self.message = None;
                 Ok(Some(Ready::Close(code, src)))
             }
         }
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): sends a close with the code
+    /// the violation calls for, unless a close was already sent, and stops
+    /// reading.
+    fn fail(&mut self, tx: &mut Sender, error: ProtocolError) {
+        if tx.state() == State::Open {
+            let reason = error.to_string();
+            let reason = &reason.as_bytes()[..reason.len().min(close::MAX_REASON_LEN)];
+            tx.queue_close(Some(error.close_code()), reason);
+        }
+        tx.set_closed();
+        self.frame = None;
+        self.message = None;
+        self.header_len = 0;
+        self.assembly.clear(0);
+        self.control = Vec::new();
     }
 }
 
