@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"): installs what the
+# checks need, then runs every one of them. CI runs exactly this.
+#
+#   tools/test.sh               everything (fuzz targets 60 s each)
+#   FUZZ_SECONDS=0 tools/test.sh    skip the fuzz runs (quick local loop)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzz_seconds=${FUZZ_SECONDS:-60}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "set-up"
+if ! command -v cc >/dev/null 2>&1; then
+  # libfuzzer-sys and a few -sys crates compile C/C++.
+  apt-get update -qq && apt-get install -y -qq build-essential >/dev/null
+fi
+if [ "$fuzz_seconds" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+cargo --version
+
+step "format"
+cargo fmt --all --check
+
+step "lint"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests (unit, public API, conformance, real peers, benches in test mode)"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+if [ "$fuzz_seconds" != 0 ]; then
+  step "fuzz (${fuzz_seconds}s per target)"
+  tools/fuzz.sh "$fuzz_seconds"
+fi
+step "all checks passed"
