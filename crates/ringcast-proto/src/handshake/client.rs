@@ -1,6 +1,6 @@
 //! The client side: writing the upgrade request and checking the answer.
 
-use super::headers::{self, ExtensionOffer};
+use super::headers::{self, ExtensionOffer, HeadScanner};
 use super::key::{self, AcceptKey};
 use super::uri::WsUri;
 use crate::error::{ResponseError, UsageError};
@@ -18,8 +18,7 @@ pub struct ClientHandshake {
     protocols: Vec<String>,
     extensions: Vec<String>,
     extra: Vec<(String, String)>,
-    max_head_bytes: usize,
-    scanned: usize,
+    scanner: HeadScanner,
 }
 
 impl ClientHandshake {
@@ -43,8 +42,7 @@ impl ClientHandshake {
             protocols: Vec::new(),
             extensions: Vec::new(),
             extra: Vec::new(),
-            max_head_bytes: 8 << 10,
-            scanned: 0,
+            scanner: HeadScanner::new(8 << 10),
         }
     }
 
@@ -68,7 +66,7 @@ impl ClientHandshake {
 
     /// Sets the largest response head accepted (default 8 KiB).
     pub fn max_head_bytes(mut self, bytes: usize) -> Self {
-        self.max_head_bytes = bytes;
+        self.scanner.set_max(bytes);
         self
     }
 
@@ -118,11 +116,7 @@ impl ClientHandshake {
     /// calls) and returns the response once its head is complete and valid.
     /// Bytes after [`Response::head_len`] are already WebSocket frames.
     pub fn read_response<'b>(&mut self, buf: &'b [u8]) -> Result<Option<Response<'b>>, ResponseError> {
-        let first = self.scanned == 0;
-        let fresh = buf.get(self.scanned..).unwrap_or(buf);
-        let line_ended = first || fresh.contains(&b'\n');
-        self.scanned = buf.len();
-        if !line_ended {
+        if !self.scanner.should_parse(buf) {
             return self.check_size(buf.len()).map(|()| None);
         }
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -144,10 +138,10 @@ impl ClientHandshake {
     }
 
     fn check_size(&self, len: usize) -> Result<(), ResponseError> {
-        if len > self.max_head_bytes {
-            Err(ResponseError::HeadTooLarge)
-        } else {
+        if self.scanner.within_limit(len) {
             Ok(())
+        } else {
+            Err(ResponseError::HeadTooLarge)
         }
     }
 

@@ -1,6 +1,41 @@
 //! Header field helpers shared by both sides: token lists and extension
 //! offers (RFC 7230 §7, RFC 6455 §9.1).
 
+/// Decides when a growing HTTP head is worth parsing, for both sides.
+///
+/// The full parser runs on the first look and then only once a new line has
+/// ended, so a peer trickling its head a byte at a time costs a scan of each
+/// new byte, not a re-parse of the whole head per byte, while garbage is
+/// still refused as soon as its first line is known to be wrong.
+#[derive(Debug, Clone)]
+pub(crate) struct HeadScanner {
+    scanned: usize,
+    max_head_bytes: usize,
+}
+
+impl HeadScanner {
+    pub(crate) fn new(max_head_bytes: usize) -> Self {
+        HeadScanner { scanned: 0, max_head_bytes }
+    }
+
+    pub(crate) fn set_max(&mut self, max_head_bytes: usize) {
+        self.max_head_bytes = max_head_bytes;
+    }
+
+    /// Whether to run the parser on `buf` (everything received so far).
+    pub(crate) fn should_parse(&mut self, buf: &[u8]) -> bool {
+        let first = self.scanned == 0;
+        let fresh = buf.get(self.scanned..).unwrap_or(buf);
+        self.scanned = buf.len();
+        first || fresh.contains(&b'\n')
+    }
+
+    /// Whether a head (or an unfinished one) of `len` bytes is allowed.
+    pub(crate) fn within_limit(&self, len: usize) -> bool {
+        len <= self.max_head_bytes
+    }
+}
+
 /// Trims optional whitespace (space and tab) from both ends.
 pub(crate) fn trim(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());

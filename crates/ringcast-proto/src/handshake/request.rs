@@ -1,6 +1,6 @@
 //! The server side: reading and validating the client's upgrade request.
 
-use super::headers::{self, ExtensionOffer};
+use super::headers::{self, ExtensionOffer, HeadScanner};
 use super::key::{self, AcceptKey};
 use super::response::write_head;
 use crate::error::{RequestError, UsageError};
@@ -37,27 +37,28 @@ impl RequestLimits {
 /// ended, so a client trickling its head a byte at a time (slowloris) costs
 /// a scan of each new byte, not a re-parse of the whole head per byte; and
 /// garbage is refused as soon as its first line is known to be wrong.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RequestReader {
-    limits: RequestLimits,
-    scanned: usize,
+    scanner: HeadScanner,
+}
+
+impl Default for RequestReader {
+    fn default() -> Self {
+        Self::new(RequestLimits::default())
+    }
 }
 
 impl RequestReader {
     /// A reader with these limits.
     pub fn new(limits: RequestLimits) -> Self {
-        RequestReader { limits, scanned: 0 }
+        RequestReader { scanner: HeadScanner::new(limits.max_head_bytes) }
     }
 
     /// Looks at everything received so far (`buf` only ever grows between
     /// calls). Returns the request once its head is complete; bytes after
     /// [`Request::head_len`] already belong to the WebSocket stream.
     pub fn poll<'b>(&mut self, buf: &'b [u8]) -> Result<Option<Request<'b>>, RequestError> {
-        let first = self.scanned == 0;
-        let fresh = buf.get(self.scanned..).unwrap_or(buf);
-        let line_ended = first || fresh.contains(&b'\n');
-        self.scanned = buf.len();
-        if !line_ended {
+        if !self.scanner.should_parse(buf) {
             return self.check_size(buf.len()).map(|()| None);
         }
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -74,10 +75,10 @@ impl RequestReader {
     }
 
     fn check_size(&self, len: usize) -> Result<(), RequestError> {
-        if len > self.limits.max_head_bytes {
-            Err(RequestError::HeadTooLarge)
-        } else {
+        if self.scanner.within_limit(len) {
             Ok(())
+        } else {
+            Err(RequestError::HeadTooLarge)
         }
     }
 }

@@ -1,6 +1,10 @@
-//! x86_64 SIMD masking kernels. Each kernel masks the unaligned head and the
-//! tail with 64-bit words and the aligned body with vector XORs, rotating the
-//! key by the head length so the body and tail keep the payload's phase.
+//! x86_64 SIMD masking kernels.
+//!
+//! A long buffer is split at its vector alignment: the unaligned head and the
+//! tail go through 64-bit words, the aligned body through vector XORs, with
+//! the key rotated by the head length so the body and tail keep the payload's
+//! phase. A short buffer (under four vectors) would spend most of its time in
+//! that scalar head, so it is masked with unaligned vector loads instead.
 
 #![allow(unsafe_code)]
 
@@ -11,31 +15,50 @@ use std::arch::x86_64::{
 
 use super::{mask_words, rotate_key};
 
-/// Splits `buf` at its vector alignment and masks the pieces. `body_xor`
-/// gets the body as vectors and the key rotated to the body's phase.
+/// Masks `buf` with vectors of type `V`: `splat` builds a vector of the key
+/// (already rotated to the first byte it applies to), `xor` combines two.
+/// `V` must be one of the x86 integer vector types.
 #[inline(always)]
-fn split_and_mask<V>(buf: &mut [u8], key: [u8; 4], body_xor: impl FnOnce(&mut [V], [u8; 4])) {
+fn mask_vectors<V: Copy>(buf: &mut [u8], key: [u8; 4], splat: impl Fn([u8; 4]) -> V, xor: impl Fn(V, V) -> V) {
+    let width = std::mem::size_of::<V>();
+    if buf.len() < 4 * width {
+        let k = splat(key);
+        let mut chunks = buf.chunks_exact_mut(width);
+        for chunk in &mut chunks {
+            let p = chunk.as_mut_ptr().cast::<V>();
+            // SAFETY: `chunk` is exactly `size_of::<V>()` writable bytes, and
+            // the unaligned read and write of a plain-data vector type are
+            // valid for any bit pattern and any address.
+            unsafe { p.write_unaligned(xor(p.read_unaligned(), k)) };
+        }
+        // Whole vectors are a multiple of 4 bytes: the phase holds.
+        mask_words(chunks.into_remainder(), key);
+        return;
+    }
     // SAFETY: `V` is one of the x86 integer vector types, which are plain
     // data valid for every bit pattern, so viewing aligned bytes as vectors
     // (and writing vectors back) cannot create an invalid value.
     let (head, body, tail) = unsafe { buf.align_to_mut::<V>() };
     mask_words(head, key);
     let key = rotate_key(key, head.len());
-    body_xor(body, key);
+    let k = splat(key);
+    for v in body.iter_mut() {
+        *v = xor(*v, k);
+    }
     // The body is a whole number of 16/32/64-byte vectors: the phase holds.
     mask_words(tail, key);
 }
 
 /// 16 bytes at a time. SSE2 is part of the x86_64 baseline.
 pub(super) fn mask_sse2(buf: &mut [u8], key: [u8; 4]) {
-    split_and_mask::<__m128i>(buf, key, |body, key| {
-        // SAFETY: SSE2 is always present on x86_64.
-        let k = unsafe { _mm_set1_epi32(i32::from_ne_bytes(key)) };
-        for v in body {
-            // SAFETY: as above.
-            *v = unsafe { _mm_xor_si128(*v, k) };
-        }
-    });
+    mask_vectors::<__m128i>(
+        buf,
+        key,
+        // SAFETY: SSE2 is part of the x86_64 baseline.
+        |k| unsafe { _mm_set1_epi32(i32::from_ne_bytes(k)) },
+        // SAFETY: as above.
+        |a, b| unsafe { _mm_xor_si128(a, b) },
+    );
 }
 
 /// 32 bytes at a time. Call only where AVX2 was detected.
@@ -48,12 +71,7 @@ pub(super) fn mask_avx2(buf: &mut [u8], key: [u8; 4]) {
 
 #[target_feature(enable = "avx2")]
 fn mask_avx2_inner(buf: &mut [u8], key: [u8; 4]) {
-    split_and_mask::<__m256i>(buf, key, |body, key| {
-        let k = _mm256_set1_epi32(i32::from_ne_bytes(key));
-        for v in body {
-            *v = _mm256_xor_si256(*v, k);
-        }
-    });
+    mask_vectors::<__m256i>(buf, key, |k| _mm256_set1_epi32(i32::from_ne_bytes(k)), |a, b| _mm256_xor_si256(a, b));
 }
 
 /// 64 bytes at a time. Call only where AVX-512F was detected.
@@ -66,10 +84,5 @@ pub(super) fn mask_avx512(buf: &mut [u8], key: [u8; 4]) {
 
 #[target_feature(enable = "avx512f")]
 fn mask_avx512_inner(buf: &mut [u8], key: [u8; 4]) {
-    split_and_mask::<__m512i>(buf, key, |body, key| {
-        let k = _mm512_set1_epi32(i32::from_ne_bytes(key));
-        for v in body {
-            *v = _mm512_xor_si512(*v, k);
-        }
-    });
+    mask_vectors::<__m512i>(buf, key, |k| _mm512_set1_epi32(i32::from_ne_bytes(k)), |a, b| _mm512_xor_si512(a, b));
 }
