@@ -125,6 +125,9 @@ pub(crate) struct MessageBuffer {
     is_text: bool,
     /// `finish` succeeded and nothing was pushed since.
     finished: bool,
+    /// A push or finish failed: the bytes are not a validated text any more
+    /// and `text` must refuse them until the next `begin`.
+    poisoned: bool,
 }
 
 impl MessageBuffer {
@@ -143,6 +146,7 @@ impl MessageBuffer {
         }
         self.validator.reset();
         self.finished = false;
+        self.poisoned = false;
     }
 
     /// Bytes assembled so far.
@@ -155,7 +159,10 @@ impl MessageBuffer {
     /// respects the size limit never makes the buffer overshoot it.
     pub(crate) fn push(&mut self, piece: &[u8], limit: usize) -> Result<(), Utf8Error> {
         if self.is_text {
-            self.validator.feed(piece)?;
+            if let Err(e) = self.validator.feed(piece) {
+                self.poisoned = true;
+                return Err(e);
+            }
         }
         let needed = self.bytes.len() + piece.len();
         if needed > self.bytes.capacity() {
@@ -171,7 +178,10 @@ impl MessageBuffer {
     /// Ends the message: a text message must not stop inside a code point.
     pub(crate) fn finish(&mut self) -> Result<(), Utf8Error> {
         if self.is_text {
-            self.validator.finish()?;
+            if let Err(e) = self.validator.finish() {
+                self.poisoned = true;
+                return Err(e);
+            }
         }
         self.finished = true;
         Ok(())
@@ -190,12 +200,13 @@ impl MessageBuffer {
 
     /// The finished text message, or `None` if it is binary or unfinished.
     pub(crate) fn text(&self) -> Option<&str> {
-        if !(self.is_text && self.finished) {
+        if !(self.is_text && self.finished) || self.poisoned {
             return None;
         }
         debug_assert!(is_valid(&self.bytes));
         // SAFETY: every byte entered through `push`, which fed it to the
-        // validator before storing it, in order; `finished` says `finish`
+        // validator before storing it, in order, and no push or finish has
+        // failed since `begin`/`clear` (`poisoned`); `finished` says `finish`
         // then confirmed the bytes end on a whole code point, and nothing
         // was pushed since. So `bytes` is exactly a validated UTF-8 text.
         Some(unsafe { std::str::from_utf8_unchecked(&self.bytes) })
@@ -275,6 +286,23 @@ mod tests {
         m.push(b"\xff", 1 << 20).unwrap();
         m.finish().unwrap();
         assert_eq!((m.text(), m.bytes()), (None, &b"\xff"[..]));
+    }
+
+    #[test]
+    fn failed_push_poisons_the_buffer() {
+        // The first byte of the second piece completes the carried code
+        // point; the rest of that piece is invalid and is not stored.
+        let mut m = MessageBuffer::default();
+        m.begin(true, 0);
+        m.push(b"\xe2\x82", 1 << 20).unwrap();
+        assert_eq!(m.push(b"\xac\x58\xff", 1 << 20), Err(Utf8Error));
+        let _ = m.push(b"A", 1 << 20);
+        let _ = m.finish();
+        assert_eq!(m.text(), None, "a failed push must never yield text");
+        m.begin(true, 0);
+        m.push(b"ok", 1 << 20).unwrap();
+        m.finish().unwrap();
+        assert_eq!(m.text(), Some("ok"));
     }
 
     #[test]

@@ -196,3 +196,9 @@ fn client_refuses_header_injection() {
     let hs = client("ws://h/").header("X", "a\r\nEvil: 1");
     assert_eq!(hs.write_request(&mut out), Err(UsageError::InvalidHeader));
 }
+
+#[test]
+fn upgrade_token_may_be_on_any_upgrade_line() {
+    let split = GOOD.replace("Upgrade: websocket\r\n", "Upgrade: h2c\r\nUpgrade: websocket\r\n");
+    assert_eq!(status_of(&split), 101);
+}

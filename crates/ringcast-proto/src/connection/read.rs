@@ -24,8 +24,8 @@ pub enum Event<'a> {
     Text(&'a str),
     /// A whole binary message.
     Binary(&'a [u8]),
-    /// A ping; the pong is already queued (see
-    /// [`Sender::take_pending`]).
+    /// A ping; the pong is already queued (see [`Sender::take_pending`]),
+    /// unless we have sent a close.
     Ping(&'a [u8]),
     /// A pong.
     Pong(&'a [u8]),
@@ -237,9 +237,9 @@ impl Receiver {
                 return Ok((input.len(), None));
             };
             pos += used;
-            self.check_header(&header)?;
-            let len = header.payload_len;
             let discard = !header.opcode.is_control() && tx.state() == State::CloseSent;
+            self.check_header(&header, discard)?;
+            let len = header.payload_len;
             let whole = len <= (input.len() - pos) as u64;
             if header.opcode.is_control() {
                 if whole {
@@ -292,6 +292,8 @@ impl Receiver {
                 OpCode::Continuation if fin => self.message = None,
                 _ => {}
             }
+            // A message cut short by our close will never be delivered.
+            self.assembly.clear(self.config.retain_capacity);
         }
     }
 
@@ -324,7 +326,8 @@ impl Receiver {
     }
 
     /// The rules that depend on role, extensions, fragmentation and limits.
-    fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+    /// Size limits do not apply to data we discard unread.
+    fn check_header(&self, header: &FrameHeader, discard: bool) -> Result<(), ProtocolError> {
         match (self.role, header.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
@@ -337,6 +340,7 @@ impl Receiver {
             OpCode::Continuation if self.message.is_none() => Err(ProtocolError::UnexpectedContinuation),
             OpCode::Text | OpCode::Binary if self.message.is_some() => Err(ProtocolError::ExpectedContinuation),
             op if op.is_control() => Ok(()),
+            _ if discard => Ok(()),
             _ if header.payload_len > self.config.max_frame_size as u64 => Err(ProtocolError::FrameTooLarge),
             _ if (self.assembly.len() as u64).saturating_add(header.payload_len)
                 > self.config.max_message_size as u64 =>

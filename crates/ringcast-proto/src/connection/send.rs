@@ -9,6 +9,10 @@ use crate::close::{self, CloseCode};
 use crate::error::UsageError;
 use crate::frame::{encode_frame, OpCode};
 
+/// Pongs kept in the queue before newer ones replace the newest: enough for
+/// a burst of pings to each get its answer (Autobahn 2.10 sends nine at once).
+pub const MAX_QUEUED_PONGS: u8 = 16;
+
 /// Writes frames for one connection and holds the closing-handshake state.
 ///
 /// Server frames are unmasked; client frames get a fresh masking key each.
@@ -20,16 +24,20 @@ pub struct Sender {
     sending: Option<MessageKind>,
     /// Frames the connection owes the peer (pong, close).
     pending: Vec<u8>,
-    /// Where an unsent pong starts in `pending`: a newer ping replaces it
-    /// (RFC 6455 §5.5.3), so a ping flood cannot grow the queue.
-    pending_pong: Option<usize>,
+    /// Unsent pongs in `pending`, and where the newest one starts. Every
+    /// ping is answered up to [`MAX_QUEUED_PONGS`]; past that the newest pong
+    /// replaces the previous one (RFC 6455 §5.5.3 allows answering only the
+    /// latest ping), so a ping flood from a peer that never reads cannot grow
+    /// the queue past about 2 KiB.
+    queued_pongs: u8,
+    last_pong_at: usize,
     /// Source of masking keys (client role only).
     rng: Option<Box<ChaCha8Rng>>,
 }
 
 impl Sender {
     pub(super) fn new(role: Role, rng: Option<Box<ChaCha8Rng>>) -> Self {
-        Sender { role, state: State::Open, sending: None, pending: Vec::new(), pending_pong: None, rng }
+        Sender { role, state: State::Open, sending: None, pending: Vec::new(), queued_pongs: 0, last_pong_at: 0, rng }
     }
 
     /// Our role.
@@ -52,12 +60,18 @@ impl Sender {
     /// after reading, once the output you queued yourself is in `out`, so a
     /// close always leaves last.
     pub fn take_pending(&mut self, out: &mut Vec<u8>) {
-        if out.is_empty() {
+        self.queued_pongs = 0;
+        if self.pending.is_empty() {
+            return;
+        }
+        // Hand the allocation over only when it saves a copy into a smaller
+        // buffer; never take the caller's (possibly huge) buffer in exchange.
+        if out.is_empty() && out.capacity() < self.pending.len() {
             std::mem::swap(out, &mut self.pending);
+            self.pending = Vec::new();
         } else {
             out.append(&mut self.pending);
         }
-        self.pending_pong = None;
     }
 
     /// Sends a whole text message.
@@ -147,12 +161,16 @@ impl Sender {
         self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes())
     }
 
-    /// Queues the automatic answer to a ping, replacing an unsent one.
+    /// Queues the automatic answer to a ping (see `queued_pongs`).
     pub(super) fn queue_pong(&mut self, payload: &[u8]) {
-        if let Some(at) = self.pending_pong.take() {
-            self.pending.truncate(at);
+        if self.queued_pongs >= MAX_QUEUED_PONGS {
+            // The newest pong is last in the queue: nothing but a close can
+            // follow it, and no pong is queued once a close is.
+            self.pending.truncate(self.last_pong_at);
+        } else {
+            self.queued_pongs += 1;
         }
-        self.pending_pong = Some(self.pending.len());
+        self.last_pong_at = self.pending.len();
         let key = self.next_key();
         encode_frame(&mut self.pending, true, OpCode::Pong, payload, key);
     }
@@ -163,7 +181,7 @@ impl Sender {
         let len = close_payload(code, reason, &mut payload);
         let key = self.next_key();
         encode_frame(&mut self.pending, true, OpCode::Close, &payload[..len], key);
-        self.pending_pong = None;
+        self.queued_pongs = 0;
         self.state = State::Closed;
     }
 

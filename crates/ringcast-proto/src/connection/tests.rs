@@ -305,14 +305,69 @@ fn our_close_then_data_is_discarded_until_their_close() {
 }
 
 #[test]
-fn ping_flood_keeps_one_pong() {
+fn burst_of_pings_gets_every_pong() {
+    // Autobahn 2.10: nine pings in one read, each answered in order.
+    let mut s = server();
+    let mut stream = Vec::new();
+    for i in 1..=9 {
+        stream.extend(masked(true, OpCode::Ping, format!("payload-{i}").as_bytes()));
+    }
+    assert_eq!(feed(&mut s, &[&stream]).unwrap().len(), 9);
+    let pongs: Vec<Vec<u8>> = pending(&mut s)
+        .into_iter()
+        .map(|(op, _, p)| {
+            assert_eq!(op, OpCode::Pong);
+            p
+        })
+        .collect();
+    let expected: Vec<Vec<u8>> = (1..=9).map(|i| format!("payload-{i}").into_bytes()).collect();
+    assert_eq!(pongs, expected);
+}
+
+#[test]
+fn ping_flood_keeps_a_bounded_queue_ending_with_the_latest() {
     let mut s = server();
     let mut stream = Vec::new();
     for i in 0..1000u32 {
         stream.extend(masked(true, OpCode::Ping, &i.to_be_bytes()));
     }
     assert_eq!(feed(&mut s, &[&stream]).unwrap().len(), 1000);
-    assert_eq!(pending(&mut s), [(OpCode::Pong, true, 999u32.to_be_bytes().to_vec())]);
+    let sent = pending(&mut s);
+    let max = usize::from(super::send::MAX_QUEUED_PONGS);
+    assert_eq!(sent.len(), max);
+    assert_eq!(sent[0].2, 0u32.to_be_bytes());
+    assert_eq!(sent[max - 2].2, (max as u32 - 2).to_be_bytes());
+    assert_eq!(sent[max - 1].2, 999u32.to_be_bytes(), "the newest ping is answered");
+    // Once taken, the budget starts again.
+    feed(&mut s, &[&masked(true, OpCode::Ping, b"again")]).unwrap();
+    assert_eq!(pending(&mut s), [(OpCode::Pong, true, b"again".to_vec())]);
+}
+
+#[test]
+fn take_pending_never_keeps_the_callers_large_buffer() {
+    let mut s = server();
+    let mut out = Vec::with_capacity(1 << 20);
+    s.take_pending(&mut out);
+    assert_eq!(out.capacity(), 1 << 20, "nothing pending: the caller keeps its buffer");
+    feed(&mut s, &[&masked(true, OpCode::Ping, b"x")]).unwrap();
+    s.take_pending(&mut out);
+    assert_eq!(out.capacity(), 1 << 20);
+    assert_eq!(frames(&out), [(OpCode::Pong, true, b"x".to_vec())]);
+}
+
+#[test]
+fn message_cut_by_our_close_does_not_count_against_limits() {
+    let mut s = Connection::server(Config::default().max_message_size(1000));
+    let mut first = masked(false, OpCode::Text, &[b'a'; 900]);
+    assert_eq!(feed(&mut s, &[&first]).unwrap(), []);
+    let mut out = Vec::new();
+    s.close(Some(CloseCode::NORMAL), "", &mut out).unwrap();
+    first.clear();
+    first.extend(masked(true, OpCode::Continuation, &[b'a'; 50]));
+    first.extend(masked(true, OpCode::Binary, &[0; 200]));
+    first.extend(masked(true, OpCode::Close, &[0x03, 0xe8]));
+    assert_eq!(feed(&mut s, &[&first]).unwrap(), [Got::Close(Some(1000), String::new())]);
+    assert!(!s.has_pending());
 }
 
 #[test]

@@ -53,6 +53,10 @@ impl ClientHandshake {
     }
 
     /// Offers an extension, e.g. `permessage-deflate; client_max_window_bits`.
+    ///
+    /// `ringcast-proto` decodes no extension yet: if the server accepts one
+    /// whose frames set RSV bits, the [`crate::Connection`] fails them with
+    /// 1002. Offer only what your own code can decode.
     pub fn extension(mut self, offer: &str) -> Self {
         self.extensions.push(offer.to_owned());
         self
@@ -151,13 +155,13 @@ impl ClientHandshake {
         if response.status != 101 {
             return Err(ResponseError::Status(response.status));
         }
-        let upgrade = response.header("Upgrade").ok_or(ResponseError::MissingHeader("Upgrade"))?;
-        if !headers::has_token(upgrade, "websocket") {
-            return Err(ResponseError::InvalidHeader("Upgrade"));
-        }
-        let connection = response.header("Connection").ok_or(ResponseError::MissingHeader("Connection"))?;
-        if !headers::has_token(connection, "upgrade") {
-            return Err(ResponseError::InvalidHeader("Connection"));
+        for (name, token) in [("Upgrade", "websocket"), ("Connection", "upgrade")] {
+            if response.header(name).is_none() {
+                return Err(ResponseError::MissingHeader(name));
+            }
+            if !response.header_all(name).any(|v| headers::has_token(v, token)) {
+                return Err(ResponseError::InvalidHeader(name));
+            }
         }
         let accept =
             response.header("Sec-WebSocket-Accept").ok_or(ResponseError::MissingHeader("Sec-WebSocket-Accept"))?;
@@ -177,6 +181,10 @@ impl ClientHandshake {
             }
             v
         };
+        // An answer we cannot even read must not pass for "no extension".
+        if response.header_all("Sec-WebSocket-Extensions").any(|v| std::str::from_utf8(v).is_err()) {
+            return Err(ResponseError::InvalidHeader("Sec-WebSocket-Extensions"));
+        }
         let accepted = response.extensions();
         if accepted.iter().any(|a| !offered.iter().any(|o| o.name.eq_ignore_ascii_case(a.name))) {
             return Err(ResponseError::UnofferedExtension);

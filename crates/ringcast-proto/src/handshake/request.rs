@@ -196,8 +196,10 @@ impl<'b> Request<'b> {
             1 if self.header("Host").is_some_and(|h| !h.is_empty()) => {}
             _ => return Err(RequestError::InvalidHeader("Host")),
         }
-        let upgrade = self.header("Upgrade").ok_or(RequestError::MissingHeader("Upgrade"))?;
-        if !headers::has_token(upgrade, "websocket") {
+        if self.header("Upgrade").is_none() {
+            return Err(RequestError::MissingHeader("Upgrade"));
+        }
+        if !self.header_all("Upgrade").any(|v| headers::has_token(v, "websocket")) {
             return Err(RequestError::InvalidHeader("Upgrade"));
         }
         if self.header("Connection").is_none() {

@@ -48,8 +48,16 @@ pub(crate) fn write_head(status: u16, fields: &[(&str, &str)], out: &mut Vec<u8>
 /// `/healthz`. Adds `Content-Length` and `Connection: close`, a text
 /// `Content-Type` when the body is non-empty and none is given, and the
 /// `Sec-WebSocket-Version: 13` field RFC 6455 §4.4 requires with 426.
+/// `extra` may not carry `Content-Length`, `Connection` or
+/// `Transfer-Encoding`: this function owns the response's framing.
 pub fn write_response(status: u16, extra: &[(&str, &str)], body: &[u8], out: &mut Vec<u8>) -> Result<(), UsageError> {
     if status == 101 || !(200..=599).contains(&status) {
+        return Err(UsageError::InvalidHeader);
+    }
+    // These frame the response; a second copy from the caller could make a
+    // proxy read the body differently (request smuggling).
+    let framing = ["Content-Length", "Connection", "Transfer-Encoding"];
+    if extra.iter().any(|(n, _)| framing.iter().any(|f| n.eq_ignore_ascii_case(f))) {
         return Err(UsageError::InvalidHeader);
     }
     let has = |name: &str| extra.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
@@ -89,6 +97,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(write_response(200, &[("X", "a\r\nB: c")], b"", &mut out), Err(UsageError::InvalidHeader));
         assert_eq!(write_response(101, &[], b"", &mut out), Err(UsageError::InvalidHeader));
+        assert_eq!(write_response(200, &[("content-length", "5")], b"", &mut out), Err(UsageError::InvalidHeader));
         assert!(out.is_empty());
     }
 

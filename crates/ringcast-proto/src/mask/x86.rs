@@ -15,11 +15,18 @@ use std::arch::x86_64::{
 
 use super::{mask_words, rotate_key};
 
+/// The x86 integer vector types: plain data, valid for every bit pattern.
+/// Sealed (private to this module), so `mask_vectors` cannot be instantiated
+/// with a type for which its byte reinterpretation would be unsound.
+trait Vector: Copy {}
+impl Vector for __m128i {}
+impl Vector for __m256i {}
+impl Vector for __m512i {}
+
 /// Masks `buf` with vectors of type `V`: `splat` builds a vector of the key
 /// (already rotated to the first byte it applies to), `xor` combines two.
-/// `V` must be one of the x86 integer vector types.
 #[inline(always)]
-fn mask_vectors<V: Copy>(buf: &mut [u8], key: [u8; 4], splat: impl Fn([u8; 4]) -> V, xor: impl Fn(V, V) -> V) {
+fn mask_vectors<V: Vector>(buf: &mut [u8], key: [u8; 4], splat: impl Fn([u8; 4]) -> V, xor: impl Fn(V, V) -> V) {
     let width = std::mem::size_of::<V>();
     if buf.len() < 4 * width {
         let k = splat(key);
@@ -61,11 +68,13 @@ pub(super) fn mask_sse2(buf: &mut [u8], key: [u8; 4]) {
     );
 }
 
-/// 32 bytes at a time. Call only where AVX2 was detected.
+/// 32 bytes at a time; 64-bit words where the CPU lacks AVX2.
 pub(super) fn mask_avx2(buf: &mut [u8], key: [u8; 4]) {
-    debug_assert!(std::arch::is_x86_feature_detected!("avx2"));
-    // SAFETY: `Kernel::is_available` checked AVX2 before this kernel could be
-    // chosen.
+    // The standard library caches detection: this is one load and a branch.
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return mask_words(buf, key);
+    }
+    // SAFETY: AVX2 was detected on this CPU just above.
     unsafe { mask_avx2_inner(buf, key) }
 }
 
@@ -74,11 +83,12 @@ fn mask_avx2_inner(buf: &mut [u8], key: [u8; 4]) {
     mask_vectors::<__m256i>(buf, key, |k| _mm256_set1_epi32(i32::from_ne_bytes(k)), |a, b| _mm256_xor_si256(a, b));
 }
 
-/// 64 bytes at a time. Call only where AVX-512F was detected.
+/// 64 bytes at a time; 64-bit words where the CPU lacks AVX-512F.
 pub(super) fn mask_avx512(buf: &mut [u8], key: [u8; 4]) {
-    debug_assert!(std::arch::is_x86_feature_detected!("avx512f"));
-    // SAFETY: `Kernel::is_available` checked AVX-512F before this kernel
-    // could be chosen.
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        return mask_words(buf, key);
+    }
+    // SAFETY: AVX-512F was detected on this CPU just above.
     unsafe { mask_avx512_inner(buf, key) }
 }
 
