@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-/// Below this length the dispatch costs more than the wide kernels save.
-const SMALL: usize = 64;
+/// Below this length the dispatch costs more than the wide kernels save
+/// (measured at 64 B: words 25.7 GiB/s, dispatched AVX-512 16.5 GiB/s).
+const SMALL: usize = 128;
 
 /// A masking implementation. Exposed so benchmarks and tests can compare
 /// them; normal code calls [`apply_mask`].
