@@ -28,6 +28,14 @@ fn utf8(c: &mut Criterion) {
                 black_box(&input).chunks(4096).try_for_each(|p| v.feed(p)).and_then(|()| v.finish()).is_ok()
             })
         });
+        if name == "ascii" {
+            // What a non-incremental validator costs on the same pieces. Only
+            // meaningful for ASCII: on mixed text it would stop (wrongly) at
+            // the first code point cut between pieces.
+            group.bench_function(BenchmarkId::new(format!("simdutf8_basic_4k_pieces/{name}"), len), |b| {
+                b.iter(|| black_box(&input).chunks(4096).all(|p| simdutf8::basic::from_utf8(p).is_ok()))
+            });
+        }
         group.bench_function(BenchmarkId::new(format!("std/{name}"), len), |b| {
             b.iter(|| std::str::from_utf8(black_box(&input)).is_ok())
         });

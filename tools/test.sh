@@ -27,11 +27,14 @@ step "lint"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests (unit, public API, conformance, real peers, benches in test mode)"
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+mkdir -p target
+cargo test --workspace --all-targets 2>&1 | tee target/test-output.log
+cargo test --workspace --doc 2>&1 | tee -a target/test-output.log
 
 if [ "$fuzz_seconds" != 0 ]; then
   step "fuzz (${fuzz_seconds}s per target)"
   tools/fuzz.sh "$fuzz_seconds"
 fi
 step "all checks passed"
+# One closing line with the totals of every cargo test run above.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
