@@ -467,3 +467,13 @@ fn split_halves_echo_without_copying() {
         [(OpCode::Text, true, b"assembled".to_vec()), (OpCode::Binary, true, b"in place".to_vec())]
     );
 }
+
+#[test]
+fn connection_state_stays_small() {
+    // The runtime budgets 256 bytes per idle connection in all; the protocol
+    // state is most of it, and an idle connection allocates nothing else.
+    let size = std::mem::size_of::<Connection>();
+    assert!(size <= 192, "Connection grew to {size} bytes");
+    let conn = server();
+    assert_eq!(conn.rx.assembly_capacity(), 0, "an idle connection holds no buffer");
+}
