@@ -26,6 +26,9 @@ cargo fmt --all --check
 step "lint"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "docs (every public item documented, no broken links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 step "tests (unit, public API, conformance, real peers, benches in test mode)"
 mkdir -p target
 cargo test --workspace --all-targets 2>&1 | tee target/test-output.log

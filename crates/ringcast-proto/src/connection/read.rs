@@ -45,7 +45,7 @@ pub struct CloseFrame<'a> {
     pub reason: &'a str,
 }
 
-/// The result of one [`Connection::read`] call.
+/// The result of one [`Receiver::read`] (or `Connection::read`) call.
 #[derive(Debug)]
 pub struct Read<'a> {
     /// How many bytes from the start of the input were used. When `event` is
