@@ -243,6 +243,8 @@ pub enum UsageError {
     InvalidHeader,
     /// A URI that is not `ws://` or `wss://`, or is otherwise unusable.
     InvalidUri(&'static str),
+    /// A receiver was given the sender of another connection.
+    MismatchedHalves,
 }
 
 impl fmt::Display for UsageError {
@@ -256,6 +258,7 @@ impl fmt::Display for UsageError {
             UsageError::UnofferedProtocol => f.write_str("subprotocol was not offered"),
             UsageError::InvalidHeader => f.write_str("header contains forbidden bytes"),
             UsageError::InvalidUri(why) => write!(f, "invalid WebSocket URI: {why}"),
+            UsageError::MismatchedHalves => f.write_str("receiver and sender belong to different connections"),
         }
     }
 }

@@ -20,6 +20,8 @@ mod read;
 mod send;
 
 use rand_chacha::rand_core::SeedableRng;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use rand_chacha::ChaCha8Rng;
 
 use crate::close::{self, CloseCode};
@@ -121,7 +123,8 @@ pub struct Connection {
 impl Connection {
     /// A server-side connection.
     pub fn server(config: Config) -> Self {
-        Connection { rx: Receiver::new(Role::Server, config), tx: Sender::new(Role::Server, None) }
+        let pair = next_pair_id();
+        Connection { rx: Receiver::new(Role::Server, config, pair), tx: Sender::new(Role::Server, None, pair) }
     }
 
     /// A client-side connection whose masking keys come from a ChaCha8
@@ -141,7 +144,8 @@ impl Connection {
     /// reproducible tests, never for traffic a hostile script could observe.
     pub fn client_with_seed(config: Config, seed: [u8; 32]) -> Self {
         let rng = Box::new(ChaCha8Rng::from_seed(seed));
-        Connection { rx: Receiver::new(Role::Client, config), tx: Sender::new(Role::Client, Some(rng)) }
+        let pair = next_pair_id();
+        Connection { rx: Receiver::new(Role::Client, config, pair), tx: Sender::new(Role::Client, Some(rng), pair) }
     }
 
     /// The two halves: read with [`Receiver::read`] (passing the sender),
@@ -227,6 +231,14 @@ impl Connection {
     pub fn close(&mut self, code: Option<CloseCode>, reason: &str, out: &mut Vec<u8>) -> Result<(), UsageError> {
         self.tx.close(code, reason, out)
     }
+}
+
+/// A number shared by the two halves of one connection, so that passing a
+/// receiver another connection's sender is caught instead of sending pongs
+/// and closes to the wrong peer.
+fn next_pair_id() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Writes a close payload (code, then reason) and returns its length. The

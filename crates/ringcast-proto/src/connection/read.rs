@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use super::{Config, MessageKind, Role, Sender, State};
 use crate::close::{self, CloseCode};
-use crate::error::{Error, ProtocolError};
+use crate::error::{Error, ProtocolError, UsageError};
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::mask;
 use crate::utf8::MessageBuffer;
@@ -112,11 +112,14 @@ pub struct Receiver {
     /// Payload of a control frame that spans reads (at most 125 bytes).
     control: Vec<u8>,
     lent: Lent,
+    /// Matches the sender of the same connection.
+    pair: u32,
 }
 
 impl Receiver {
-    pub(super) fn new(role: Role, config: Config) -> Self {
+    pub(super) fn new(role: Role, config: Config, pair: u32) -> Self {
         Receiver {
+            pair,
             role,
             config,
             header: [0; MAX_HEADER_LEN],
@@ -147,11 +150,18 @@ impl Receiver {
     /// state; it is free again once this returns, while the event still
     /// borrows `self` and `input`.
     ///
+    /// `tx` must be this connection's own sender (from the same
+    /// [`Connection::split`](super::Connection::split)); another one is refused with
+    /// [`UsageError::MismatchedHalves`].
+    ///
     /// On a protocol violation the connection fails: the right close frame
     /// is queued (see [`Sender::take_pending`]), the state becomes
     /// [`State::Closed`], and the error says what happened. After the
     /// connection is closed, input is consumed and ignored.
     pub fn read<'a>(&'a mut self, tx: &mut Sender, input: &'a mut [u8]) -> Result<Read<'a>, Error> {
+        if tx.pair != self.pair {
+            return Err(UsageError::MismatchedHalves.into());
+        }
         self.return_lent();
         if tx.state() == State::Closed {
             return Ok(Read { consumed: input.len(), event: None });

@@ -33,11 +33,22 @@ pub struct Sender {
     last_pong_at: usize,
     /// Source of masking keys (client role only).
     rng: Option<Box<ChaCha8Rng>>,
+    /// Matches the receiver of the same connection.
+    pub(super) pair: u32,
 }
 
 impl Sender {
-    pub(super) fn new(role: Role, rng: Option<Box<ChaCha8Rng>>) -> Self {
-        Sender { role, state: State::Open, sending: None, pending: Vec::new(), queued_pongs: 0, last_pong_at: 0, rng }
+    pub(super) fn new(role: Role, rng: Option<Box<ChaCha8Rng>>, pair: u32) -> Self {
+        Sender {
+            role,
+            state: State::Open,
+            sending: None,
+            pending: Vec::new(),
+            queued_pongs: 0,
+            last_pong_at: 0,
+            rng,
+            pair,
+        }
     }
 
     /// Our role.

@@ -477,3 +477,14 @@ fn connection_state_stays_small() {
     let conn = server();
     assert_eq!(conn.rx.assembly_capacity(), 0, "an idle connection holds no buffer");
 }
+
+#[test]
+fn a_receiver_refuses_another_connections_sender() {
+    let mut a = server();
+    let mut b = server();
+    let (rx, _) = a.split();
+    let mut input = masked(true, OpCode::Ping, b"x");
+    let err = rx.read(b.sender(), &mut input).unwrap_err();
+    assert_eq!(err, Error::Usage(UsageError::MismatchedHalves));
+    assert!(!b.has_pending(), "no pong may go to the wrong peer");
+}
