@@ -1,6 +1,6 @@
 //! The client side: writing the upgrade request and checking the answer.
 
-use super::headers::{self, ExtensionOffer, HeadScanner};
+use super::headers::{self, ExtensionOffer, Fields, HeadScanner, TokenCheck};
 use super::key::{self, AcceptKey};
 use super::uri::WsUri;
 use crate::error::{ResponseError, UsageError};
@@ -132,11 +132,8 @@ impl ClientHandshake {
             Err(_) => return Err(ResponseError::Malformed),
         };
         self.check_size(head_len)?;
-        let response = Response {
-            status: resp.code.unwrap_or_default(),
-            fields: resp.headers.iter().map(|h| (h.name, headers::trim(h.value))).collect(),
-            head_len,
-        };
+        let response =
+            Response { status: resp.code.unwrap_or_default(), fields: Fields::from_httparse(resp.headers), head_len };
         self.check(&response)?;
         Ok(Some(response))
     }
@@ -156,11 +153,10 @@ impl ClientHandshake {
             return Err(ResponseError::Status(response.status));
         }
         for (name, token) in [("Upgrade", "websocket"), ("Connection", "upgrade")] {
-            if response.header(name).is_none() {
-                return Err(ResponseError::MissingHeader(name));
-            }
-            if !response.header_all(name).any(|v| headers::has_token(v, token)) {
-                return Err(ResponseError::InvalidHeader(name));
+            match response.fields.token(name, token) {
+                TokenCheck::Missing => return Err(ResponseError::MissingHeader(name)),
+                TokenCheck::Absent => return Err(ResponseError::InvalidHeader(name)),
+                TokenCheck::Present => {}
             }
         }
         let accept =
@@ -197,7 +193,7 @@ impl ClientHandshake {
 #[derive(Debug, Clone)]
 pub struct Response<'b> {
     status: u16,
-    fields: Vec<(&'b str, &'b [u8])>,
+    fields: Fields<'b>,
     head_len: usize,
 }
 
@@ -214,12 +210,12 @@ impl<'b> Response<'b> {
 
     /// The first value of the field `name` (case-insensitive), trimmed.
     pub fn header(&self, name: &str) -> Option<&'b [u8]> {
-        self.header_all(name).next()
+        self.fields.first(name)
     }
 
     /// Every value of the field `name` (case-insensitive).
     pub fn header_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b [u8]> + 's {
-        self.fields.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+        self.fields.all(name)
     }
 
     /// The subprotocol the server chose.
@@ -229,10 +225,6 @@ impl<'b> Response<'b> {
 
     /// The extensions the server accepted.
     pub fn extensions(&self) -> Vec<ExtensionOffer<'b>> {
-        let mut out = Vec::new();
-        for value in self.header_all("Sec-WebSocket-Extensions") {
-            headers::parse_extensions(value, &mut out);
-        }
-        out
+        self.fields.extensions()
     }
 }

@@ -36,6 +36,65 @@ impl HeadScanner {
     }
 }
 
+/// The header fields of a parsed head (either side), borrowing the receive
+/// buffer. Values are kept as sent and trimmed on lookup.
+#[derive(Debug, Clone)]
+pub(crate) struct Fields<'b>(Vec<(&'b str, &'b [u8])>);
+
+/// What a header field says about a token it must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenCheck {
+    /// No field of that name.
+    Missing,
+    /// Fields of that name, none listing the token.
+    Absent,
+    /// Some field of that name lists the token.
+    Present,
+}
+
+impl<'b> Fields<'b> {
+    pub(crate) fn from_httparse(parsed: &[httparse::Header<'b>]) -> Self {
+        Fields(parsed.iter().map(|h| (h.name, h.value)).collect())
+    }
+
+    /// Every field in order, as sent.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'b str, &'b [u8])> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// The trimmed values of every field named `name` (case-insensitive).
+    pub(crate) fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b [u8]> + 's {
+        self.0.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| trim(v))
+    }
+
+    /// The first trimmed value of the field `name`.
+    pub(crate) fn first(&self, name: &str) -> Option<&'b [u8]> {
+        self.all(name).next()
+    }
+
+    /// Whether any `name` field lists `token` (e.g. `Upgrade: websocket`),
+    /// however many lines the field is split over.
+    pub(crate) fn token(&self, name: &str, token: &str) -> TokenCheck {
+        let mut values = self.all(name).peekable();
+        if values.peek().is_none() {
+            TokenCheck::Missing
+        } else if values.any(|v| has_token(v, token)) {
+            TokenCheck::Present
+        } else {
+            TokenCheck::Absent
+        }
+    }
+
+    /// Every extension in every `Sec-WebSocket-Extensions` field.
+    pub(crate) fn extensions(&self) -> Vec<ExtensionOffer<'b>> {
+        let mut out = Vec::new();
+        for value in self.all("Sec-WebSocket-Extensions") {
+            parse_extensions(value, &mut out);
+        }
+        out
+    }
+}
+
 /// Trims optional whitespace (space and tab) from both ends.
 pub(crate) fn trim(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());

@@ -1,6 +1,6 @@
 //! The server side: reading and validating the client's upgrade request.
 
-use super::headers::{self, ExtensionOffer, HeadScanner};
+use super::headers::{self, ExtensionOffer, Fields, HeadScanner, TokenCheck};
 use super::key::{self, AcceptKey};
 use super::response::write_head;
 use crate::error::{RequestError, UsageError};
@@ -91,7 +91,7 @@ pub struct Request<'b> {
     method: &'b str,
     target: &'b str,
     minor_version: u8,
-    fields: Vec<(&'b str, &'b [u8])>,
+    fields: Fields<'b>,
     head_len: usize,
 }
 
@@ -101,7 +101,7 @@ impl<'b> Request<'b> {
             method: req.method.unwrap_or_default(),
             target: req.path.unwrap_or_default(),
             minor_version: req.version.unwrap_or_default(),
-            fields: req.headers.iter().map(|h| (h.name, h.value)).collect(),
+            fields: Fields::from_httparse(req.headers),
             head_len,
         }
     }
@@ -138,17 +138,17 @@ impl<'b> Request<'b> {
 
     /// Every header field in order, names as sent.
     pub fn headers(&self) -> impl Iterator<Item = (&'b str, &'b [u8])> + '_ {
-        self.fields.iter().copied()
+        self.fields.iter()
     }
 
     /// The values of every field named `name` (case-insensitive).
     pub fn header_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b [u8]> + 's {
-        self.fields.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| headers::trim(v))
+        self.fields.all(name)
     }
 
     /// The first value of the field `name` (case-insensitive), trimmed.
     pub fn header(&self, name: &str) -> Option<&'b [u8]> {
-        self.header_all(name).next()
+        self.fields.first(name)
     }
 
     /// The `Origin` field, which browsers always send: the input to an
@@ -167,11 +167,7 @@ impl<'b> Request<'b> {
     /// The extensions the client offers. None is accepted unless the server
     /// implements it; this list is for the server's policy and logs.
     pub fn extensions(&self) -> Vec<ExtensionOffer<'b>> {
-        let mut out = Vec::new();
-        for value in self.header_all("Sec-WebSocket-Extensions") {
-            headers::parse_extensions(value, &mut out);
-        }
-        out
+        self.fields.extensions()
     }
 
     /// Whether the client asks for an upgrade at all. A request without an
@@ -196,17 +192,12 @@ impl<'b> Request<'b> {
             1 if self.header("Host").is_some_and(|h| !h.is_empty()) => {}
             _ => return Err(RequestError::InvalidHeader("Host")),
         }
-        if self.header("Upgrade").is_none() {
-            return Err(RequestError::MissingHeader("Upgrade"));
-        }
-        if !self.header_all("Upgrade").any(|v| headers::has_token(v, "websocket")) {
-            return Err(RequestError::InvalidHeader("Upgrade"));
-        }
-        if self.header("Connection").is_none() {
-            return Err(RequestError::MissingHeader("Connection"));
-        }
-        if !self.header_all("Connection").any(|v| headers::has_token(v, "upgrade")) {
-            return Err(RequestError::InvalidHeader("Connection"));
+        for (name, token) in [("Upgrade", "websocket"), ("Connection", "upgrade")] {
+            match self.fields.token(name, token) {
+                TokenCheck::Missing => return Err(RequestError::MissingHeader(name)),
+                TokenCheck::Absent => return Err(RequestError::InvalidHeader(name)),
+                TokenCheck::Present => {}
+            }
         }
         let version = self.unique("Sec-WebSocket-Version")?;
         if version != b"13" {
