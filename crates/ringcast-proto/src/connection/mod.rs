@@ -124,7 +124,7 @@ impl Connection {
     /// A server-side connection.
     pub fn server(config: Config) -> Self {
         let pair = next_pair_id();
-        Connection { rx: Receiver::new(Role::Server, config, pair), tx: Sender::new(Role::Server, None, pair) }
+        Connection { rx: Receiver::new(config, pair), tx: Sender::new(Role::Server, None, pair) }
     }
 
     /// A client-side connection whose masking keys come from a ChaCha8
@@ -145,7 +145,7 @@ impl Connection {
     pub fn client_with_seed(config: Config, seed: [u8; 32]) -> Self {
         let rng = Box::new(ChaCha8Rng::from_seed(seed));
         let pair = next_pair_id();
-        Connection { rx: Receiver::new(Role::Client, config, pair), tx: Sender::new(Role::Client, Some(rng), pair) }
+        Connection { rx: Receiver::new(config, pair), tx: Sender::new(Role::Client, Some(rng), pair) }
     }
 
     /// The two halves: read with [`Receiver::read`] (passing the sender),

@@ -100,7 +100,6 @@ enum Lent {
 /// that events borrow when a message could not be lent from the input.
 #[derive(Debug)]
 pub struct Receiver {
-    role: Role,
     config: Config,
     /// Header bytes of a frame whose header was cut by the end of a read.
     header: [u8; MAX_HEADER_LEN],
@@ -117,10 +116,9 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    pub(super) fn new(role: Role, config: Config, pair: u32) -> Self {
+    pub(super) fn new(config: Config, pair: u32) -> Self {
         Receiver {
             pair,
-            role,
             config,
             header: [0; MAX_HEADER_LEN],
             header_len: 0,
@@ -248,7 +246,7 @@ impl Receiver {
             };
             pos += used;
             let discard = !header.opcode.is_control() && tx.state() == State::CloseSent;
-            self.check_header(&header, discard)?;
+            self.check_header(tx.role(), &header, discard)?;
             let len = header.payload_len;
             let whole = len <= (input.len() - pos) as u64;
             if header.opcode.is_control() {
@@ -337,8 +335,8 @@ impl Receiver {
 
     /// The rules that depend on role, extensions, fragmentation and limits.
     /// Size limits do not apply to data we discard unread.
-    fn check_header(&self, header: &FrameHeader, discard: bool) -> Result<(), ProtocolError> {
-        match (self.role, header.mask.is_some()) {
+    fn check_header(&self, role: Role, header: &FrameHeader, discard: bool) -> Result<(), ProtocolError> {
+        match (role, header.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
