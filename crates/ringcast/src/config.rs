@@ -1,0 +1,85 @@
+//! Server settings: every limit a peer could push against, with a safe
+//! default.
+
+use std::time::Duration;
+
+/// The settings of a server, built with [`ServerBuilder`](crate::ServerBuilder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub shards: usize,
+    pub pin_threads: bool,
+    pub max_message_size: usize,
+    pub max_frame_size: usize,
+    pub max_header_bytes: usize,
+    pub max_backpressure: usize,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub pong_timeout: Duration,
+    pub close_timeout: Duration,
+    pub recv_buffers: u16,
+    pub recv_buffer_size: u32,
+    pub ring_entries: u32,
+    pub listen_backlog: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pin_threads: true,
+            max_message_size: 16 << 20,
+            max_frame_size: 16 << 20,
+            max_header_bytes: 8 << 10,
+            max_backpressure: 1 << 20,
+            max_connections: 100_000,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(120)),
+            pong_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(5),
+            recv_buffers: 512,
+            recv_buffer_size: 32 << 10,
+            ring_entries: 4096,
+            listen_backlog: 4096,
+        }
+    }
+}
+
+/// The longest timeout the shard timers represent (their clock is a
+/// wrapping 32-bit count of milliseconds).
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
+
+impl Settings {
+    /// Checks the settings for values that cannot work.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.shards == 0 || self.shards > usize::from(u16::MAX) {
+            return Err("shards must be between 1 and 65535");
+        }
+        if self.max_message_size == 0 || self.max_frame_size == 0 {
+            return Err("message and frame size limits must be positive");
+        }
+        if self.max_header_bytes < 256 {
+            return Err("max_header_bytes must be at least 256");
+        }
+        if self.max_connections == 0 {
+            return Err("max_connections must be positive");
+        }
+        if !self.recv_buffers.is_power_of_two() || self.recv_buffers > 1 << 15 {
+            return Err("recv_buffers must be a power of two, at most 32768");
+        }
+        if self.recv_buffer_size < 1024 || self.recv_buffer_size > 1 << 24 {
+            return Err("recv_buffer_size must be between 1 KiB and 16 MiB");
+        }
+        let timeouts =
+            [Some(self.handshake_timeout), self.idle_timeout, Some(self.pong_timeout), Some(self.close_timeout)];
+        if timeouts.into_iter().flatten().any(|t| t.is_zero() || t > MAX_TIMEOUT) {
+            return Err("timeouts must be positive and at most 24 days");
+        }
+        Ok(())
+    }
+
+    /// Connections one shard admits: the server's limit split evenly.
+    pub fn max_connections_per_shard(&self) -> usize {
+        self.max_connections.div_ceil(self.shards)
+    }
+}

@@ -1,0 +1,189 @@
+//! What an application plugs into the server: the [`Handler`] trait and the
+//! values its callbacks take and return.
+
+use ringcast_proto::handshake::Request;
+use ringcast_proto::{CloseCode, RequestError};
+
+use crate::Ws;
+
+/// An application's server logic.
+///
+/// Each shard owns its own handler value, made by the factory given to
+/// [`ServerBuilder::start`](crate::ServerBuilder::start) on the shard's
+/// thread, so callbacks take `&mut self` and need no locks; state shared
+/// across shards goes behind an `Arc` captured by the factory.
+///
+/// Callbacks run on the shard's event loop: keep them short and never block.
+/// Messages are lent straight from the receive buffer: copy what you keep.
+pub trait Handler: 'static {
+    /// Per-connection state, stored in the shard's connection table beside
+    /// the protocol state (a zero-sized type costs nothing).
+    type Conn: 'static;
+
+    /// A valid WebSocket upgrade request: accept it (with the state of the
+    /// new connection and, optionally, one of the subprotocols the client
+    /// offered) or answer with an HTTP response. The seeds' statuses: 403
+    /// for a refused `Origin`, 404 for a path the server does not serve.
+    fn upgrade(&mut self, request: &Request<'_>) -> Decision<Self::Conn>;
+
+    /// A request that is not a valid WebSocket upgrade, with the reason.
+    /// Answer plain HTTP here (e.g. `/healthz`); `None`, the default, sends
+    /// the reason's status (400 for missing or malformed fields, 426 with
+    /// `Sec-WebSocket-Version: 13` for another version).
+    fn http(&mut self, request: &Request<'_>, why: RequestError) -> Option<Response> {
+        let _ = (request, why);
+        None
+    }
+
+    /// The connection is open (the 101 response is queued). Sending here is
+    /// allowed.
+    fn open(&mut self, ws: &mut Ws<'_, Self::Conn>) {
+        let _ = ws;
+    }
+
+    /// A whole message arrived.
+    fn message(&mut self, ws: &mut Ws<'_, Self::Conn>, message: Message<'_>);
+
+    /// A pong arrived (the answer to [`Ws::ping`] or to the idle check).
+    fn pong(&mut self, ws: &mut Ws<'_, Self::Conn>, payload: &[u8]) {
+        let _ = (ws, payload);
+    }
+
+    /// Everything queued for this connection has been handed to the kernel:
+    /// the moment to resume sending after [`Ws::buffered_amount`] grew.
+    fn drain(&mut self, ws: &mut Ws<'_, Self::Conn>) {
+        let _ = ws;
+    }
+
+    /// The connection is over, for whatever reason; called exactly once for
+    /// every connection that was opened, with its state handed back.
+    fn close(&mut self, conn: Self::Conn, info: CloseInfo<'_>) {
+        let _ = (conn, info);
+    }
+}
+
+/// A whole message, borrowed from the receive buffer (or from the assembly
+/// buffer when it arrived in pieces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A text message: UTF-8, already validated.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl<'a> Message<'a> {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match *self {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
+    /// True for text.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Message::Text(_))
+    }
+}
+
+/// The answer to an upgrade request.
+#[derive(Debug)]
+pub enum Decision<C> {
+    /// Switch protocols.
+    Accept(Accept<C>),
+    /// Refuse with an HTTP response; the connection then closes.
+    Reject(Response),
+}
+
+impl<C> Decision<C> {
+    /// Accept with this connection state, no subprotocol, no extra fields.
+    pub fn accept(state: C) -> Self {
+        Decision::Accept(Accept::new(state))
+    }
+
+    /// Refuse with a bare status (403, 404, 503…).
+    pub fn reject(status: u16) -> Self {
+        Decision::Reject(Response::new(status))
+    }
+}
+
+/// An accepted upgrade: the new connection's state and what the 101
+/// response carries.
+#[derive(Debug)]
+pub struct Accept<C> {
+    pub(crate) state: C,
+    pub(crate) protocol: Option<String>,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl<C> Accept<C> {
+    /// Accept with this connection state.
+    pub fn new(state: C) -> Self {
+        Accept { state, protocol: None, headers: Vec::new() }
+    }
+
+    /// Select a subprotocol. It must be one the client offered (see
+    /// [`Request::protocols`]); answering another is a programming error
+    /// that the server turns into a 500.
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocol = Some(protocol.into());
+        self
+    }
+
+    /// Add a header field to the 101 response (e.g. `Set-Cookie`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A plain HTTP response, after which the connection closes.
+/// `Content-Length` and `Connection: close` are added by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with this status and no body.
+    pub fn new(status: u16) -> Self {
+        Response { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    /// Add a header field. Fields that would break the response (CR/LF,
+    /// `Content-Length`, `Connection`, `Transfer-Encoding`) make the server
+    /// answer 500 instead.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Set the body (`text/plain; charset=utf-8` unless a `Content-Type` is
+    /// given).
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+}
+
+/// How a connection ended, for [`Handler::close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloseInfo<'a> {
+    /// The close code: the peer's, ours, 1005 when a close frame had no
+    /// code, or 1006 when the connection ended without a close handshake
+    /// (reset, timeout, server stop past its deadline).
+    pub code: CloseCode,
+    /// The close reason, possibly empty.
+    pub reason: &'a str,
+    /// The peer started the close (its close frame or its end of stream).
+    pub by_peer: bool,
+}

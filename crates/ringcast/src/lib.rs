@@ -1,0 +1,55 @@
+//! WebSocket servers on Linux io_uring.
+//!
+//! A server is a set of shards, one thread per CPU by default, each pinned,
+//! with its own io_uring, its own `SO_REUSEPORT` listener and its own table
+//! of connections: nothing is shared on the hot path. Bytes arrive in a
+//! pool of receive buffers registered with the kernel, are parsed and
+//! unmasked in place by [`ringcast_proto`], and reach the [`Handler`] as
+//! borrowed `&str`/`&[u8]`. Everything sent during a loop turn is corked and
+//! leaves with the turn's single `io_uring_enter`.
+//!
+//! ```no_run
+//! use ringcast::{Decision, Handler, Message, Server, Ws};
+//! use ringcast::proto::handshake::Request;
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type Conn = ();
+//!
+//!     fn upgrade(&mut self, request: &Request<'_>) -> Decision<()> {
+//!         if request.path() == "/" { Decision::accept(()) } else { Decision::reject(404) }
+//!     }
+//!
+//!     fn message(&mut self, ws: &mut Ws<'_, ()>, message: Message<'_>) {
+//!         let _ = ws.send(message);
+//!     }
+//! }
+//!
+//! let server = Server::builder().shards(2).start("127.0.0.1:9001", |_shard| Echo)?;
+//! println!("listening on {}", server.local_addr());
+//! server.wait();
+//! # Ok::<(), ringcast::Error>(())
+//! ```
+//!
+//! Requires Linux 6.0 or later (multishot receive, provided buffer rings).
+//! Without root, the receive pool counts against `RLIMIT_MEMLOCK` on some
+//! kernels: raise `ulimit -l` or shrink it with
+//! [`ServerBuilder::recv_buffers`].
+
+mod config;
+mod error;
+mod handler;
+mod server;
+mod shard;
+mod sys;
+mod ws;
+
+/// The sans-IO protocol core this runtime drives.
+pub use ringcast_proto as proto;
+
+pub use error::Error;
+pub use handler::{Accept, CloseInfo, Decision, Handler, Message, Response};
+pub use ringcast_proto::CloseCode;
+pub use server::{Server, ServerBuilder, ServerHandle, ShutdownReport, Stats};
+pub use ws::{ConnId, SendError, Ws};

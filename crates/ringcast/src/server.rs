@@ -1,0 +1,344 @@
+//! Starting a server, and the handle that observes and stops it.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Settings;
+use crate::error::Error;
+use crate::handler::Handler;
+use crate::shard::Shard;
+use crate::sys::{Io, Waker};
+
+/// What a shard and the handle share: the stop signal and the counters.
+pub(crate) struct ShardShared {
+    pub waker: Waker,
+    pub stop: AtomicBool,
+    pub grace_ms: AtomicU64,
+    pub stats: ShardStats,
+}
+
+/// Counters a shard publishes once per loop turn.
+#[derive(Debug, Default)]
+pub(crate) struct ShardStats {
+    pub connections: AtomicU64,
+    pub accepted: AtomicU64,
+    pub messages: AtomicU64,
+    pub turns: AtomicU64,
+    pub enters: AtomicU64,
+    pub forced: AtomicU64,
+}
+
+/// Configures and starts a server. Every limit has a safe default; see each
+/// setter.
+#[derive(Debug, Clone, Default)]
+pub struct ServerBuilder {
+    settings: Settings,
+}
+
+/// The entry point: `Server::builder()`.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// A builder with the default settings.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
+
+impl ServerBuilder {
+    /// Number of shards (threads, each with its own ring and listener).
+    /// Default: one per CPU the process may run on.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.settings.shards = shards;
+        self
+    }
+
+    /// Pin shard `i` to the `i`-th CPU the process may run on (default
+    /// true): a shard never migrates and keeps its caches warm.
+    pub fn pin_threads(mut self, pin: bool) -> Self {
+        self.settings.pin_threads = pin;
+        self
+    }
+
+    /// Largest message, all fragments together (default 16 MiB); larger
+    /// closes the connection with 1009.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.settings.max_message_size = bytes;
+        self
+    }
+
+    /// Largest single frame (default 16 MiB); larger closes with 1009.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.settings.max_frame_size = bytes;
+        self
+    }
+
+    /// Largest HTTP request head (default 8 KiB); larger is answered 431.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_header_bytes = bytes;
+        self
+    }
+
+    /// Unsent bytes a connection may have queued before a further send
+    /// closes it with 1008 (default 1 MiB). One message is always accepted
+    /// into an empty queue, whatever its size.
+    pub fn max_backpressure(mut self, bytes: usize) -> Self {
+        self.settings.max_backpressure = bytes;
+        self
+    }
+
+    /// Open connections the server admits, split evenly over the shards
+    /// (default 100 000). Past it, new connections are answered 503.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.settings.max_connections = connections;
+        self
+    }
+
+    /// Time a client has to send its whole request head (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.handshake_timeout = timeout;
+        self
+    }
+
+    /// Silence after which the server pings a connection (default 120 s);
+    /// `None` disables the check.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.settings.idle_timeout = timeout;
+        self
+    }
+
+    /// Time the peer has to answer the idle ping with anything (default
+    /// 30 s) before the connection is dropped.
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.pong_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for the closing handshake and for the peer to hang up
+    /// after it (default 5 s).
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.close_timeout = timeout;
+        self
+    }
+
+    /// Receive buffers per shard, shared by all its connections: `count`
+    /// (a power of two) buffers of `size` bytes (default 512 × 32 KiB).
+    /// A read fills one buffer; messages larger than a buffer are
+    /// assembled.
+    pub fn recv_buffers(mut self, count: u16, size: u32) -> Self {
+        self.settings.recv_buffers = count;
+        self.settings.recv_buffer_size = size;
+        self
+    }
+
+    /// Binds `addr` once per shard (SO_REUSEPORT; port 0 picks one port for
+    /// all) and starts the shards, each running a handler made by
+    /// `factory(shard_index)` on its own thread. Returns once every shard
+    /// is ready, or the first error.
+    pub fn start<H, F>(self, addr: impl ToSocketAddrs, factory: F) -> Result<ServerHandle, Error>
+    where
+        H: Handler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        let settings = Arc::new(self.settings);
+        settings.check().map_err(Error::Config)?;
+        let addr = addr.to_socket_addrs().map_err(Error::Resolve)?.next().ok_or(Error::Config("no address to bind"))?;
+        let listeners = bind_all(addr, &settings)?;
+        let local_addr = listeners[0].local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(addr);
+        let cores = if settings.pin_threads { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let factory = Arc::new(factory);
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
+        let mut shards = Vec::with_capacity(settings.shards);
+        let mut threads = Vec::with_capacity(settings.shards);
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let shared = Arc::new(ShardShared {
+                waker: Waker::new().map_err(Error::Thread)?,
+                stop: AtomicBool::new(false),
+                grace_ms: AtomicU64::new(0),
+                stats: ShardStats::default(),
+            });
+            shards.push(shared.clone());
+            let (settings, factory, ready) = (settings.clone(), factory.clone(), ready_tx.clone());
+            let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
+            let thread = std::thread::Builder::new()
+                .name(format!("ringcast-shard-{index}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        if !core_affinity::set_for_current(core) {
+                            tracing::warn!(shard = index, "could not pin the shard to a CPU");
+                        }
+                    }
+                    let io = match Io::new(settings.ring_entries, settings.recv_buffers, settings.recv_buffer_size) {
+                        Ok(io) => io,
+                        Err(e) => {
+                            let _ = ready.send(Err(Error::IoUring(e)));
+                            return;
+                        }
+                    };
+                    let handler = factory(index);
+                    let shard = Shard::new(io, listener, handler, settings, shared, index as u16);
+                    let _ = ready.send(Ok(()));
+                    shard.run();
+                })
+                .map_err(Error::Thread)?;
+            threads.push(thread);
+        }
+        drop(ready_tx);
+        let handle = ServerHandle {
+            inner: Arc::new(Inner { local_addr, shards, threads: Mutex::new(threads), report: Mutex::new(None) }),
+        };
+        for _ in 0..settings.shards {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    handle.shutdown(Duration::ZERO);
+                    return Err(e);
+                }
+                Err(_) => {
+                    handle.shutdown(Duration::ZERO);
+                    return Err(Error::Thread(std::io::Error::other("a shard thread died while starting")));
+                }
+            }
+        }
+        tracing::info!(%local_addr, shards = settings.shards, "listening");
+        Ok(handle)
+    }
+}
+
+/// One listening socket per shard, all on the same address and port.
+fn bind_all(addr: SocketAddr, settings: &Settings) -> Result<Vec<Socket>, Error> {
+    let mut bound = addr;
+    let mut listeners = Vec::with_capacity(settings.shards);
+    for _ in 0..settings.shards {
+        let bind = |addr: SocketAddr| -> std::io::Result<Socket> {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(true)?;
+            // Accepted sockets inherit it: messages leave at once.
+            socket.set_tcp_nodelay(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(settings.listen_backlog)?;
+            Ok(socket)
+        };
+        let socket = bind(bound).map_err(|source| Error::Bind { addr: bound, source })?;
+        if bound.port() == 0 {
+            // The first socket got a port; the others share it.
+            if let Some(local) = socket.local_addr().ok().and_then(|a| a.as_socket()) {
+                bound = local;
+            }
+        }
+        listeners.push(socket);
+    }
+    Ok(listeners)
+}
+
+struct Inner {
+    local_addr: SocketAddr,
+    shards: Vec<Arc<ShardShared>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    report: Mutex<Option<ShutdownReport>>,
+}
+
+/// A running server: its address, its counters, and the way to stop it.
+/// Cheap to clone and usable from any thread. Dropping every handle leaves
+/// the server running until the process exits.
+#[derive(Clone)]
+pub struct ServerHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle").field("local_addr", &self.inner.local_addr).finish_non_exhaustive()
+    }
+}
+
+/// Counters summed over the shards, as of their last loop turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections in the tables now (any phase).
+    pub connections: u64,
+    /// Connections accepted since the start.
+    pub accepted: u64,
+    /// Messages received and handed to the handler.
+    pub messages: u64,
+    /// Loop turns.
+    pub turns: u64,
+    /// `io_uring_enter` system calls.
+    pub enters: u64,
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Connections still there at the deadline, closed without a closing
+    /// handshake.
+    pub forced: u64,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (with the port it picked, if
+    /// asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The number of shards.
+    pub fn shards(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// The counters, summed over the shards.
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for shard in &self.inner.shards {
+            let s = &shard.stats;
+            total.connections += s.connections.load(Ordering::Relaxed);
+            total.accepted += s.accepted.load(Ordering::Relaxed);
+            total.messages += s.messages.load(Ordering::Relaxed);
+            total.turns += s.turns.load(Ordering::Relaxed);
+            total.enters += s.enters.load(Ordering::Relaxed);
+        }
+        total
+    }
+
+    /// Stops the server gracefully: no new connections; every open
+    /// connection is sent close 1001 ("going away"); connections still
+    /// there after `grace` are cut. Returns when every shard has stopped.
+    /// Calling it again (from any clone) waits for the same stop.
+    pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let grace_ms = grace.as_millis().min(u128::from(u32::MAX / 2)) as u64;
+        for shard in &self.inner.shards {
+            if !shard.stop.load(Ordering::Acquire) {
+                shard.grace_ms.store(grace_ms, Ordering::Release);
+                shard.stop.store(true, Ordering::Release);
+            }
+            shard.waker.wake();
+        }
+        self.wait()
+    }
+
+    /// Waits until the server has stopped (after a `shutdown` from
+    /// anywhere).
+    pub fn wait(&self) -> ShutdownReport {
+        let mut threads = self.inner.threads.lock().unwrap_or_else(|e| e.into_inner());
+        for thread in threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!("a shard thread panicked");
+            }
+        }
+        let mut report = self.inner.report.lock().unwrap_or_else(|e| e.into_inner());
+        let report = report.get_or_insert_with(|| ShutdownReport {
+            forced: self.inner.shards.iter().map(|s| s.stats.forced.load(Ordering::Relaxed)).sum(),
+        });
+        *report
+    }
+}

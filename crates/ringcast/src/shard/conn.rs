@@ -1,0 +1,190 @@
+//! One connection's slot in the shard's table, and the WebSocket receive
+//! path: frames in, handler callbacks out.
+
+use std::os::fd::RawFd;
+
+use ringcast_proto::handshake::RequestReader;
+use ringcast_proto::{CloseCode, Connection, Error, Event, State};
+
+use super::timer::Millis;
+use crate::handler::{CloseInfo, Handler, Message};
+use crate::sys::OutQueue;
+use crate::ws::{ConnId, Ws};
+
+/// Flag bits of [`Conn::flags`].
+pub mod flag {
+    /// A multishot receive is armed.
+    pub const RECV_ARMED: u16 = 1 << 0;
+    /// The connection is in the shard's flush list.
+    pub const IN_FLUSH_LIST: u16 = 1 << 1;
+    /// Bytes arrived since the idle timer last looked.
+    pub const ACTIVE: u16 = 1 << 2;
+    /// An idle-check ping is out and unanswered.
+    pub const PING_SENT: u16 = 1 << 3;
+    /// Our side is shut down for writing; reading until the peer hangs up.
+    pub const LINGER: u16 = 1 << 4;
+    /// Tear down: close the socket once no operation is in flight.
+    pub const DYING: u16 = 1 << 5;
+    /// The connection has an entry in the timer wheel.
+    pub const TIMER: u16 = 1 << 6;
+    /// The receive must be armed again (it ended while the connection lives).
+    pub const REARM: u16 = 1 << 7;
+    /// Our close frame is out and its timeout is set.
+    pub const CLOSE_TIMER: u16 = 1 << 8;
+}
+
+/// A request head still arriving over several reads.
+pub struct Handshake {
+    pub reader: RequestReader,
+    pub head: Vec<u8>,
+}
+
+/// Where a connection is in its life.
+pub enum Phase<C> {
+    /// Reading the HTTP request head.
+    Handshake(Box<Handshake>),
+    /// A WebSocket connection; the handler has been told `open`.
+    Open { ws: Connection, state: C },
+    /// The exchange is over (the handler has been told `close`, or never
+    /// saw an open connection): the last bytes leave, then the socket goes.
+    Finished,
+}
+
+/// One entry of the shard's connection table.
+pub struct Conn<C> {
+    pub fd: RawFd,
+    pub generation: u32,
+    pub flags: u16,
+    /// When to act next (handshake, idle, pong, close or linger limit).
+    pub deadline: Millis,
+    /// The tick of the connection's newest wheel entry.
+    pub timer_tick: u32,
+    /// When bytes last arrived.
+    pub last_rx: Millis,
+    pub phase: Phase<C>,
+    pub out: OutQueue,
+}
+
+impl<C> Conn<C> {
+    pub fn new(fd: RawFd, generation: u32, reader: RequestReader, now: Millis) -> Self {
+        Conn {
+            fd,
+            generation,
+            flags: 0,
+            deadline: now,
+            timer_tick: 0,
+            last_rx: now,
+            phase: Phase::Handshake(Box::new(Handshake { reader, head: Vec::new() })),
+            out: OutQueue::default(),
+        }
+    }
+
+    pub fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// What a shard lends the receive path.
+pub struct Ctx {
+    pub id: ConnId,
+    pub max_backpressure: usize,
+}
+
+/// Feeds received bytes to an open connection, calling the handler for
+/// every event. Ends the connection (phase `Finished`, handler told) on a
+/// close frame or a protocol violation; the close frame owed to the peer is
+/// then in the out queue. Returns how many messages were delivered.
+pub fn on_frames<H: Handler>(handler: &mut H, conn: &mut Conn<H::Conn>, input: &mut [u8], ctx: &Ctx) -> u64 {
+    let Phase::Open { ws, state } = &mut conn.phase else { return 0 };
+    let out = &mut conn.out;
+    let (rx, tx) = ws.split();
+    let mut messages = 0;
+    let mut pos = 0;
+    // Set when the connection ends: code, reason (copied: it may be lent
+    // from the connection's own buffer), whether the peer started it.
+    let mut ended: Option<(CloseCode, ReasonBuf, bool)> = None;
+    while ended.is_none() {
+        let we_closed_first = tx.state() == State::CloseSent;
+        let read = match rx.read(tx, &mut input[pos..]) {
+            Ok(read) => read,
+            Err(e) => {
+                let code = match e {
+                    Error::Protocol(p) => p.close_code(),
+                    _ => CloseCode::INTERNAL_ERROR,
+                };
+                tracing::debug!(conn = %ctx.id, error = %e, %code, "closing on protocol violation");
+                ended = Some((code, ReasonBuf::from_display(&e), false));
+                break;
+            }
+        };
+        pos += read.consumed;
+        let Some(event) = read.event else { break };
+        let mut handle =
+            Ws { tx: &mut *tx, out: &mut *out, state: &mut *state, max_backpressure: ctx.max_backpressure, id: ctx.id };
+        match event {
+            Event::Text(text) => {
+                messages += 1;
+                handler.message(&mut handle, Message::Text(text));
+            }
+            Event::Binary(data) => {
+                messages += 1;
+                handler.message(&mut handle, Message::Binary(data));
+            }
+            Event::Pong(payload) => handler.pong(&mut handle, payload),
+            Event::Close(frame) => {
+                let code = frame.code.unwrap_or(CloseCode::NO_STATUS);
+                ended = Some((code, ReasonBuf::new(frame.reason), !we_closed_first));
+            }
+            // Pings are answered by the protocol layer.
+            _ => {}
+        }
+        if tx.has_pending() {
+            tx.take_pending(out.queue());
+        }
+    }
+    if tx.has_pending() {
+        tx.take_pending(out.queue());
+    }
+    if let Some((code, reason, by_peer)) = ended {
+        finish(handler, conn, code, reason.as_str(), by_peer);
+    }
+    messages
+}
+
+/// Ends an open connection: hands the state back to the handler and moves to
+/// `Finished`. Does nothing in other phases.
+pub fn finish<H: Handler>(handler: &mut H, conn: &mut Conn<H::Conn>, code: CloseCode, reason: &str, by_peer: bool) {
+    if let Phase::Open { .. } = conn.phase {
+        if let Phase::Open { state, .. } = std::mem::replace(&mut conn.phase, Phase::Finished) {
+            handler.close(state, CloseInfo { code, reason, by_peer });
+        }
+    }
+}
+
+/// A close reason copied out of a frame (at most 123 bytes).
+struct ReasonBuf {
+    bytes: [u8; 123],
+    len: u8,
+}
+
+impl ReasonBuf {
+    fn new(reason: &str) -> Self {
+        let mut buf = ReasonBuf { bytes: [0; 123], len: 0 };
+        // Cut at a character boundary so the copy stays valid UTF-8.
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        buf.bytes[..end].copy_from_slice(&reason.as_bytes()[..end]);
+        buf.len = end as u8;
+        buf
+    }
+
+    fn from_display(e: &impl std::fmt::Display) -> Self {
+        Self::new(&e.to_string())
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}

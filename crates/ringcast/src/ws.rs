@@ -1,0 +1,153 @@
+//! The handle a callback gets to act on its connection.
+
+use std::fmt;
+
+use ringcast_proto::connection::Sender;
+use ringcast_proto::{CloseCode, MessageKind, State, UsageError};
+
+use crate::sys::OutQueue;
+use crate::Message;
+
+/// Identifies a connection for logs and maps: unique within a server's life
+/// as long as fewer than 2^24 connections reuse the same table slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub(crate) shard: u16,
+    pub(crate) key: u32,
+    pub(crate) generation: u32,
+}
+
+impl ConnId {
+    /// The shard (thread) that owns the connection.
+    pub fn shard(&self) -> usize {
+        usize::from(self.shard)
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}.{}", self.shard, self.key, self.generation)
+    }
+}
+
+/// Why a send was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// A close frame was sent or received: no more messages may follow.
+    Closed,
+    /// The connection's queue of unsent bytes is past `max_backpressure`:
+    /// the message was dropped and the connection is closing with 1008.
+    Backpressure,
+    /// The call was invalid (e.g. a close code that may not be sent, or a
+    /// control payload over 125 bytes).
+    Usage(UsageError),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Closed => f.write_str("the connection is closing"),
+            SendError::Backpressure => f.write_str("the peer is not reading: backpressure limit reached"),
+            SendError::Usage(e) => write!(f, "invalid send: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A connection, as a callback sees it: send, ping, close, and the
+/// application's per-connection state.
+///
+/// Everything sent during one loop turn leaves in one system call at the end
+/// of the turn, whichever connection it is for.
+pub struct Ws<'a, C> {
+    pub(crate) tx: &'a mut Sender,
+    pub(crate) out: &'a mut OutQueue,
+    pub(crate) state: &'a mut C,
+    pub(crate) max_backpressure: usize,
+    pub(crate) id: ConnId,
+}
+
+impl<C> Ws<'_, C> {
+    /// The connection's state.
+    pub fn state(&self) -> &C {
+        self.state
+    }
+
+    /// The connection's state, mutably.
+    pub fn state_mut(&mut self) -> &mut C {
+        self.state
+    }
+
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Bytes queued for this connection and not yet sent.
+    pub fn buffered_amount(&self) -> usize {
+        self.out.buffered()
+    }
+
+    /// True until a close frame was sent or received.
+    pub fn is_open(&self) -> bool {
+        self.tx.state() == State::Open
+    }
+
+    /// Queues a message (text or binary, as given).
+    ///
+    /// A message is always accepted when nothing is queued, so one message
+    /// of any allowed size can go out; past that, a queue above
+    /// `max_backpressure` drops the message and closes the connection with
+    /// 1008, which bounds the memory a peer that does not read can hold.
+    pub fn send(&mut self, message: Message<'_>) -> Result<(), SendError> {
+        match message {
+            Message::Text(t) => self.send_kind(MessageKind::Text, t.as_bytes()),
+            Message::Binary(b) => self.send_kind(MessageKind::Binary, b),
+        }
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.send_kind(MessageKind::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.send_kind(MessageKind::Binary, data)
+    }
+
+    fn send_kind(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closed);
+        }
+        let buffered = self.out.buffered();
+        if buffered > 0 && buffered + payload.len() > self.max_backpressure {
+            tracing::debug!(conn = %self.id, buffered, "backpressure limit: closing with 1008");
+            let _ = self.tx.close(Some(CloseCode::POLICY), "backpressure", self.out.queue());
+            return Err(SendError::Backpressure);
+        }
+        self.tx.send(kind, payload, self.out.queue()).map_err(map_usage)
+    }
+
+    /// Sends a ping (payload at most 125 bytes); the peer's pong reaches
+    /// [`Handler::pong`](crate::Handler::pong).
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.tx.ping(payload, self.out.queue()).map_err(map_usage)
+    }
+
+    /// Starts the closing handshake: sends a close frame with `code` and
+    /// `reason` (at most 123 bytes), then waits for the peer's close up to
+    /// the close timeout. Messages that arrive meanwhile are dropped.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        self.tx.close(Some(code), reason, self.out.queue()).map_err(map_usage)
+    }
+}
+
+fn map_usage(e: UsageError) -> SendError {
+    match e {
+        UsageError::Closing => SendError::Closed,
+        other => SendError::Usage(other),
+    }
+}

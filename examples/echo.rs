@@ -1,0 +1,105 @@
+//! Echo server: every text or binary message comes back with its type.
+//!
+//! ```text
+//! cargo run --release --example echo -- --listen 127.0.0.1:9001 --shards 2
+//! ```
+//!
+//! `GET /healthz` answers 200 without upgrading. SIGINT or SIGTERM closes
+//! every connection with 1001 (waiting up to 5 s for the closes) and exits.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use mimalloc::MiMalloc;
+use ringcast::proto::handshake::Request;
+use ringcast::proto::RequestError;
+use ringcast::{Decision, Handler, Message, Response, Server, Ws};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+struct Echo;
+
+impl Handler for Echo {
+    type Conn = ();
+
+    fn upgrade(&mut self, _request: &Request<'_>) -> Decision<()> {
+        Decision::accept(())
+    }
+
+    fn http(&mut self, request: &Request<'_>, _why: RequestError) -> Option<Response> {
+        (request.path() == "/healthz").then(|| Response::new(200).body("ok\n"))
+    }
+
+    fn message(&mut self, ws: &mut Ws<'_, ()>, message: Message<'_>) {
+        // Only fails when the peer is past the backpressure limit, and then
+        // the connection is already closing with 1008.
+        let _ = ws.send(message);
+    }
+}
+
+struct Args {
+    listen: String,
+    shards: Option<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args { listen: "127.0.0.1:9001".into(), shards: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--listen" => args.listen = value("--listen")?,
+            "--shards" => {
+                let n = value("--shards")?;
+                args.shards = Some(n.parse().map_err(|_| format!("--shards: not a number: {n}"))?);
+            }
+            "-h" | "--help" => {
+                println!("usage: echo [--listen ADDR:PORT] [--shards N]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument: {other} (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = Server::builder();
+    if let Some(shards) = args.shards {
+        builder = builder.shards(shards);
+    }
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("echo: cannot handle signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match builder.start(&args.listen, |_shard| Echo) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("echo: listening on ws://{} with {} shard(s)", server.local_addr(), server.shards());
+    if let Some(signal) = signals.forever().next() {
+        println!("echo: signal {signal}: closing connections");
+    }
+    let report = server.shutdown(Duration::from_secs(5));
+    println!("echo: stopped ({} connection(s) cut at the deadline)", report.forced);
+    ExitCode::SUCCESS
+}
