@@ -18,6 +18,12 @@ fi
 if [ "$fuzz_seconds" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
+# The runtime tests hold a thousand client and server sockets at once.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "open-file limit: $(ulimit -n)"
+if [ "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)" != 0 ]; then
+  echo "io_uring is disabled here (kernel.io_uring_disabled); the ringcast runtime tests will fail" >&2
+fi
 cargo --version
 
 step "format"

@@ -1,7 +1,7 @@
 //! One connection's slot in the shard's table, and the WebSocket receive
 //! path: frames in, handler callbacks out.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use ringcast_proto::handshake::RequestReader;
 use ringcast_proto::{CloseCode, Connection, Error, Event, State};
@@ -52,7 +52,9 @@ pub enum Phase<C> {
 
 /// One entry of the shard's connection table.
 pub struct Conn<C> {
-    pub fd: RawFd,
+    /// The socket; closed through the ring when the connection ends, or
+    /// by drop if the shard goes down with it.
+    pub socket: OwnedFd,
     pub generation: u32,
     pub flags: u16,
     /// When to act next (handshake, idle, pong, close or linger limit).
@@ -66,9 +68,9 @@ pub struct Conn<C> {
 }
 
 impl<C> Conn<C> {
-    pub fn new(fd: RawFd, generation: u32, reader: RequestReader, now: Millis) -> Self {
+    pub fn new(socket: OwnedFd, generation: u32, reader: RequestReader, now: Millis) -> Self {
         Conn {
-            fd,
+            socket,
             generation,
             flags: 0,
             deadline: now,
@@ -77,6 +79,10 @@ impl<C> Conn<C> {
             phase: Phase::Handshake(Box::new(Handshake { reader, head: Vec::new() })),
             out: OutQueue::default(),
         }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
     }
 
     pub fn has(&self, flag: u16) -> bool {

@@ -10,6 +10,7 @@ mod conn;
 mod handshake;
 mod timer;
 
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,6 +157,8 @@ impl<H: Handler> Shard<H> {
             self.counters.turns += 1;
             self.publish_stats();
         }
+        // The last closes were queued after the last enter.
+        self.io.ring.submit();
         self.publish_stats();
         tracing::debug!("shard stopped");
     }
@@ -192,7 +195,6 @@ impl<H: Handler> Shard<H> {
 
     fn arm_accept(&mut self) {
         if let Some(listener) = &self.listener {
-            use std::os::fd::AsRawFd;
             self.io.ring.accept_multi(listener.as_raw_fd(), token(op::ACCEPT, 0, 0));
             self.accept_armed = true;
             self.accept_retry_at = None;
@@ -239,21 +241,21 @@ impl<H: Handler> Shard<H> {
             }
             return;
         }
-        let fd = c.result;
+        let socket = sys::adopt_fd(c.result);
         if self.stop_deadline.is_some() {
-            self.io.ring.close(fd, token(op::IGNORE, 0, 0));
-            return;
+            return; // dropped: closed
         }
         if self.conns.len() >= self.max_connections {
             tracing::warn!(limit = self.max_connections, "connection limit reached; answering 503");
-            sys::refuse(fd, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            sys::refuse(socket, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return;
         }
         self.counters.accepted += 1;
         let generation = self.next_generation;
         self.next_generation = (generation + 1) & 0xFF_FFFF;
+        let fd = socket.as_raw_fd();
         let key = self.conns.insert(Conn::new(
-            fd,
+            socket,
             generation,
             ringcast_proto::handshake::RequestReader::new(self.request_limits),
             self.now,
@@ -399,7 +401,7 @@ impl<H: Handler> Shard<H> {
                     // would reset the connection and could destroy our last
                     // frame in the peer's buffers).
                     conn.flags |= flag::LINGER;
-                    self.io.ring.shutdown(conn.fd, libc::SHUT_WR, token(op::IGNORE, 0, 0));
+                    self.io.ring.shutdown(conn.fd(), libc::SHUT_WR, token(op::IGNORE, 0, 0));
                     let deadline = now.wrapping_add(Self::millis(self.settings.close_timeout));
                     Self::set_deadline(&mut self.wheel, conn, key, deadline);
                 }
@@ -409,8 +411,9 @@ impl<H: Handler> Shard<H> {
         if conn.has(flag::DYING) {
             if !conn.has(flag::RECV_ARMED) && !conn.out.in_flight() {
                 let conn = self.conns.remove(key);
-                self.io.ring.close(conn.fd, token(op::IGNORE, 0, 0));
-                tracing::debug!(conn = %self.id(key, conn.generation), "closed");
+                let generation = conn.generation;
+                self.io.ring.close(conn.socket.into_raw_fd(), token(op::IGNORE, 0, 0));
+                tracing::debug!(conn = %self.id(key, generation), "closed");
             }
             return;
         }
@@ -432,10 +435,10 @@ impl<H: Handler> Shard<H> {
             }
             if conn.has(flag::REARM) {
                 conn.flags = (conn.flags & !flag::REARM) | flag::RECV_ARMED;
-                self.io.ring.recv_multi(conn.fd, self.io.bufs.group(), token(op::RECV, key, conn.generation));
+                self.io.ring.recv_multi(conn.fd(), self.io.bufs.group(), token(op::RECV, key, conn.generation));
             }
             if !conn.out.in_flight() {
-                self.io.ring.send(conn.fd, &mut conn.out, token(op::SEND, key, conn.generation));
+                self.io.ring.send(conn.fd(), &mut conn.out, token(op::SEND, key, conn.generation));
             }
         }
         list.clear();

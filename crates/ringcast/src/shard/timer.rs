@@ -23,6 +23,13 @@ const SLOT_BITS: u32 = 10;
 const SLOTS: usize = 1 << SLOT_BITS;
 /// One slot spans 2^4 = 16 ms.
 const TICK_SHIFT: u32 = 4;
+/// Ticks are milliseconds shifted right, so they wrap at 2^28.
+const TICK_MASK: u32 = u32::MAX >> TICK_SHIFT;
+
+/// Signed distance in ticks from `from` to `to`, on the 28-bit tick circle.
+fn ticks_between(from: u32, to: u32) -> i32 {
+    ((to.wrapping_sub(from) << TICK_SHIFT) as i32) >> TICK_SHIFT
+}
 
 /// A connection to look at: its table key, the generation that must still
 /// be there, and the tick it was filed under (to tell stale entries).
@@ -62,9 +69,8 @@ impl Wheel {
         // Round up: an entry never fires before its deadline's tick, and
         // never in a tick already expired.
         let wanted = deadline.wrapping_add((1 << TICK_SHIFT) - 1) >> TICK_SHIFT;
-        let ahead = wanted.wrapping_sub(self.cursor) as i32;
-        let ahead = ahead.clamp(0, SLOTS as i32 - 1) as u32;
-        let tick = self.cursor.wrapping_add(ahead);
+        let ahead = ticks_between(self.cursor, wanted & TICK_MASK).clamp(0, SLOTS as i32 - 1) as u32;
+        let tick = self.cursor.wrapping_add(ahead) & TICK_MASK;
         let slot = (tick as usize) & (SLOTS - 1);
         self.slots[slot].push(Entry { key, generation, tick });
         self.occupied[slot / 64] |= 1 << (slot % 64);
@@ -76,7 +82,7 @@ impl Wheel {
     pub fn expire(&mut self, now: Millis, due: &mut Vec<Entry>) {
         let now_tick = now >> TICK_SHIFT;
         let mut budget = SLOTS;
-        while (now_tick.wrapping_sub(self.cursor) as i32) >= 0 && budget > 0 {
+        while ticks_between(self.cursor, now_tick) >= 0 && budget > 0 {
             let slot = (self.cursor as usize) & (SLOTS - 1);
             if self.occupied[slot / 64] & (1 << (slot % 64)) != 0 {
                 let entries = &mut self.slots[slot];
@@ -84,12 +90,12 @@ impl Wheel {
                 due.append(entries);
                 self.occupied[slot / 64] &= !(1 << (slot % 64));
             }
-            self.cursor = self.cursor.wrapping_add(1);
+            self.cursor = self.cursor.wrapping_add(1) & TICK_MASK;
             budget -= 1;
         }
         if budget == 0 {
             // A stall longer than the wheel: everything has been collected.
-            self.cursor = now_tick.wrapping_add(1);
+            self.cursor = now_tick.wrapping_add(1) & TICK_MASK;
         }
     }
 
@@ -106,7 +112,7 @@ impl Wheel {
             let word = self.occupied[slot / 64] >> (slot % 64);
             if word != 0 {
                 let distance = step + word.trailing_zeros() as usize;
-                let at = self.cursor.wrapping_add(distance as u32) << TICK_SHIFT;
+                let at = (self.cursor.wrapping_add(distance as u32) & TICK_MASK) << TICK_SHIFT;
                 return Some((at.wrapping_sub(now) as i32).max(0) as u32);
             }
             // Nothing left in this word: go to the start of the next one.

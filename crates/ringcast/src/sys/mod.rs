@@ -80,14 +80,22 @@ impl Waker {
     }
 }
 
+/// Takes ownership of a descriptor the kernel just handed us in an accept
+/// completion.
+pub fn adopt_fd(fd: RawFd) -> OwnedFd {
+    #[allow(unsafe_code)]
+    // SAFETY: an accept completion's result is a new descriptor that
+    // nothing else in the process owns.
+    unsafe {
+        OwnedFd::from_raw_fd(fd)
+    }
+}
+
 /// Answers a connection the shard will not take (e.g. over the connection
 /// limit) with a short response and closes it, without the ring: it never
 /// gets a slot, so it has nothing to keep a send buffer in.
-pub fn refuse(fd: RawFd, response: &[u8]) {
-    #[allow(unsafe_code)]
-    // SAFETY: `fd` came from an accept completion and is owned by nobody
-    // else; the stream takes ownership and closes it when dropped.
-    let stream = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+pub fn refuse(fd: OwnedFd, response: &[u8]) {
+    let stream = std::net::TcpStream::from(fd);
     // A fresh socket's send buffer is empty: a short write does not block,
     // and non-blocking mode makes sure of it.
     let _ = stream.set_nonblocking(true);

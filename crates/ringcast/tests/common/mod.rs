@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use ringcast::proto::handshake::Request;
 use ringcast::proto::RequestError;
-use ringcast::{CloseCode, CloseInfo, Decision, Handler, Message, Response, Server, ServerBuilder, ServerHandle, Ws};
+use ringcast::{
+    CloseCode, CloseInfo, Decision, Handler, Message, Response, SendError, Server, ServerBuilder, ServerHandle, Ws,
+};
 
 /// What the handlers saw, for tests to assert on.
 #[derive(Debug, Default)]
@@ -19,6 +21,8 @@ pub struct Log {
     /// (code, reason, by_peer) of every `close` callback.
     pub closed: Vec<(u16, String, bool)>,
     pub pongs: usize,
+    /// Messages a `flood` command queued before the backpressure refusal.
+    pub flood_sent: Option<usize>,
 }
 
 /// Echo with the policy the seeds describe: `Origin: https://evil.example`
@@ -58,11 +62,30 @@ impl Handler for TestHandler {
     }
 
     fn message(&mut self, ws: &mut Ws<'_, ()>, message: Message<'_>) {
-        if message == Message::Text("whoami") {
-            let _ = ws.send_text(&self.shard.to_string());
-            return;
+        match message {
+            Message::Text("whoami") => {
+                let _ = ws.send_text(&self.shard.to_string());
+            }
+            Message::Text("close-me") => {
+                ws.close(CloseCode(4001), "asked").unwrap();
+            }
+            Message::Text("flood") => {
+                // Queue 64 KiB messages until the backpressure limit refuses one.
+                let chunk = vec![0x5a; 64 << 10];
+                let mut sent = 0;
+                while sent < 10_000 {
+                    match ws.send_binary(&chunk) {
+                        Ok(()) => sent += 1,
+                        Err(SendError::Backpressure) => break,
+                        Err(e) => panic!("unexpected send error {e}"),
+                    }
+                }
+                self.log.lock().unwrap().flood_sent = Some(sent);
+            }
+            other => {
+                let _ = ws.send(other);
+            }
         }
-        let _ = ws.send(message);
     }
 
     fn pong(&mut self, _ws: &mut Ws<'_, ()>, _payload: &[u8]) {
