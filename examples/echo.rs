@@ -43,10 +43,11 @@ impl Handler for Echo {
 struct Args {
     listen: String,
     shards: Option<usize>,
+    recv_buffers: Option<(u16, u32)>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { listen: "127.0.0.1:9001".into(), shards: None };
+    let mut args = Args { listen: "127.0.0.1:9001".into(), shards: None, recv_buffers: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -56,8 +57,13 @@ fn parse_args() -> Result<Args, String> {
                 let n = value("--shards")?;
                 args.shards = Some(n.parse().map_err(|_| format!("--shards: not a number: {n}"))?);
             }
+            "--recv-buffers" => {
+                let v = value("--recv-buffers")?;
+                let parsed = v.split_once('x').and_then(|(n, s)| Some((n.parse().ok()?, s.parse().ok()?)));
+                args.recv_buffers = Some(parsed.ok_or(format!("--recv-buffers: expected COUNTxBYTES, got {v}"))?);
+            }
             "-h" | "--help" => {
-                println!("usage: echo [--listen ADDR:PORT] [--shards N]");
+                println!("usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument: {other} (try --help)")),
@@ -81,6 +87,9 @@ fn main() -> ExitCode {
     if let Some(shards) = args.shards {
         builder = builder.shards(shards);
     }
+    if let Some((count, size)) = args.recv_buffers {
+        builder = builder.recv_buffers(count, size);
+    }
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
         Err(e) => {
@@ -99,7 +108,11 @@ fn main() -> ExitCode {
     if let Some(signal) = signals.forever().next() {
         println!("echo: signal {signal}: closing connections");
     }
+    let stats = server.stats();
     let report = server.shutdown(Duration::from_secs(5));
-    println!("echo: stopped ({} connection(s) cut at the deadline)", report.forced);
+    println!(
+        "echo: stopped ({} connection(s) cut at the deadline); messages {} io_uring_enter {} turns {} reads {}",
+        report.forced, stats.messages, stats.enters, stats.turns, stats.reads
+    );
     ExitCode::SUCCESS
 }

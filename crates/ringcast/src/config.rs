@@ -20,7 +20,10 @@ pub(crate) struct Settings {
     pub recv_buffers: u16,
     pub recv_buffer_size: u32,
     pub ring_entries: u32,
+    pub batch_wait: Duration,
     pub listen_backlog: i32,
+    /// Serve plain TCP echo instead of WebSocket (the benchmark floor).
+    pub tcp_echo: bool,
 }
 
 impl Default for Settings {
@@ -40,7 +43,9 @@ impl Default for Settings {
             recv_buffers: 512,
             recv_buffer_size: 32 << 10,
             ring_entries: 4096,
+            batch_wait: Duration::from_micros(20),
             listen_backlog: 4096,
+            tcp_echo: false,
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct Handshake {
 pub enum Phase<C> {
     /// Reading the HTTP request head.
     Handshake(Box<Handshake>),
+    /// A plain TCP echo (the benchmark floor, see
+    /// `ServerBuilder::start_tcp_echo`): bytes in, same bytes out.
+    RawEcho,
     /// A WebSocket connection; the handler has been told `open`.
     Open { ws: Connection, state: C },
     /// The exchange is over (the handler has been told `close`, or never
@@ -68,7 +71,11 @@ pub struct Conn<C> {
 }
 
 impl<C> Conn<C> {
-    pub fn new(socket: OwnedFd, generation: u32, reader: RequestReader, now: Millis) -> Self {
+    pub fn new(socket: OwnedFd, generation: u32, reader: Option<RequestReader>, now: Millis) -> Self {
+        let phase = match reader {
+            Some(reader) => Phase::Handshake(Box::new(Handshake { reader, head: Vec::new() })),
+            None => Phase::RawEcho,
+        };
         Conn {
             socket,
             generation,
@@ -76,7 +83,7 @@ impl<C> Conn<C> {
             deadline: now,
             timer_tick: 0,
             last_rx: now,
-            phase: Phase::Handshake(Box::new(Handshake { reader, head: Vec::new() })),
+            phase,
             out: OutQueue::default(),
         }
     }

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringcast_proto::handshake::RequestLimits;
+use ringcast_proto::handshake::{RequestLimits, RequestReader};
 use ringcast_proto::{CloseCode, State};
 use slab::Slab;
 use socket2::Socket;
@@ -52,6 +52,7 @@ fn untoken(user_data: u64) -> (u64, usize, u32) {
 struct Counters {
     accepted: u64,
     messages: u64,
+    reads: u64,
     turns: u64,
 }
 
@@ -78,6 +79,8 @@ pub(crate) struct Shard<H: Handler> {
     /// Set once the server is stopping: the moment to stop waiting.
     stop_deadline: Option<Millis>,
     counters: Counters,
+    /// Completions handled in the last turn.
+    last_batch: usize,
     max_connections: usize,
     proto: ringcast_proto::Config,
     request_limits: RequestLimits,
@@ -118,6 +121,7 @@ impl<H: Handler> Shard<H> {
             next_generation: 0,
             stop_deadline: None,
             counters: Counters::default(),
+            last_batch: 0,
             max_connections,
             proto,
             request_limits,
@@ -139,12 +143,13 @@ impl<H: Handler> Shard<H> {
                 break;
             }
             let timeout = self.next_timeout();
-            if let Err(e) = self.io.ring.submit_and_wait(timeout) {
+            if let Err(e) = self.io.ring.submit_and_wait(timeout, self.batch()) {
                 tracing::error!(error = %e, "io_uring_enter failed; the shard stops");
                 break;
             }
             self.now = self.clock();
             self.io.ring.reap(&mut self.completions);
+            self.last_batch = self.completions.len();
             let completions = std::mem::take(&mut self.completions);
             for c in &completions {
                 self.dispatch(*c);
@@ -161,6 +166,14 @@ impl<H: Handler> Shard<H> {
         self.io.ring.submit();
         self.publish_stats();
         tracing::debug!("shard stopped");
+    }
+
+    /// How many completions to wait for: after a busy turn, about as many
+    /// as that turn had, for at most `batch_wait`; after a quiet one, just
+    /// the first (no added latency when the load is light).
+    fn batch(&self) -> Option<(u32, u32)> {
+        let wait = self.settings.batch_wait.as_micros().min(u128::from(u32::MAX)) as u32;
+        (wait > 0 && self.last_batch >= 4).then(|| (self.last_batch.min(64) as u32, wait))
     }
 
     fn clock(&self) -> Millis {
@@ -189,6 +202,7 @@ impl<H: Handler> Shard<H> {
         stats.connections.store(self.conns.len() as u64, Ordering::Relaxed);
         stats.accepted.store(self.counters.accepted, Ordering::Relaxed);
         stats.messages.store(self.counters.messages, Ordering::Relaxed);
+        stats.reads.store(self.counters.reads, Ordering::Relaxed);
         stats.turns.store(self.counters.turns, Ordering::Relaxed);
         stats.enters.store(self.io.ring.enters(), Ordering::Relaxed);
     }
@@ -254,12 +268,8 @@ impl<H: Handler> Shard<H> {
         let generation = self.next_generation;
         self.next_generation = (generation + 1) & 0xFF_FFFF;
         let fd = socket.as_raw_fd();
-        let key = self.conns.insert(Conn::new(
-            socket,
-            generation,
-            ringcast_proto::handshake::RequestReader::new(self.request_limits),
-            self.now,
-        ));
+        let reader = (!self.settings.tcp_echo).then(|| RequestReader::new(self.request_limits));
+        let key = self.conns.insert(Conn::new(socket, generation, reader, self.now));
         tracing::debug!(conn = %self.id(key, generation), fd, "accepted");
         self.io.ring.recv_multi(fd, self.io.bufs.group(), token(op::RECV, key, generation));
         let deadline = self.now.wrapping_add(Self::millis(self.settings.handshake_timeout));
@@ -313,6 +323,7 @@ impl<H: Handler> Shard<H> {
         };
         conn.last_rx = self.now;
         conn.flags |= flag::ACTIVE;
+        self.counters.reads += 1;
         let input = self.io.bufs.filled(buffer, c.result as usize);
         let ctx = Ctx { id, max_backpressure: self.settings.max_backpressure };
         if !conn.has(flag::DYING | flag::LINGER) {
@@ -329,6 +340,10 @@ impl<H: Handler> Shard<H> {
                             Self::set_deadline(&mut self.wheel, conn, key, deadline);
                         }
                     }
+                }
+                Phase::RawEcho => {
+                    conn.out.queue().extend_from_slice(input);
+                    self.counters.messages += 1;
                 }
                 Phase::Finished => {}
             }
@@ -509,6 +524,7 @@ impl<H: Handler> Shard<H> {
         }
         match &mut conn.phase {
             Phase::Handshake(_) => self.terminate(key, "handshake timeout"),
+            Phase::RawEcho => {}
             Phase::Finished => self.terminate(key, "close timeout"),
             Phase::Open { ws, .. } if ws.state() != State::Open => self.terminate(key, "close handshake timeout"),
             Phase::Open { ws, .. } => {
@@ -553,7 +569,7 @@ impl<H: Handler> Shard<H> {
                     let _ = ws.close(Some(CloseCode::GOING_AWAY), "server shutting down", conn.out.queue());
                     self.review(key);
                 }
-                Phase::Handshake(_) => self.terminate(key, "server stopping"),
+                Phase::Handshake(_) | Phase::RawEcho => self.terminate(key, "server stopping"),
                 Phase::Finished => {}
             }
         }

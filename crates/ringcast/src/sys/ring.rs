@@ -62,6 +62,8 @@ pub struct Ring {
     wake_buf: Box<u64>,
     /// How many times we entered the kernel (for the stats).
     enters: u64,
+    /// The kernel can wait for a batch with a bounded delay (6.12+).
+    min_timeout: bool,
 }
 
 impl Ring {
@@ -95,7 +97,8 @@ impl Ring {
                             "the kernel's io_uring lacks EXT_ARG or NODROP (Linux 5.11+ needed; 6.0+ for this runtime)",
                         ));
                     }
-                    return Ok(Ring { ring, flags, wake_buf: Box::new(0), enters: 0 });
+                    let min_timeout = ring.params().is_feature_min_timeout();
+                    return Ok(Ring { ring, flags, wake_buf: Box::new(0), enters: 0, min_timeout });
                 }
                 // EINVAL: a flag this kernel does not know; try fewer.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
@@ -206,16 +209,25 @@ impl Ring {
         unsafe { self.push(&entry) }
     }
 
-    /// Submits everything queued and waits for at least one completion or
-    /// for `timeout`: the one system call of a loop turn.
-    pub fn submit_and_wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    /// Submits everything queued and waits, in one system call, for
+    /// completions: at least one, or `timeout` passing. With `batch` =
+    /// (n, µs) on kernels that support it (6.12+), the kernel waits up to
+    /// that many microseconds for `n` completions before settling for one,
+    /// so a busy shard handles more per system call.
+    pub fn submit_and_wait(&mut self, timeout: Option<Duration>, batch: Option<(u32, u32)>) -> io::Result<()> {
         self.enters += 1;
+        let (want, min_wait) = match batch {
+            Some((n, usec)) if self.min_timeout => (n.max(1) as usize, usec),
+            _ => (1, 0),
+        };
+        let args = types::SubmitArgs::new().min_wait_usec(min_wait);
+        let ts;
         let result = match timeout {
             Some(t) => {
-                let ts = types::Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
+                ts = types::Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
+                self.ring.submitter().submit_with_args(want, &args.timespec(&ts))
             }
+            None if min_wait > 0 => self.ring.submitter().submit_with_args(want, &args),
             None => self.ring.submitter().submit_and_wait(1),
         };
         match result {

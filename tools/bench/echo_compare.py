@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Side-by-side echo benchmark: ringcast, the ringcast TCP echo floor, and
+fastwebsockets 0.10 (tokio current_thread), interleaved A B C A B C.
+
+Each server runs pinned to one CPU (taskset -c SERVER_CPU), the load
+generator (ringcast-bench, one thread) to another. For every run it reports
+echoes/s, server CPU µs per echo (from /proc/PID/stat over the measured
+window) and, for ringcast servers, io_uring_enter calls per message (their
+own counter, whole run). Prints medians and ratios at the end.
+
+    tools/bench/echo_compare.py [--rounds 3] [--seconds 5] [--case 100x20] [--case 500x16384]
+"""
+import argparse, os, re, signal, socket, statistics, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "target", "release")
+TICK = os.sysconf("SC_CLK_TCK")
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+def wait_port(port, proc):
+    for _ in range(200):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stdout.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit(f"nothing listens on {port}")
+
+SERVERS = {
+    "ringcast": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
+    "tcp_floor": lambda port: [f"{BIN}/examples/tcp_echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
+    "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-echo", f"127.0.0.1:{port}"],
+}
+
+def run_one(name, port, conns, size, args):
+    server = subprocess.Popen(["taskset", "-c", args.server_cpu] + SERVERS[name](port),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_port(port, server)
+        target = ["--tcp", f"127.0.0.1:{port}"] if name == "tcp_floor" else ["--url", f"ws://127.0.0.1:{port}/"]
+        client = subprocess.Popen(["taskset", "-c", args.client_cpu, f"{BIN}/ringcast-bench", "echo", *target,
+                                   "--connections", str(conns), "--size", str(size),
+                                   "--warmup", str(args.warmup), "--seconds", str(args.seconds)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(args.warmup + 0.05)
+        cpu0 = cpu_seconds(server.pid)
+        time.sleep(args.seconds - 0.1)
+        cpu1 = cpu_seconds(server.pid)
+        out, err = client.communicate(timeout=args.seconds + 120)
+        if client.returncode != 0:
+            raise SystemExit(f"{name}: load generator failed: {err.strip()}")
+        result = dict(kv.split("=") for kv in out.split())
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server_out = server.communicate(timeout=20)[0]
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server_out = server.communicate()[0]
+    rate = float(result["echoes_per_sec"])
+    echoes_in_window = rate * (args.seconds - 0.1)
+    cpu_us = (cpu1 - cpu0) * 1e6 / echoes_in_window if echoes_in_window else float("nan")
+    enters = None
+    m = re.search(r"(?:messages|reads) (\d+) io_uring_enter (\d+)", server_out)
+    if m and int(m.group(1)):
+        enters = int(m.group(2)) / int(m.group(1))
+    return rate, cpu_us, float(result["p50_us"]), float(result["p99_us"]), enters
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--case", action="append", help="CONNECTIONSxSIZE, e.g. 100x20 (repeatable)")
+    p.add_argument("--servers", default="ringcast,tcp_floor,fastwebsockets")
+    p.add_argument("--server-cpu", default="0")
+    p.add_argument("--client-cpu", default="1")
+    p.add_argument("--no-build", action="store_true")
+    args = p.parse_args()
+    cases = [tuple(int(x) for x in c.split("x")) for c in (args.case or ["100x20", "500x16384"])]
+    servers = args.servers.split(",")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "ringcast", "--examples",
+                        "-p", "ringcast-peers", "-p", "ringcast-bench"], cwd=ROOT, check=True)
+    port = 9300
+    results = {}
+    print(f"{'case':>10} {'round':>5} {'server':>15} {'echoes/s':>10} {'cpu us/echo':>11} {'p50 us':>8} {'p99 us':>8} {'enter/msg':>9}")
+    for conns, size in cases:
+        for r in range(args.rounds):
+            for name in servers:
+                port += 1
+                rate, cpu, p50, p99, enters = run_one(name, port, conns, size, args)
+                results.setdefault((conns, size, name), []).append((rate, cpu, enters))
+                e = f"{enters:.4f}" if enters is not None else "-"
+                print(f"{conns}x{size:<6} {r + 1:>5} {name:>15} {rate:>10.0f} {cpu:>11.2f} {p50:>8.1f} {p99:>8.1f} {e:>9}", flush=True)
+    print("\nmedians (ratio to fastwebsockets / to the TCP floor)")
+    for conns, size in cases:
+        med = {n: statistics.median(x[0] for x in results[(conns, size, n)]) for n in servers}
+        cpu = {n: statistics.median(x[1] for x in results[(conns, size, n)]) for n in servers}
+        for n in servers:
+            line = f"{conns}x{size:<6} {n:>15} {med[n]:>10.0f}/s  {cpu[n]:.2f} us cpu/echo"
+            if "fastwebsockets" in med and n != "fastwebsockets":
+                line += f"  x{med[n] / med['fastwebsockets']:.2f} vs fastwebsockets"
+            if "tcp_floor" in med and n == "ringcast":
+                line += f"  x{med[n] / med['tcp_floor']:.2f} of the floor"
+            print(line)
+
+if __name__ == "__main__":
+    main()

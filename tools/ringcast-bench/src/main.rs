@@ -1,0 +1,52 @@
+//! `ringcast-bench`: drives WebSocket (or plain TCP) servers from one
+//! thread on epoll, so that pinned to one CPU it measures a server pinned
+//! to another.
+//!
+//! ```text
+//! ringcast-bench echo --url ws://127.0.0.1:9001/ --connections 100 --size 20 --seconds 5
+//! ringcast-bench echo --tcp 127.0.0.1:9002 --connections 100 --size 20
+//! ringcast-bench idle --url ws://127.0.0.1:9001/ --connections 10000 --hold 30
+//! ```
+
+mod echo;
+mod idle;
+mod wire;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mimalloc::MiMalloc;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+#[derive(Parser)]
+#[command(version, about = "Load and latency generator for WebSocket echo servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Each connection keeps one message in flight and sends the next as
+    /// soon as the echo is back; reports echoes per second and round trips.
+    Echo(echo::Args),
+    /// Opens connections and holds them idle (for memory per connection).
+    Idle(idle::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Echo(args) => echo::run(&args),
+        Command::Idle(args) => idle::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringcast-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
