@@ -184,3 +184,30 @@ async fn a_thousand_connections_over_two_shards() {
     }
     server.wait_closes(1000);
 }
+
+#[tokio::test]
+async fn a_tiny_receive_pool_still_serves_many_busy_connections() {
+    // 4 buffers of 1 KiB for 50 connections sending 10 KiB messages: the
+    // pool runs dry constantly (receives end with ENOBUFS and are re-armed)
+    // and every message spans many buffers.
+    let server = TestServer::start(Server::builder().shards(1).recv_buffers(4, 1024));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let url = server.url("/");
+        tasks.push(tokio::spawn(async move {
+            let mut ws = client(&url).await;
+            for round in 0..20 {
+                let data = binary_of(10_000 + i * 7 + round);
+                ws.send(Message::binary(data.clone())).await.unwrap();
+                match next_message(&mut ws).await {
+                    Message::Binary(got) => assert!(got[..] == data[..], "connection {i} round {round}"),
+                    other => panic!("expected binary, got {other:?}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(server.handle.stats().messages >= 1000);
+}

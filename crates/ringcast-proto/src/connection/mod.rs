@@ -73,7 +73,8 @@ impl MessageKind {
     }
 }
 
-/// Limits that keep one peer from consuming unbounded memory.
+/// Limits that keep one peer from consuming unbounded memory. A connection
+/// keeps them in 32 bits each: values above 4 GiB act as 4 GiB - 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -176,8 +177,8 @@ impl Connection {
         self.tx.state()
     }
 
-    /// The limits in force.
-    pub fn config(&self) -> &Config {
+    /// The limits in force (values above 4 GiB read back as 4 GiB - 1).
+    pub fn config(&self) -> Config {
         self.rx.config()
     }
 

@@ -87,6 +87,53 @@ struct PartialFrame {
     discard: bool,
 }
 
+/// The limits of [`Config`] in 32 bits each (a connection's state is kept
+/// small: servers hold many idle ones). Larger values saturate at 4 GiB - 1.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_frame_size: u32,
+    max_message_size: u32,
+    retain_capacity: u32,
+}
+
+impl From<Config> for Limits {
+    fn from(config: Config) -> Self {
+        let narrow = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        Limits {
+            max_frame_size: narrow(config.max_frame_size),
+            max_message_size: narrow(config.max_message_size),
+            retain_capacity: narrow(config.retain_capacity),
+        }
+    }
+}
+
+/// A control frame's payload gathered across reads.
+#[derive(Debug)]
+struct ControlBuf {
+    len: u8,
+    bytes: [u8; 125],
+}
+
+impl Default for ControlBuf {
+    fn default() -> Self {
+        ControlBuf { len: 0, bytes: [0; 125] }
+    }
+}
+
+impl ControlBuf {
+    /// Appends; the header check has bounded a control payload to 125 bytes.
+    fn push(&mut self, piece: &[u8]) {
+        let start = usize::from(self.len);
+        let end = (start + piece.len()).min(self.bytes.len());
+        self.bytes[start..end].copy_from_slice(&piece[..end - start]);
+        self.len = end as u8;
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
 /// Which internal buffer the last event lent out, to be emptied on the next
 /// call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +147,7 @@ enum Lent {
 /// that events borrow when a message could not be lent from the input.
 #[derive(Debug)]
 pub struct Receiver {
-    config: Config,
+    limits: Limits,
     /// Header bytes of a frame whose header was cut by the end of a read.
     header: [u8; MAX_HEADER_LEN],
     header_len: u8,
@@ -108,8 +155,9 @@ pub struct Receiver {
     /// The data message in progress, if its frames or bytes span reads.
     message: Option<MessageKind>,
     assembly: MessageBuffer,
-    /// Payload of a control frame that spans reads (at most 125 bytes).
-    control: Vec<u8>,
+    /// Payload of a control frame that spans reads (at most 125 bytes),
+    /// allocated only when one does: most connections never need it.
+    control: Option<Box<ControlBuf>>,
     lent: Lent,
     /// Matches the sender of the same connection.
     pair: u32,
@@ -119,20 +167,24 @@ impl Receiver {
     pub(super) fn new(config: Config, pair: u32) -> Self {
         Receiver {
             pair,
-            config,
+            limits: Limits::from(config),
             header: [0; MAX_HEADER_LEN],
             header_len: 0,
             frame: None,
             message: None,
             assembly: MessageBuffer::default(),
-            control: Vec::new(),
+            control: None,
             lent: Lent::Nothing,
         }
     }
 
-    /// The limits in force.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The limits in force (values above 4 GiB read back as 4 GiB - 1).
+    pub fn config(&self) -> Config {
+        Config {
+            max_frame_size: self.limits.max_frame_size as usize,
+            max_message_size: self.limits.max_message_size as usize,
+            retain_capacity: self.limits.retain_capacity as usize,
+        }
     }
 
     /// Bytes held by the assembly buffer, for the memory tests.
@@ -211,7 +263,7 @@ impl Receiver {
             }
             Source::Control => {
                 self.lent = Lent::Control;
-                &self.control
+                self.control.as_deref().map_or(&[], ControlBuf::bytes)
             }
         }
     }
@@ -220,8 +272,8 @@ impl Receiver {
     fn return_lent(&mut self) {
         match self.lent {
             Lent::Nothing => {}
-            Lent::Message => self.assembly.clear(self.config.retain_capacity),
-            Lent::Control => self.control.clear(),
+            Lent::Message => self.assembly.clear(self.limits.retain_capacity as usize),
+            Lent::Control => self.control = None,
         }
         self.lent = Lent::Nothing;
     }
@@ -262,7 +314,7 @@ impl Receiver {
                     }
                     continue;
                 }
-                self.control.clear();
+                self.control = None;
             } else {
                 self.track_message(tx.state(), header.opcode, header.fin);
                 if whole && !discard && self.message.is_none() && header.fin {
@@ -277,7 +329,7 @@ impl Receiver {
                 }
                 if !discard && header.opcode != OpCode::Continuation {
                     self.message = Some(kind_of(header.opcode));
-                    self.assembly.begin(header.opcode == OpCode::Text, self.config.retain_capacity);
+                    self.assembly.begin(header.opcode == OpCode::Text, self.limits.retain_capacity as usize);
                 }
             }
             self.frame = Some(PartialFrame {
@@ -301,7 +353,7 @@ impl Receiver {
                 _ => {}
             }
             // A message cut short by our close will never be delivered.
-            self.assembly.clear(self.config.retain_capacity);
+            self.assembly.clear(self.limits.retain_capacity as usize);
         }
     }
 
@@ -349,9 +401,9 @@ impl Receiver {
             OpCode::Text | OpCode::Binary if self.message.is_some() => Err(ProtocolError::ExpectedContinuation),
             op if op.is_control() => Ok(()),
             _ if discard => Ok(()),
-            _ if header.payload_len > self.config.max_frame_size as u64 => Err(ProtocolError::FrameTooLarge),
+            _ if header.payload_len > u64::from(self.limits.max_frame_size) => Err(ProtocolError::FrameTooLarge),
             _ if (self.assembly.len() as u64).saturating_add(header.payload_len)
-                > self.config.max_message_size as u64 =>
+                > u64::from(self.limits.max_message_size) =>
             {
                 Err(ProtocolError::MessageTooLarge)
             }
@@ -375,9 +427,9 @@ impl Receiver {
         frame.received += n as u64;
         frame.remaining -= n as u64;
         if frame.opcode.is_control() {
-            self.control.extend_from_slice(piece);
+            self.control.get_or_insert_with(Default::default).push(piece);
         } else if !frame.discard {
-            let limit = self.config.max_message_size;
+            let limit = self.limits.max_message_size as usize;
             self.assembly.push(piece, limit).map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         if frame.remaining > 0 {
@@ -386,8 +438,9 @@ impl Receiver {
         }
         if frame.opcode.is_control() {
             let mut payload = [0u8; 125];
-            let len = self.control.len();
-            payload[..len].copy_from_slice(&self.control);
+            let bytes = self.control.as_deref().map_or(&[][..], ControlBuf::bytes);
+            let len = bytes.len();
+            payload[..len].copy_from_slice(bytes);
             return Ok((n, self.on_control(tx, frame.opcode, &payload[..len], Source::Control)?));
         }
         if !frame.fin || frame.discard {
@@ -443,7 +496,7 @@ impl Receiver {
         self.message = None;
         self.header_len = 0;
         self.assembly.clear(0);
-        self.control = Vec::new();
+        self.control = None;
     }
 }
 

@@ -30,7 +30,7 @@ pub struct Sender {
     /// latest ping), so a ping flood from a peer that never reads cannot grow
     /// the queue past about 2 KiB.
     queued_pongs: u8,
-    last_pong_at: usize,
+    last_pong_at: u32,
     /// Source of masking keys (client role only).
     rng: Option<Box<ChaCha8Rng>>,
     /// Matches the receiver of the same connection.
@@ -177,11 +177,11 @@ impl Sender {
         if self.queued_pongs >= MAX_QUEUED_PONGS {
             // The newest pong is last in the queue: nothing but a close can
             // follow it, and no pong is queued once a close is.
-            self.pending.truncate(self.last_pong_at);
+            self.pending.truncate(self.last_pong_at as usize);
         } else {
             self.queued_pongs += 1;
         }
-        self.last_pong_at = self.pending.len();
+        self.last_pong_at = self.pending.len() as u32;
         let key = self.next_key();
         encode_frame(&mut self.pending, true, OpCode::Pong, payload, key);
     }

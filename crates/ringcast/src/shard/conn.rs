@@ -31,6 +31,9 @@ pub mod flag {
     pub const REARM: u16 = 1 << 7;
     /// Our close frame is out and its timeout is set.
     pub const CLOSE_TIMER: u16 = 1 << 8;
+    /// The upgrade response is being sent: free the send buffers once it
+    /// is out, so an idle connection holds no heap memory.
+    pub const JUST_OPENED: u16 = 1 << 9;
 }
 
 /// A request head still arriving over several reads.
@@ -199,5 +202,28 @@ impl ReasonBuf {
 
     fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_stays_small() {
+        // The slot of a connection with no state of its own: the protocol
+        // state, the send queue and the bookkeeping. The budget per idle
+        // connection is 256 bytes: this, the table's tag and a 12-byte
+        // timer entry.
+        let size = std::mem::size_of::<Conn<()>>();
+        eprintln!(
+            "Conn<()> = {size} bytes; Connection = {}, Phase = {}, OutQueue = {}, Receiver = {}, Sender = {}",
+            std::mem::size_of::<Connection>(),
+            std::mem::size_of::<Phase<()>>(),
+            std::mem::size_of::<OutQueue>(),
+            std::mem::size_of::<ringcast_proto::connection::Receiver>(),
+            std::mem::size_of::<ringcast_proto::connection::Sender>(),
+        );
+        assert!(size <= 232, "{size} bytes");
     }
 }

@@ -335,6 +335,7 @@ impl<H: Handler> Shard<H> {
                     self.counters.messages += handshake::on_data(&mut self.handler, conn, input, &ctx, self.proto);
                     if let Phase::Open { .. } = conn.phase {
                         tracing::debug!(conn = %id, "open");
+                        conn.flags |= flag::JUST_OPENED;
                         if let Some(idle) = self.settings.idle_timeout {
                             let deadline = self.now.wrapping_add(Self::millis(idle));
                             Self::set_deadline(&mut self.wheel, conn, key, deadline);
@@ -367,6 +368,10 @@ impl<H: Handler> Shard<H> {
             return self.peer_gone(key, "send failed");
         }
         let all_out = conn.out.complete_send(result as usize);
+        if all_out && conn.out.is_empty() && conn.has(flag::JUST_OPENED) {
+            conn.flags &= !flag::JUST_OPENED;
+            conn.out.release();
+        }
         if all_out && conn.out.is_empty() {
             if let Phase::Open { ws, state } = &mut conn.phase {
                 let mut handle = Ws {

@@ -88,6 +88,12 @@ impl Wheel {
                 let entries = &mut self.slots[slot];
                 self.len -= entries.len();
                 due.append(entries);
+                if entries.capacity() > 64 {
+                    // Connections opened together come up together and are
+                    // refiled together into another slot: without this, every
+                    // slot would keep room for all of them.
+                    *entries = Vec::new();
+                }
                 self.occupied[slot / 64] &= !(1 << (slot % 64));
             }
             self.cursor = self.cursor.wrapping_add(1) & TICK_MASK;

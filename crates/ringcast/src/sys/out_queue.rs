@@ -13,10 +13,14 @@ pub struct OutQueue {
     queued: Vec<u8>,
     /// Handed to the kernel; untouched while `in_flight`.
     flight: Vec<u8>,
-    /// Bytes of `flight` the kernel has already sent (partial sends).
+    /// Bytes of `flight` the kernel has already sent (partial sends), with
+    /// [`IN_FLIGHT`] or'ed in while a send is out (one word instead of two:
+    /// every idle connection carries this struct).
     sent: usize,
-    in_flight: bool,
 }
+
+/// The top bit of `sent`: a send is in flight. No buffer reaches 2^63 bytes.
+const IN_FLIGHT: usize = 1 << (usize::BITS - 1);
 
 impl OutQueue {
     /// The buffer new frames are appended to. Never the in-flight one.
@@ -26,12 +30,16 @@ impl OutQueue {
 
     /// Bytes waiting to be sent, in flight or queued.
     pub fn buffered(&self) -> usize {
-        self.queued.len() + self.flight.len() - self.sent
+        self.queued.len() + self.flight.len() - self.sent_bytes()
+    }
+
+    fn sent_bytes(&self) -> usize {
+        self.sent & !IN_FLIGHT
     }
 
     /// A send is in flight.
     pub fn in_flight(&self) -> bool {
-        self.in_flight
+        self.sent & IN_FLIGHT != 0
     }
 
     /// Nothing queued and nothing in flight.
@@ -42,7 +50,7 @@ impl OutQueue {
     /// Marks the next bytes to send as in flight and returns where they are.
     /// Called only by `Ring::send`, which hands them to the kernel.
     pub(super) fn begin_send(&mut self) -> Option<(*const u8, u32)> {
-        if self.in_flight {
+        if self.in_flight() {
             return None;
         }
         if self.sent == self.flight.len() {
@@ -56,28 +64,27 @@ impl OutQueue {
             self.sent = 0;
         }
         let rest = &self.flight[self.sent..];
-        self.in_flight = true;
+        self.sent |= IN_FLIGHT;
         Some((rest.as_ptr(), u32::try_from(rest.len()).unwrap_or(u32::MAX)))
     }
 
     /// The kernel sent `n` bytes of the in-flight buffer. Returns true when
     /// all of it is out (false: send the rest).
     pub fn complete_send(&mut self, n: usize) -> bool {
-        debug_assert!(self.in_flight);
-        self.in_flight = false;
-        self.sent = (self.sent + n).min(self.flight.len());
+        debug_assert!(self.in_flight());
+        self.sent = (self.sent_bytes() + n).min(self.flight.len());
         self.sent == self.flight.len()
     }
 
     /// The send failed: the connection is going away, nothing is in flight.
     pub fn abort_send(&mut self) {
-        self.in_flight = false;
+        self.sent = self.sent_bytes();
     }
 
     /// Frees the buffers' memory (nothing may be pending), for connections
     /// that go idle: memory follows traffic, not history.
     pub fn release(&mut self) {
-        if !self.in_flight && self.is_empty() {
+        if !self.in_flight() && self.is_empty() {
             self.queued = Vec::new();
             self.flight = Vec::new();
             self.sent = 0;

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Server memory per idle WebSocket connection: RSS growth of the server
+process as clients open idle connections, after a warm-up batch (so one-time
+costs such as the receive pool are not counted per connection).
+
+RSS grows in steps (the allocator commits memory in chunks of up to 2 MiB),
+so one before/after pair at 10k connections is only good to about ±200
+bytes: the connections are added in batches and the figure reported is the
+least-squares slope of RSS over the connection count, beside the plain
+before/after ratio.
+
+    tools/bench/idle_rss.py [--connections 18000] [--batches 9] [--servers ringcast,fastwebsockets]
+"""
+import argparse, os, resource, signal, socket, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "target", "release")
+SERVERS = {
+    "ringcast": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
+    "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-echo", f"127.0.0.1:{port}"],
+}
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit("no VmRSS")
+
+def hold(port, n, seconds):
+    client = subprocess.Popen([f"{BIN}/ringcast-bench", "idle", "--url", f"ws://127.0.0.1:{port}/",
+                               "--connections", str(n), "--hold", str(seconds)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = client.stdout.readline()
+    if not line.startswith("ready"):
+        raise SystemExit(f"idle client failed: {line}{client.stderr.read()}")
+    return client
+
+def measure(name, port, args):
+    server = subprocess.Popen(["taskset", "-c", args.server_cpu] + SERVERS[name](port),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        clients = [hold(port, args.warmup, 3600)]
+        time.sleep(args.settle)
+        points = [(0, rss_kib(server.pid))]
+        batch = args.connections // args.batches
+        for i in range(args.batches):
+            clients.append(hold(port, batch, 3600))
+            time.sleep(args.settle)
+            points.append(((i + 1) * batch, rss_kib(server.pid)))
+        for c in clients:
+            c.kill()
+            c.wait()
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points) * 1024
+    (x0, before), (x1, after) = points[0], points[-1]
+    print(f"{name:>15}: RSS {before} KiB -> {after} KiB with {x1} more idle connections: "
+          f"{(after - before) * 1024 / x1:.0f} bytes per connection (before/after), "
+          f"{slope:.0f} bytes per connection (slope over {n} points)", flush=True)
+    print(f"{'':>15}  points (connections, KiB): {points}", flush=True)
+    return slope
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--connections", type=int, default=18000)
+    p.add_argument("--batches", type=int, default=9)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--settle", type=float, default=1.0)
+    p.add_argument("--servers", default="ringcast,fastwebsockets")
+    p.add_argument("--server-cpu", default="0")
+    p.add_argument("--no-build", action="store_true")
+    args = p.parse_args()
+    # Server and clients inherit this; raising the hard limit needs root.
+    want = args.connections + args.warmup + 100
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+    except (ValueError, OSError):
+        if soft < want:
+            raise SystemExit(f"open-file limit {soft} < {want}: lower --connections or run as root")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "ringcast", "--examples",
+                        "-p", "ringcast-peers", "-p", "ringcast-bench"], cwd=ROOT, check=True)
+    port = 9500
+    for name in args.servers.split(","):
+        port += 1
+        measure(name, port, args)
+
+if __name__ == "__main__":
+    main()
