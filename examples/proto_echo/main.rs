@@ -1,7 +1,6 @@
 //! `proto_echo`: a WebSocket echo server on blocking sockets, one thread per
-//! connection, driven by `ringcast-proto` alone. It is the demo of the
-//! protocol core until the io_uring runtime lands; it is not built for
-//! speed.
+//! connection, driven by `ringcast-proto` alone: how to use the protocol
+//! core without the runtime. Not built for speed (see `examples/echo.rs`).
 //!
 //! ```text
 //! cargo run --release --example proto_echo -- --listen 127.0.0.1:9001
@@ -16,7 +15,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mimalloc::MiMalloc;
 use ringcast_proto::Config;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 /// Connections served at once; more are refused with 503.
 const MAX_CONNECTIONS: usize = 512;
