@@ -3,6 +3,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use ringcast_proto::connection::Sender;
 use ringcast_proto::handshake::RequestReader;
 use ringcast_proto::{CloseCode, Connection, Error, Event, State};
 
@@ -137,34 +138,59 @@ pub fn on_frames<H: Handler>(handler: &mut H, conn: &mut Conn<H::Conn>, input: &
         let Some(event) = read.event else { break };
         let mut handle =
             Ws { tx: &mut *tx, out: &mut *out, state: &mut *state, max_backpressure: ctx.max_backpressure, id: ctx.id };
-        match event {
+        let survived = match event {
             Event::Text(text) => {
                 messages += 1;
-                handler.message(&mut handle, Message::Text(text));
+                guarded(ctx.id, "message", || handler.message(&mut handle, Message::Text(text)))
             }
             Event::Binary(data) => {
                 messages += 1;
-                handler.message(&mut handle, Message::Binary(data));
+                guarded(ctx.id, "message", || handler.message(&mut handle, Message::Binary(data)))
             }
-            Event::Pong(payload) => handler.pong(&mut handle, payload),
+            Event::Pong(payload) => guarded(ctx.id, "pong", || handler.pong(&mut handle, payload)),
             Event::Close(frame) => {
                 let code = frame.code.unwrap_or(CloseCode::NO_STATUS);
                 ended = Some((code, ReasonBuf::new(frame.reason), !we_closed_first));
+                true
             }
             // Pings are answered by the protocol layer.
-            _ => {}
+            _ => true,
+        };
+        if !survived {
+            let _ = tx.close(Some(CloseCode::INTERNAL_ERROR), "", out.queue());
+            ended = Some((CloseCode::INTERNAL_ERROR, ReasonBuf::new("handler panicked"), false));
         }
-        if tx.has_pending() {
-            tx.take_pending(out.queue());
-        }
+        move_pending(tx, out, ended.is_some(), ctx.max_backpressure);
     }
-    if tx.has_pending() {
-        tx.take_pending(out.queue());
-    }
+    move_pending(tx, out, ended.is_some(), ctx.max_backpressure);
     if let Some((code, reason, by_peer)) = ended {
         finish(handler, conn, code, reason.as_str(), by_peer);
     }
     messages
+}
+
+/// Moves the frames the protocol layer owes the peer (pongs, close replies)
+/// to the send queue, unless the queue is over the backpressure budget and
+/// the connection is not ending: then pongs wait inside the protocol layer,
+/// which keeps at most 16 (newest replacing newest), so a peer that floods
+/// pings and never reads cannot grow the queue. They move once it drains.
+pub fn move_pending(tx: &mut Sender, out: &mut OutQueue, ending: bool, max_backpressure: usize) {
+    if tx.has_pending() && (ending || out.buffered() <= max_backpressure) {
+        tx.take_pending(out.queue());
+    }
+}
+
+/// Runs a handler callback, catching a panic so that the shard and its other
+/// connections live on. Returns false if it panicked (the caller closes the
+/// connection with 1011).
+pub fn guarded(id: ConnId, callback: &str, f: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(()) => true,
+        Err(_) => {
+            tracing::error!(conn = %id, callback, "the handler panicked; closing the connection with 1011");
+            false
+        }
+    }
 }
 
 /// Ends an open connection: hands the state back to the handler and moves to
@@ -172,7 +198,11 @@ pub fn on_frames<H: Handler>(handler: &mut H, conn: &mut Conn<H::Conn>, input: &
 pub fn finish<H: Handler>(handler: &mut H, conn: &mut Conn<H::Conn>, code: CloseCode, reason: &str, by_peer: bool) {
     if let Phase::Open { .. } = conn.phase {
         if let Phase::Open { state, .. } = std::mem::replace(&mut conn.phase, Phase::Finished) {
-            handler.close(state, CloseInfo { code, reason, by_peer });
+            // Nothing is left to clean up if `close` itself panics.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handler.close(state, CloseInfo { code, reason, by_peer })
+            }))
+            .map_err(|_| tracing::error!(code = code.0, "the handler panicked in close"));
         }
     }
 }

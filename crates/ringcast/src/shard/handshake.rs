@@ -4,7 +4,9 @@
 use ringcast_proto::handshake::{write_response, Request};
 use ringcast_proto::{Config, Connection};
 
-use super::conn::{on_frames, Conn, Ctx, Phase};
+use ringcast_proto::CloseCode;
+
+use super::conn::{finish, guarded, on_frames, Conn, Ctx, Phase};
 use crate::handler::{Decision, Handler, Response};
 use crate::Ws;
 
@@ -53,7 +55,12 @@ pub fn on_data<H: Handler>(
     conn.phase = Phase::Open { ws: Connection::server(proto), state };
     if let Phase::Open { ws, state } = &mut conn.phase {
         let tx = ws.sender();
-        handler.open(&mut Ws { tx, out: &mut conn.out, state, max_backpressure: ctx.max_backpressure, id: ctx.id });
+        let mut handle = Ws { tx, out: &mut conn.out, state, max_backpressure: ctx.max_backpressure, id: ctx.id };
+        if !guarded(ctx.id, "open", || handler.open(&mut handle)) {
+            let _ = ws.close(Some(CloseCode::INTERNAL_ERROR), "", conn.out.queue());
+            finish(handler, conn, CloseCode::INTERNAL_ERROR, "handler panicked", false);
+            return 0;
+        }
     }
     let rest = &mut buf[head_len..];
     if rest.is_empty() {
@@ -68,12 +75,22 @@ fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, out: &mut Vec<u8>)
     let upgrade = match request.validate() {
         Ok(upgrade) => upgrade,
         Err(why) => {
-            let response = handler.http(request, why).unwrap_or_else(|| Response::new(why.status()));
+            let mut answer = None;
+            if !guarded_request("http", || answer = handler.http(request, why)) {
+                answer = Some(Response::new(500));
+            }
+            let response = answer.unwrap_or_else(|| Response::new(why.status()));
             write_http(&response, out);
             return Next::Answered;
         }
     };
-    match handler.upgrade(request) {
+    let mut decision = None;
+    if !guarded_request("upgrade", || decision = Some(handler.upgrade(request))) {
+        write_http(&Response::new(500), out);
+        return Next::Answered;
+    }
+    let Some(decision) = decision else { return Next::Answered };
+    match decision {
         Decision::Reject(response) => {
             write_http(&response, out);
             Next::Answered
@@ -90,6 +107,15 @@ fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, out: &mut Vec<u8>)
             }
         }
     }
+}
+
+/// Runs a request callback, catching a panic (answered 500).
+fn guarded_request(callback: &str, f: impl FnOnce()) -> bool {
+    let survived = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+    if !survived {
+        tracing::error!(callback, "the handler panicked; answering 500");
+    }
+    survived
 }
 
 /// Queues a complete HTTP response, or a bare 500 if the handler's fields

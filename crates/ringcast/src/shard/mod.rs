@@ -372,16 +372,18 @@ impl<H: Handler> Shard<H> {
             conn.flags &= !flag::JUST_OPENED;
             conn.out.release();
         }
+        let budget = self.settings.max_backpressure;
+        if let Phase::Open { ws, .. } = &mut conn.phase {
+            // Pongs held back while the queue was over budget.
+            conn::move_pending(ws.sender(), &mut conn.out, false, budget);
+        }
         if all_out && conn.out.is_empty() {
             if let Phase::Open { ws, state } = &mut conn.phase {
-                let mut handle = Ws {
-                    tx: ws.sender(),
-                    out: &mut conn.out,
-                    state,
-                    max_backpressure: self.settings.max_backpressure,
-                    id,
-                };
-                self.handler.drain(&mut handle);
+                let mut handle = Ws { tx: ws.sender(), out: &mut conn.out, state, max_backpressure: budget, id };
+                if !conn::guarded(id, "drain", || self.handler.drain(&mut handle)) {
+                    let _ = ws.close(Some(CloseCode::INTERNAL_ERROR), "", conn.out.queue());
+                    conn::finish(&mut self.handler, conn, CloseCode::INTERNAL_ERROR, "handler panicked", false);
+                }
             }
         }
         self.review(key);

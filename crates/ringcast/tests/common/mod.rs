@@ -66,6 +66,7 @@ impl Handler for TestHandler {
             Message::Text("whoami") => {
                 let _ = ws.send_text(&self.shard.to_string());
             }
+            Message::Text("panic") => panic!("the test asked the handler to panic"),
             Message::Text("close-me") => {
                 ws.close(CloseCode(4001), "asked").unwrap();
             }
@@ -243,6 +244,28 @@ impl RawClient {
                 return None;
             }
         }
+    }
+
+    /// Reads one frame if one arrives within `wait`.
+    pub fn try_read_frame(&mut self, wait: Duration) -> Option<Frame> {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let frame = loop {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                break Some(frame);
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    break None
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        };
+        self.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        frame
     }
 
     /// Asserts the server's next frame is a close with `code`, then that it
