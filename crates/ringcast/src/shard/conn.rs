@@ -32,9 +32,6 @@ pub mod flag {
     pub const REARM: u16 = 1 << 7;
     /// Our close frame is out and its timeout is set.
     pub const CLOSE_TIMER: u16 = 1 << 8;
-    /// The upgrade response is being sent: free the send buffers once it
-    /// is out, so an idle connection holds no heap memory.
-    pub const JUST_OPENED: u16 = 1 << 9;
 }
 
 /// A request head still arriving over several reads.
@@ -254,6 +251,6 @@ mod tests {
             std::mem::size_of::<ringcast_proto::connection::Receiver>(),
             std::mem::size_of::<ringcast_proto::connection::Sender>(),
         );
-        assert!(size <= 232, "{size} bytes");
+        assert!(size <= 208, "{size} bytes");
     }
 }

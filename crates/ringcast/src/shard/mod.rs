@@ -335,7 +335,6 @@ impl<H: Handler> Shard<H> {
                     self.counters.messages += handshake::on_data(&mut self.handler, conn, input, &ctx, self.proto);
                     if let Phase::Open { .. } = conn.phase {
                         tracing::debug!(conn = %id, "open");
-                        conn.flags |= flag::JUST_OPENED;
                         if let Some(idle) = self.settings.idle_timeout {
                             let deadline = self.now.wrapping_add(Self::millis(idle));
                             Self::set_deadline(&mut self.wheel, conn, key, deadline);
@@ -368,10 +367,6 @@ impl<H: Handler> Shard<H> {
             return self.peer_gone(key, "send failed");
         }
         let all_out = conn.out.complete_send(result as usize);
-        if all_out && conn.out.is_empty() && conn.has(flag::JUST_OPENED) {
-            conn.flags &= !flag::JUST_OPENED;
-            conn.out.release();
-        }
         let budget = self.settings.max_backpressure;
         if let Phase::Open { ws, .. } = &mut conn.phase {
             // Pongs held back while the queue was over budget.
@@ -462,6 +457,8 @@ impl<H: Handler> Shard<H> {
             if !conn.out.in_flight() {
                 self.io.ring.send(conn.fd(), &mut conn.out, token(op::SEND, key, conn.generation));
             }
+            // A queue buffer taken but left empty goes back to the pool.
+            conn.out.release();
         }
         list.clear();
         // Keep the capacity; `review` may have pushed nothing meanwhile.

@@ -1,45 +1,98 @@
 //! A connection's outgoing bytes: the frames queued this turn and the buffer
 //! the kernel is sending.
 //!
-//! Two buffers because the kernel reads the in-flight one until its send
-//! completes: appending to it could move it. Handlers append to the queue;
-//! when the send completes, the queue becomes the next in-flight buffer and
-//! the emptied one is reused, so a busy connection allocates nothing.
+//! Two buffers, because the kernel reads the in-flight one until its send
+//! completes: appending to it could move it. Neither belongs to the
+//! connection for long: a queue takes a buffer from its thread's pool when
+//! the first frame is written, the buffer goes in flight at the next flush,
+//! and returns to the pool when the send completes. The pool is a stack, so
+//! the next frame is written into the buffer the kernel just finished
+//! reading, still in cache; and an idle connection holds no buffer at all.
+
+use std::cell::RefCell;
+
+/// Buffers kept per thread (shard) for reuse.
+const POOL_BUFFERS: usize = 1024;
+/// Larger buffers (after a big message) are freed rather than kept.
+const POOL_MAX_CAPACITY: usize = 256 << 10;
+
+/// A buffer handed to the kernel, and how much of it is sent.
+#[derive(Debug, Default)]
+struct Flight {
+    buf: Vec<u8>,
+    sent: usize,
+    /// A send is in flight: `buf` is untouchable until it completes.
+    busy: bool,
+}
+
+/// The calling thread's spare buffers (each shard is one thread).
+#[derive(Default)]
+struct Pool {
+    buffers: Vec<Vec<u8>>,
+    #[allow(clippy::vec_box)] // the boxes are what connections hold: moved, not copied
+    flights: Vec<Box<Flight>>,
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::default();
+}
+
+fn take_buffer() -> Vec<u8> {
+    POOL.with(|p| p.borrow_mut().buffers.pop()).unwrap_or_default()
+}
+
+fn give_buffer(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > POOL_MAX_CAPACITY {
+        return;
+    }
+    buf.clear();
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        if pool.buffers.len() < POOL_BUFFERS {
+            pool.buffers.push(buf);
+        }
+    });
+}
+
+fn take_flight() -> Box<Flight> {
+    POOL.with(|p| p.borrow_mut().flights.pop()).unwrap_or_default()
+}
+
+fn give_flight(flight: Box<Flight>) {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        if pool.flights.len() < POOL_BUFFERS {
+            pool.flights.push(flight);
+        }
+    });
+}
 
 /// Outgoing bytes of one connection. See the module docs.
 #[derive(Debug, Default)]
 pub struct OutQueue {
     /// Written during this turn; not yet handed to the kernel.
     queued: Vec<u8>,
-    /// Handed to the kernel; untouched while `in_flight`.
-    flight: Vec<u8>,
-    /// Bytes of `flight` the kernel has already sent (partial sends), with
-    /// [`IN_FLIGHT`] or'ed in while a send is out (one word instead of two:
-    /// every idle connection carries this struct).
-    sent: usize,
+    /// Handed to the kernel (or partly sent and waiting to be resumed).
+    flight: Option<Box<Flight>>,
 }
-
-/// The top bit of `sent`: a send is in flight. No buffer reaches 2^63 bytes.
-const IN_FLIGHT: usize = 1 << (usize::BITS - 1);
 
 impl OutQueue {
     /// The buffer new frames are appended to. Never the in-flight one.
     pub fn queue(&mut self) -> &mut Vec<u8> {
+        if self.queued.capacity() == 0 {
+            self.queued = take_buffer();
+        }
         &mut self.queued
     }
 
     /// Bytes waiting to be sent, in flight or queued.
     pub fn buffered(&self) -> usize {
-        self.queued.len() + self.flight.len() - self.sent_bytes()
-    }
-
-    fn sent_bytes(&self) -> usize {
-        self.sent & !IN_FLIGHT
+        self.queued.len() + self.flight.as_ref().map_or(0, |f| f.buf.len() - f.sent)
     }
 
     /// A send is in flight.
     pub fn in_flight(&self) -> bool {
-        self.sent & IN_FLIGHT != 0
+        self.flight.as_ref().is_some_and(|f| f.busy)
     }
 
     /// Nothing queued and nothing in flight.
@@ -53,47 +106,72 @@ impl OutQueue {
         if self.in_flight() {
             return None;
         }
-        if self.sent == self.flight.len() {
+        if self.flight.is_none() {
             if self.queued.is_empty() {
                 return None;
             }
-            // The emptied in-flight buffer becomes the queue: its capacity is
-            // reused instead of freed.
-            self.flight.clear();
-            std::mem::swap(&mut self.queued, &mut self.flight);
-            self.sent = 0;
+            let mut flight = take_flight();
+            flight.buf = std::mem::take(&mut self.queued);
+            flight.sent = 0;
+            self.flight = Some(flight);
         }
-        let rest = &self.flight[self.sent..];
-        self.sent |= IN_FLIGHT;
+        let flight = self.flight.as_mut()?;
+        flight.busy = true;
+        let rest = &flight.buf[flight.sent..];
         Some((rest.as_ptr(), u32::try_from(rest.len()).unwrap_or(u32::MAX)))
     }
 
     /// The kernel sent `n` bytes of the in-flight buffer. Returns true when
     /// all of it is out (false: send the rest).
     pub fn complete_send(&mut self, n: usize) -> bool {
-        debug_assert!(self.in_flight());
-        self.sent = (self.sent_bytes() + n).min(self.flight.len());
-        self.sent == self.flight.len()
+        let Some(flight) = self.flight.as_mut() else { return true };
+        debug_assert!(flight.busy);
+        flight.busy = false;
+        flight.sent = (flight.sent + n).min(flight.buf.len());
+        if flight.sent < flight.buf.len() {
+            return false;
+        }
+        if let Some(mut flight) = self.flight.take() {
+            give_buffer(std::mem::take(&mut flight.buf));
+            give_flight(flight);
+        }
+        true
     }
 
     /// The send failed: the connection is going away, nothing is in flight.
     pub fn abort_send(&mut self) {
-        self.sent = self.sent_bytes();
+        if let Some(flight) = self.flight.as_mut() {
+            flight.busy = false;
+        }
     }
 
-    /// Frees the buffers' memory (nothing may be pending), for connections
-    /// that go idle: memory follows traffic, not history.
+    /// Gives an empty queue's buffer back to the pool (after a turn that
+    /// wrote nothing, or when the connection goes idle).
     pub fn release(&mut self) {
-        if !self.in_flight() && self.is_empty() {
-            self.queued = Vec::new();
-            self.flight = Vec::new();
-            self.sent = 0;
+        if self.queued.is_empty() {
+            give_buffer(std::mem::take(&mut self.queued));
         }
     }
 
     /// Drops whatever is queued but not yet in flight.
     pub fn discard_queued(&mut self) {
         self.queued.clear();
+        self.release();
+    }
+}
+
+impl Drop for OutQueue {
+    fn drop(&mut self) {
+        // A buffer still in flight belongs to the kernel until the ring is
+        // torn down; it is freed, not pooled (`Io` has cancelled everything
+        // by the time connections are dropped).
+        if !self.in_flight() {
+            if let Some(mut flight) = self.flight.take() {
+                give_buffer(std::mem::take(&mut flight.buf));
+                give_flight(flight);
+            }
+        }
+        give_buffer(std::mem::take(&mut self.queued));
     }
 }
 
@@ -102,13 +180,13 @@ mod tests {
     use super::OutQueue;
 
     #[test]
-    fn swaps_buffers_and_resumes_partial_sends() {
+    fn queues_behind_a_send_in_flight_and_resumes_partial_sends() {
         let mut q = OutQueue::default();
         assert!(q.begin_send().is_none());
         q.queue().extend_from_slice(b"hello");
         let (ptr, len) = q.begin_send().unwrap();
         assert_eq!(len, 5);
-        // While in flight, new frames go to the other buffer.
+        // While in flight, new frames go to another buffer.
         q.queue().extend_from_slice(b"world");
         assert_ne!(q.queue().as_ptr(), ptr);
         assert!(q.begin_send().is_none(), "one send in flight at a time");
@@ -122,6 +200,16 @@ mod tests {
         assert!(q.complete_send(5));
         assert!(q.is_empty());
         q.release();
-        assert_eq!(q.queue().capacity(), 0);
+        assert_eq!(q.queued.capacity(), 0, "an idle queue holds no buffer");
+    }
+
+    #[test]
+    fn the_next_frame_reuses_the_buffer_the_kernel_just_sent() {
+        let mut a = OutQueue::default();
+        a.queue().extend_from_slice(&[1; 1000]);
+        let (sent_from, _) = a.begin_send().unwrap();
+        assert!(a.complete_send(1000));
+        let mut b = OutQueue::default();
+        assert_eq!(b.queue().as_ptr(), sent_from, "the pool is a stack: the warm buffer comes back first");
     }
 }
