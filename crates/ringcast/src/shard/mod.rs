@@ -359,12 +359,16 @@ impl<H: Handler> Shard<H> {
         let id = self.id(key, generation);
         let Some(conn) = self.conns.get_mut(key).filter(|conn| conn.generation == generation) else { return };
         if result < 0 {
+            // Nothing more can be written (reset, broken pipe): whatever is
+            // left is dropped and the connection ends now. (Retrying would
+            // fail again at once, forever.)
             conn.out.abort_send();
             if result != -libc::ECANCELED {
                 let e = std::io::Error::from_raw_os_error(-result);
                 tracing::debug!(conn = %id, error = %e, "send failed");
             }
-            return self.peer_gone(key, "send failed");
+            conn::finish(&mut self.handler, conn, CloseCode::ABNORMAL, "send failed", true);
+            return self.terminate(key, "send failed");
         }
         let all_out = conn.out.complete_send(result as usize);
         let budget = self.settings.max_backpressure;
@@ -494,7 +498,7 @@ impl<H: Handler> Shard<H> {
         conn::finish(&mut self.handler, conn, CloseCode::ABNORMAL, why, false);
         conn.phase = Phase::Finished;
         conn.flags = (conn.flags | flag::DYING) & !flag::REARM;
-        conn.out.discard_queued();
+        conn.out.discard_unsent();
         if conn.has(flag::RECV_ARMED) {
             self.io.ring.cancel(token(op::RECV, key, conn.generation), token(op::IGNORE, 0, 0));
         }

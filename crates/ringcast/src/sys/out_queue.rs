@@ -153,10 +153,17 @@ impl OutQueue {
         }
     }
 
-    /// Drops whatever is queued but not yet in flight.
-    pub fn discard_queued(&mut self) {
+    /// Drops everything not in the kernel's hands: the queue, and a
+    /// partly sent buffer that is not in flight.
+    pub fn discard_unsent(&mut self) {
         self.queued.clear();
         self.release();
+        if !self.in_flight() {
+            if let Some(mut flight) = self.flight.take() {
+                give_buffer(std::mem::take(&mut flight.buf));
+                give_flight(flight);
+            }
+        }
     }
 }
 
