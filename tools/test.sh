@@ -4,6 +4,7 @@
 #
 #   tools/test.sh               everything (fuzz targets 60 s each)
 #   FUZZ_SECONDS=0 tools/test.sh    skip the fuzz runs (quick local loop)
+#   AUTOBAHN=0 tools/test.sh        skip Autobahn|Testsuite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzz_seconds=${FUZZ_SECONDS:-60}
@@ -39,6 +40,11 @@ step "tests (unit, public API, conformance, real peers, benches in test mode)"
 mkdir -p target
 cargo test --workspace --all-targets 2>&1 | tee target/test-output.log
 cargo test --workspace --doc 2>&1 | tee -a target/test-output.log
+
+if [ "${AUTOBAHN:-1}" != 0 ]; then
+  step "Autobahn|Testsuite 1.* to 10.* against examples/echo, 1 and 2 shards (reports in target/autobahn/)"
+  tools/autobahn/ci.sh
+fi
 
 if [ "$fuzz_seconds" != 0 ]; then
   step "fuzz (${fuzz_seconds}s per target)"
