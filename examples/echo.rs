@@ -44,10 +44,11 @@ struct Args {
     listen: String,
     shards: Option<usize>,
     recv_buffers: Option<(u16, u32)>,
+    handshake_timeout: Option<Duration>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { listen: "127.0.0.1:9001".into(), shards: None, recv_buffers: None };
+    let mut args = Args { listen: "127.0.0.1:9001".into(), shards: None, recv_buffers: None, handshake_timeout: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -62,8 +63,15 @@ fn parse_args() -> Result<Args, String> {
                 let parsed = v.split_once('x').and_then(|(n, s)| Some((n.parse().ok()?, s.parse().ok()?)));
                 args.recv_buffers = Some(parsed.ok_or(format!("--recv-buffers: expected COUNTxBYTES, got {v}"))?);
             }
+            "--handshake-timeout-ms" => {
+                let v = value("--handshake-timeout-ms")?;
+                let ms = v.parse().map_err(|_| format!("--handshake-timeout-ms: not a number: {v}"))?;
+                args.handshake_timeout = Some(Duration::from_millis(ms));
+            }
             "-h" | "--help" => {
-                println!("usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES]");
+                println!(
+                    "usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES] [--handshake-timeout-ms MS]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument: {other} (try --help)")),
@@ -89,6 +97,9 @@ fn main() -> ExitCode {
     }
     if let Some((count, size)) = args.recv_buffers {
         builder = builder.recv_buffers(count, size);
+    }
+    if let Some(timeout) = args.handshake_timeout {
+        builder = builder.handshake_timeout(timeout);
     }
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,

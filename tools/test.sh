@@ -5,6 +5,7 @@
 #   tools/test.sh               everything (fuzz targets 60 s each)
 #   FUZZ_SECONDS=0 tools/test.sh    skip the fuzz runs (quick local loop)
 #   AUTOBAHN=0 tools/test.sh        skip Autobahn|Testsuite
+#   PEERS=0 tools/test.sh           skip the real peers (Python, Node, Chromium) and slowloris
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzz_seconds=${FUZZ_SECONDS:-60}
@@ -40,6 +41,13 @@ step "tests (unit, public API, conformance, real peers, benches in test mode)"
 mkdir -p target
 cargo test --workspace --all-targets 2>&1 | tee target/test-output.log
 cargo test --workspace --doc 2>&1 | tee -a target/test-output.log
+
+if [ "${PEERS:-1}" != 0 ]; then
+  step "real peers against examples/echo: Python websockets, Node ws, headless Chromium"
+  tools/peers/run.sh
+  step "slowloris (slowhttptest) while a normal client keeps echoing"
+  tools/hostile/slowloris.sh
+fi
 
 if [ "${AUTOBAHN:-1}" != 0 ]; then
   step "Autobahn|Testsuite 1.* to 10.* against examples/echo, 1 and 2 shards (reports in target/autobahn/)"

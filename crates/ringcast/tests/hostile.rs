@@ -22,3 +22,83 @@ fn a_handler_panic_closes_that_connection_with_1011_and_nothing_else() {
     newcomer.send_raw(&masked(0x2, b"hi"));
     assert_eq!(newcomer.read_frame().unwrap().payload, b"hi");
 }
+
+#[test]
+fn a_frame_header_declaring_1_gib_is_refused_with_1009_before_any_payload() {
+    // Default limits (16 MiB): only the 10-byte header and mask are sent.
+    let server = TestServer::one_shard();
+    let mut client = RawClient::open(server.addr());
+    let mut header = vec![0x82, 0xff];
+    header.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    client.send_raw(&header);
+    client.expect_close(1009);
+}
+
+#[test]
+fn ten_thousand_unfinished_handshakes_do_not_stop_a_normal_client() {
+    let server =
+        TestServer::start(ringcast::Server::builder().shards(2).handshake_timeout(std::time::Duration::from_secs(3)));
+    // The 10 000 sockets live in a child process (this process's open-file
+    // limit would not hold both ends).
+    let script = r#"
+import socket, sys, time
+addr = (sys.argv[1], int(sys.argv[2]))
+held = []
+for i in range(10000):
+    s = socket.create_connection(addr)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgr")
+    held.append(s)
+print("held", len(held), flush=True)
+time.sleep(30)
+"#;
+    let addr = server.addr();
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, &addr.ip().to_string(), &addr.port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "held 10000");
+    // Connected is not yet accepted: wait for the shards to take them all.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.handle.stats().accepted < 10_000 {
+        assert!(std::time::Instant::now() < until, "accepted only {}", server.handle.stats().accepted);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let held_at = std::time::Instant::now();
+    // Meanwhile a normal client upgrades and echoes.
+    let mut client = RawClient::open(server.addr());
+    client.send_raw(&masked(0x1, b"served anyway"));
+    assert_eq!(client.read_frame().unwrap().payload, b"served anyway");
+    // The handshake timeout lets them all go.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while server.handle.stats().connections > 1 {
+        assert!(std::time::Instant::now() < until, "{} connections left", server.handle.stats().connections);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let waited = held_at.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(2), "dropped before their timeout: {waited:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+    client.send_raw(&masked(0x1, b"still"));
+    assert_eq!(client.read_frame().unwrap().payload, b"still");
+}
+
+#[test]
+fn a_half_closed_socket_is_closed_promptly_and_reported_as_1006() {
+    let server = TestServer::one_shard();
+    let mut client = RawClient::open(server.addr());
+    client.send_raw(&masked(0x1, b"then silence"));
+    client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    // Whatever was echoed before the end of stream was seen, the server
+    // then ends the connection: no close handshake is possible any more.
+    while let Some(frame) = client.read_frame() {
+        assert_eq!(frame.payload, b"then silence");
+    }
+    assert_eq!(server.wait_closes(1)[0], (1006, "end of stream".to_string(), true));
+    let mut other = RawClient::open(server.addr());
+    other.send_raw(&masked(0x1, b"fine"));
+    assert_eq!(other.read_frame().unwrap().payload, b"fine");
+}

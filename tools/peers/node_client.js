@@ -1,0 +1,39 @@
+// Node `ws` against an echo server: text and binary messages of 0 B to
+// 16 MiB come back with their type, a ping is answered, the close
+// handshake completes with our code. Exit 0 on success.
+//
+//   node node_client.js ws://127.0.0.1:9001/
+const WebSocket = require('ws');
+
+const sizes = [0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20];
+const messages = [];
+for (const n of sizes) {
+  messages.push({ data: 'é'.repeat(Math.floor(n / 2)) + 'a'.repeat(n % 2), binary: false });
+  messages.push({ data: Buffer.alloc(n, n % 251), binary: true });
+}
+
+const ws = new WebSocket(process.argv[2], { maxPayload: 32 << 20 });
+let i = 0;
+let ponged = false;
+const fail = (why) => { console.error('node ws: ' + why); process.exit(1); };
+ws.on('open', () => ws.send(messages[0].data, { binary: messages[0].binary }));
+ws.on('message', (data, isBinary) => {
+  const want = messages[i];
+  const same = isBinary ? Buffer.compare(data, want.data) === 0 : data.toString() === want.data;
+  if (isBinary !== want.binary || !same) fail(`message ${i} differs`);
+  i++;
+  if (i < messages.length) ws.send(messages[i].data, { binary: messages[i].binary });
+  else ws.ping('node');
+});
+ws.on('pong', (data) => {
+  if (data.toString() !== 'node') fail('pong payload');
+  ponged = true;
+  ws.close(4002, 'node done');
+});
+ws.on('close', (code) => {
+  if (code !== 4002 || !ponged || i !== messages.length) fail(`close ${code}, ponged ${ponged}, ${i} messages`);
+  console.log(`node ws: ${sizes.length} sizes x 2 types, ping, close ${code}: ok`);
+  process.exit(0);
+});
+ws.on('error', (e) => fail(e.message));
+setTimeout(() => fail('timed out'), 60000);
