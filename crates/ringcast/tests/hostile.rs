@@ -102,3 +102,50 @@ fn a_half_closed_socket_is_closed_promptly_and_reported_as_1006() {
     other.send_raw(&masked(0x1, b"fine"));
     assert_eq!(other.read_frame().unwrap().payload, b"fine");
 }
+
+#[test]
+fn garbage_after_the_handshake_is_closed_with_1002() {
+    let server = TestServer::one_shard();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut printable = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        b' ' + (seed % 95) as u8
+    };
+    let random_text: Vec<u8> = (0..4096).map(|_| printable()).collect();
+    let garbage: [(&str, Vec<u8>); 3] = [
+        ("a second HTTP request", upgrade_request("/", "").into_bytes()),
+        ("a TLS ClientHello", vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]),
+        ("random printable text", random_text),
+    ];
+    let mut bystander = RawClient::open(server.addr());
+    for (name, bytes) in garbage {
+        let mut client = RawClient::open(server.addr());
+        client.send_raw(&bytes);
+        let frame = client.read_frame().unwrap_or_else(|| panic!("{name}: no close frame"));
+        assert_eq!(frame.close_code(), Some(1002), "{name}");
+        client.expect_eof();
+        bystander.send_raw(&masked(0x1, name.as_bytes()));
+        assert_eq!(bystander.read_frame().unwrap().payload, name.as_bytes());
+    }
+}
+
+#[test]
+fn a_connection_flood_past_the_limit_is_refused_and_the_admitted_keep_working() {
+    let server = TestServer::start(ringcast::Server::builder().shards(1).max_connections(50));
+    let mut admitted: Vec<RawClient> = (0..50).map(|_| RawClient::open(server.addr())).collect();
+    let mut refused = 0;
+    for _ in 0..500 {
+        let mut extra = RawClient::connect(server.addr());
+        let head = extra.read_head();
+        assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+        refused += 1;
+    }
+    assert_eq!(refused, 500);
+    for (i, client) in admitted.iter_mut().enumerate() {
+        let text = format!("still admitted {i}");
+        client.send_raw(&masked(0x1, text.as_bytes()));
+        assert_eq!(client.read_frame().unwrap().payload, text.as_bytes());
+    }
+}
