@@ -19,6 +19,12 @@ echo_pid=$!
 trap 'kill $echo_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$echo_pid/status"; }
+: > "$work/rss.log"
+rss_before=$(rss)
+peak=$rss_before
+( while kill -0 "$echo_pid" 2>/dev/null; do rss >> "$work/rss.log" 2>/dev/null || true; sleep 0.2; done ) &
+sampler=$!
 # 2000 connections sending a header line every 2 s for 15 s.
 slowhttptest -H -c 2000 -r 500 -i 2 -l 15 -t GET -u "http://127.0.0.1:$port/" -p 2 -o "$work/slowhttptest" \
   > "$work/slowhttptest.log" 2>&1 &
@@ -46,6 +52,14 @@ wait "$attack_pid" || true
 # slowhttptest's last status block: how many it held, how many we closed.
 sed 's/\x1b\[[0-9;]*m//g' "$work/slowhttptest.log" | grep -E '^(connected|closed|service available|Exit status)' \
   | tail -n4 | sed 's/^/slowhttptest: /' | tr -s ' ' || true
+kill "$sampler" 2>/dev/null || true
+peak=$(sort -n "$work/rss.log" | tail -n1)
+growth=$(( (peak - rss_before) / 1024 ))
+echo "slowloris: server RSS $rss_before KiB before, $peak KiB at the peak of the attack (+$growth MiB)"
+if [ "$growth" -gt 32 ]; then
+  echo "slowloris: memory grew by more than 32 MiB" >&2
+  exit 1
+fi
 # The attackers have stopped sending; whatever they left must be closed by
 # the handshake timeout.
 sleep 4
