@@ -40,6 +40,7 @@
 mod config;
 mod error;
 mod handler;
+mod pubsub;
 mod server;
 mod shard;
 mod sys;

@@ -10,13 +10,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Settings;
 use crate::error::Error;
-use crate::handler::Handler;
+use crate::handler::{Handler, Message};
+use crate::pubsub::{Delivery, Hub, Mailbox};
 use crate::shard::Shard;
 use crate::sys::{Io, Waker};
 
 /// What a shard and the handle share: the stop signal and the counters.
 pub(crate) struct ShardShared {
     pub waker: Waker,
+    /// Deliveries from other shards and from the handle.
+    pub mailbox: Mailbox,
     pub stop: AtomicBool,
     pub grace_ms: AtomicU64,
     pub stats: ShardStats,
@@ -174,16 +177,20 @@ impl ServerBuilder {
         let factory = Arc::new(factory);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
         let mut shards = Vec::with_capacity(settings.shards);
-        let mut threads = Vec::with_capacity(settings.shards);
-        for (index, listener) in listeners.into_iter().enumerate() {
-            let shared = Arc::new(ShardShared {
+        for _ in 0..listeners.len() {
+            shards.push(Arc::new(ShardShared {
                 waker: Waker::new().map_err(Error::Thread)?,
+                mailbox: Mailbox::default(),
                 stop: AtomicBool::new(false),
                 grace_ms: AtomicU64::new(0),
                 stats: ShardStats::default(),
-            });
-            shards.push(shared.clone());
-            let (settings, factory, ready) = (settings.clone(), factory.clone(), ready_tx.clone());
+            }));
+        }
+        let hub = Arc::new(Hub::new(shards.clone()));
+        let mut threads = Vec::with_capacity(settings.shards);
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let shared = shards[index].clone();
+            let (settings, factory, ready, hub) = (settings.clone(), factory.clone(), ready_tx.clone(), hub.clone());
             let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
             let thread = std::thread::Builder::new()
                 .name(format!("ringcast-shard-{index}"))
@@ -201,7 +208,7 @@ impl ServerBuilder {
                         }
                     };
                     let handler = factory(index);
-                    let shard = Shard::new(io, listener, handler, settings, shared, index as u16);
+                    let shard = Shard::new(io, listener, handler, settings, shared, hub, index as u16);
                     let _ = ready.send(Ok(()));
                     shard.run();
                 })
@@ -210,7 +217,7 @@ impl ServerBuilder {
         }
         drop(ready_tx);
         let handle = ServerHandle {
-            inner: Arc::new(Inner { local_addr, shards, threads: Mutex::new(threads), report: Mutex::new(None) }),
+            inner: Arc::new(Inner { local_addr, shards, hub, threads: Mutex::new(threads), report: Mutex::new(None) }),
         };
         for _ in 0..settings.shards {
             match ready_rx.recv() {
@@ -273,6 +280,7 @@ fn bind_all(addr: SocketAddr, settings: &Settings) -> Result<Vec<Socket>, Error>
 struct Inner {
     local_addr: SocketAddr,
     shards: Vec<Arc<ShardShared>>,
+    hub: Arc<Hub>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     report: Mutex<Option<ShutdownReport>>,
 }
@@ -328,6 +336,20 @@ impl ServerHandle {
     /// The number of shards.
     pub fn shards(&self) -> usize {
         self.inner.shards.len()
+    }
+
+    /// Publishes `message` to every subscriber of `topic`, on every shard,
+    /// from any thread. The frame is built once and shared by the shards.
+    /// Returns the number of subscribers at the time of the call (they may
+    /// leave before it arrives).
+    pub fn publish(&self, topic: &str, message: Message<'_>) -> u64 {
+        let delivery = Delivery { topic: Arc::from(topic), frame: crate::pubsub::frame(message), exclude: None };
+        self.inner.hub.forward(&delivery, None)
+    }
+
+    /// Subscribers of `topic` across all shards (as of their last change).
+    pub fn subscribers(&self, topic: &str) -> u64 {
+        self.inner.hub.subscribers(topic)
     }
 
     /// The counters, summed over the shards.

@@ -5,6 +5,9 @@ use std::fmt;
 use ringcast_proto::connection::Sender;
 use ringcast_proto::{CloseCode, MessageKind, State, UsageError};
 
+use std::sync::Arc;
+
+use crate::pubsub::{self, Delivery, LocalTopics, Subscriptions};
 use crate::sys::OutQueue;
 use crate::Message;
 
@@ -67,6 +70,8 @@ pub struct Ws<'a, C> {
     pub(crate) state: &'a mut C,
     pub(crate) max_backpressure: usize,
     pub(crate) id: ConnId,
+    pub(crate) topics: &'a mut LocalTopics,
+    pub(crate) subs: &'a mut Subscriptions,
 }
 
 impl<C> Ws<'_, C> {
@@ -142,6 +147,39 @@ impl<C> Ws<'_, C> {
     /// the close timeout. Messages that arrive meanwhile are dropped.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
         self.tx.close(Some(code), reason, self.out.queue()).map_err(map_usage)
+    }
+}
+
+impl<C> Ws<'_, C> {
+    /// Subscribes this connection to `topic`. Returns false if it already
+    /// was. Subscriptions end with the connection.
+    pub fn subscribe(&mut self, topic: &str) -> bool {
+        self.topics.subscribe(topic, (self.id.key, self.id.generation), self.subs)
+    }
+
+    /// Unsubscribes this connection from `topic`. Returns false if it was
+    /// not subscribed.
+    pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        self.topics.unsubscribe(topic, self.subs)
+    }
+
+    /// Whether this connection is subscribed to `topic`.
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.subs.as_ref().is_some_and(|list| list.iter().any(|(t, _)| &**t == topic))
+    }
+
+    /// Publishes `message` to every subscriber of `topic` on every shard,
+    /// except this connection. The frame is built once and shared; this
+    /// shard's subscribers get it when the callback returns, in publish
+    /// order. A subscriber past its backpressure budget is closed with
+    /// 1008. Returns the number of receivers at the time of the call.
+    pub fn publish(&mut self, topic: &str, message: Message<'_>) -> u64 {
+        let me = (self.id.key, self.id.generation);
+        let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude: Some(me) };
+        let remote = self.topics.hub().forward(&delivery, Some(self.topics.shard()));
+        let local = self.topics.subscribers(topic).filter(|conn| *conn != me).count() as u64;
+        self.topics.pending.push(delivery);
+        remote + local
     }
 }
 

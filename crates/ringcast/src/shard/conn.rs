@@ -9,6 +9,7 @@ use ringcast_proto::{CloseCode, Connection, Error, Event, State};
 
 use super::timer::Millis;
 use crate::handler::{CloseInfo, Handler, Message};
+use crate::pubsub::{LocalTopics, Subscriptions};
 use crate::sys::OutQueue;
 use crate::ws::{ConnId, Ws};
 
@@ -69,6 +70,8 @@ pub struct Conn<C> {
     pub last_rx: Millis,
     pub phase: Phase<C>,
     pub out: OutQueue,
+    /// Topics this connection is subscribed to.
+    pub subs: Subscriptions,
 }
 
 impl<C> Conn<C> {
@@ -86,6 +89,7 @@ impl<C> Conn<C> {
             last_rx: now,
             phase,
             out: OutQueue::default(),
+            subs: None,
         }
     }
 
@@ -108,9 +112,16 @@ pub struct Ctx {
 /// every event. Ends the connection (phase `Finished`, handler told) on a
 /// close frame or a protocol violation; the close frame owed to the peer is
 /// then in the out queue. Returns how many messages were delivered.
-pub fn on_frames<H: Handler>(handler: &mut H, conn: &mut Conn<H::Conn>, input: &mut [u8], ctx: &Ctx) -> u64 {
+pub fn on_frames<H: Handler>(
+    handler: &mut H,
+    conn: &mut Conn<H::Conn>,
+    input: &mut [u8],
+    ctx: &Ctx,
+    topics: &mut LocalTopics,
+) -> u64 {
     let Phase::Open { ws, state } = &mut conn.phase else { return 0 };
     let out = &mut conn.out;
+    let subs = &mut conn.subs;
     let (rx, tx) = ws.split();
     let mut messages = 0;
     let mut pos = 0;
@@ -133,8 +144,15 @@ pub fn on_frames<H: Handler>(handler: &mut H, conn: &mut Conn<H::Conn>, input: &
         };
         pos += read.consumed;
         let Some(event) = read.event else { break };
-        let mut handle =
-            Ws { tx: &mut *tx, out: &mut *out, state: &mut *state, max_backpressure: ctx.max_backpressure, id: ctx.id };
+        let mut handle = Ws {
+            tx: &mut *tx,
+            out: &mut *out,
+            state: &mut *state,
+            max_backpressure: ctx.max_backpressure,
+            id: ctx.id,
+            topics: &mut *topics,
+            subs: &mut *subs,
+        };
         let survived = match event {
             Event::Text(text) => {
                 messages += 1;
@@ -239,9 +257,9 @@ mod tests {
     #[test]
     fn an_idle_connection_stays_small() {
         // The slot of a connection with no state of its own: the protocol
-        // state, the send queue and the bookkeeping. The budget per idle
-        // connection is 256 bytes: this, the table's tag and a 12-byte
-        // timer entry.
+        // state, the send queue, the subscriptions and the bookkeeping. The
+        // budget per idle connection is 256 bytes: this, the table's tag
+        // and a 12-byte timer entry.
         let size = std::mem::size_of::<Conn<()>>();
         eprintln!(
             "Conn<()> = {size} bytes; Connection = {}, Phase = {}, OutQueue = {}, Receiver = {}, Sender = {}",
@@ -251,6 +269,6 @@ mod tests {
             std::mem::size_of::<ringcast_proto::connection::Receiver>(),
             std::mem::size_of::<ringcast_proto::connection::Sender>(),
         );
-        assert!(size <= 208, "{size} bytes");
+        assert!(size <= 216, "{size} bytes");
     }
 }

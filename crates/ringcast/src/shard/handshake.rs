@@ -8,6 +8,7 @@ use ringcast_proto::CloseCode;
 
 use super::conn::{finish, guarded, on_frames, Conn, Ctx, Phase};
 use crate::handler::{Decision, Handler, Response};
+use crate::pubsub::LocalTopics;
 use crate::Ws;
 
 /// What the request led to, decided while the head is borrowed.
@@ -26,6 +27,7 @@ pub fn on_data<H: Handler>(
     input: &mut [u8],
     ctx: &Ctx,
     proto: Config,
+    topics: &mut LocalTopics,
 ) -> u64 {
     let Phase::Handshake(mut hs) = std::mem::replace(&mut conn.phase, Phase::Finished) else { return 0 };
     let in_place = hs.head.is_empty();
@@ -55,7 +57,15 @@ pub fn on_data<H: Handler>(
     conn.phase = Phase::Open { ws: Connection::server(proto), state };
     if let Phase::Open { ws, state } = &mut conn.phase {
         let tx = ws.sender();
-        let mut handle = Ws { tx, out: &mut conn.out, state, max_backpressure: ctx.max_backpressure, id: ctx.id };
+        let mut handle = Ws {
+            tx,
+            out: &mut conn.out,
+            state,
+            max_backpressure: ctx.max_backpressure,
+            id: ctx.id,
+            topics: &mut *topics,
+            subs: &mut conn.subs,
+        };
         if !guarded(ctx.id, "open", || handler.open(&mut handle)) {
             let _ = ws.close(Some(CloseCode::INTERNAL_ERROR), "", conn.out.queue());
             finish(handler, conn, CloseCode::INTERNAL_ERROR, "handler panicked", false);
@@ -66,7 +76,7 @@ pub fn on_data<H: Handler>(
     if rest.is_empty() {
         0
     } else {
-        on_frames(handler, conn, rest, ctx)
+        on_frames(handler, conn, rest, ctx, topics)
     }
 }
 

@@ -24,6 +24,7 @@ use self::conn::{flag, Conn, Ctx, Phase};
 use self::timer::{reached, Millis, Wheel};
 use crate::config::Settings;
 use crate::handler::Handler;
+use crate::pubsub::{Delivery, Hub, LocalTopics};
 use crate::server::ShardShared;
 use crate::sys::{self, Completion, Io};
 use crate::ws::{ConnId, Ws};
@@ -84,6 +85,10 @@ pub(crate) struct Shard<H: Handler> {
     max_connections: usize,
     proto: ringcast_proto::Config,
     request_limits: RequestLimits,
+    /// This shard's topic index and the publishes made during callbacks.
+    topics: LocalTopics,
+    /// Connections that got a delivery, to look at afterwards.
+    touched: Vec<usize>,
 }
 
 impl<H: Handler> Shard<H> {
@@ -93,6 +98,7 @@ impl<H: Handler> Shard<H> {
         handler: H,
         settings: Arc<Settings>,
         shared: Arc<ShardShared>,
+        hub: Arc<Hub>,
         index: u16,
     ) -> Self {
         let max_connections = settings.max_connections_per_shard();
@@ -125,6 +131,8 @@ impl<H: Handler> Shard<H> {
             max_connections,
             proto,
             request_limits,
+            topics: LocalTopics::new(usize::from(index), hub),
+            touched: Vec::new(),
         }
     }
 
@@ -224,9 +232,52 @@ impl<H: Handler> Shard<H> {
             op::WAKE => self.on_wake(c.result),
             _ => {}
         }
+        if !self.topics.pending.is_empty() {
+            let pending = std::mem::take(&mut self.topics.pending);
+            for delivery in &pending {
+                self.deliver(delivery);
+            }
+        }
+    }
+
+    /// Queues a published frame on every open local subscriber of its
+    /// topic (but the publisher). The frame was built once; each
+    /// connection's cork buffer gets a copy, which for the small messages
+    /// of pub/sub costs less than a reference and an extra iovec per send.
+    fn deliver(&mut self, delivery: &Delivery) {
+        let budget = self.settings.max_backpressure;
+        for conn_ref in self.topics.subscribers(&delivery.topic) {
+            if Some(conn_ref) == delivery.exclude {
+                continue;
+            }
+            let key = conn_ref.0 as usize;
+            let Some(conn) = self.conns.get_mut(key).filter(|c| c.generation == conn_ref.1) else { continue };
+            let Phase::Open { ws, .. } = &mut conn.phase else { continue };
+            if ws.state() != State::Open {
+                continue;
+            }
+            let buffered = conn.out.buffered();
+            if buffered > 0 && buffered + delivery.frame.len() > budget {
+                tracing::debug!(conn = %ConnId { shard: self.index, key: conn_ref.0, generation: conn_ref.1 }, buffered, "slow subscriber: closing with 1008");
+                let _ = ws.close(Some(CloseCode::POLICY), "backpressure", conn.out.queue());
+            } else {
+                conn.out.queue().extend_from_slice(&delivery.frame);
+            }
+            self.touched.push(key);
+        }
+        let touched = std::mem::take(&mut self.touched);
+        for &key in &touched {
+            self.review(key);
+        }
+        self.touched = touched;
+        self.touched.clear();
     }
 
     fn on_wake(&mut self, result: i32) {
+        let mail = std::mem::take(&mut *self.shared.mailbox.lock().unwrap_or_else(|e| e.into_inner()));
+        for delivery in &mail {
+            self.deliver(delivery);
+        }
         if self.shared.stop.load(Ordering::Acquire) {
             if self.stop_deadline.is_none() {
                 self.begin_stop();
@@ -329,10 +380,11 @@ impl<H: Handler> Shard<H> {
         if !conn.has(flag::DYING | flag::LINGER) {
             match conn.phase {
                 Phase::Open { .. } => {
-                    self.counters.messages += conn::on_frames(&mut self.handler, conn, input, &ctx);
+                    self.counters.messages += conn::on_frames(&mut self.handler, conn, input, &ctx, &mut self.topics);
                 }
                 Phase::Handshake(_) => {
-                    self.counters.messages += handshake::on_data(&mut self.handler, conn, input, &ctx, self.proto);
+                    self.counters.messages +=
+                        handshake::on_data(&mut self.handler, conn, input, &ctx, self.proto, &mut self.topics);
                     if let Phase::Open { .. } = conn.phase {
                         tracing::debug!(conn = %id, "open");
                         if let Some(idle) = self.settings.idle_timeout {
@@ -378,7 +430,15 @@ impl<H: Handler> Shard<H> {
         }
         if all_out && conn.out.is_empty() {
             if let Phase::Open { ws, state } = &mut conn.phase {
-                let mut handle = Ws { tx: ws.sender(), out: &mut conn.out, state, max_backpressure: budget, id };
+                let mut handle = Ws {
+                    tx: ws.sender(),
+                    out: &mut conn.out,
+                    state,
+                    max_backpressure: budget,
+                    id,
+                    topics: &mut self.topics,
+                    subs: &mut conn.subs,
+                };
                 if !conn::guarded(id, "drain", || self.handler.drain(&mut handle)) {
                     let _ = ws.close(Some(CloseCode::INTERNAL_ERROR), "", conn.out.queue());
                     conn::finish(&mut self.handler, conn, CloseCode::INTERNAL_ERROR, "handler panicked", false);
@@ -431,7 +491,8 @@ impl<H: Handler> Shard<H> {
         }
         if conn.has(flag::DYING) {
             if !conn.has(flag::RECV_ARMED) && !conn.out.in_flight() {
-                let conn = self.conns.remove(key);
+                let mut conn = self.conns.remove(key);
+                self.topics.unsubscribe_all(&mut conn.subs);
                 let generation = conn.generation;
                 self.io.ring.close(conn.socket.into_raw_fd(), token(op::IGNORE, 0, 0));
                 tracing::debug!(conn = %self.id(key, generation), "closed");

@@ -1,0 +1,197 @@
+//! Publish/subscribe: each shard indexes its own subscribers by topic; a
+//! shared interest table says which shards have subscribers of a topic; a
+//! message is framed once and handed to every interested shard through its
+//! mailbox (the shard's ring wakes on its eventfd).
+//!
+//! Ordering: a shard delivers its own publishes and its mailbox in arrival
+//! order, and one publisher's messages enter every mailbox in publish order,
+//! so per topic one publisher's messages arrive in order everywhere; per
+//! connection, bytes leave in the order they were queued.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use slab::Slab;
+
+use crate::server::ShardShared;
+
+/// A framed message on its way to a topic's subscribers.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub topic: Arc<str>,
+    /// The whole server frame (unmasked, so the same bytes for everyone).
+    pub frame: Bytes,
+    /// The publishing connection (table key, generation), skipped on its
+    /// own shard.
+    pub exclude: Option<(u32, u32)>,
+}
+
+/// Subscriber counts of one topic, per shard.
+#[derive(Debug)]
+struct Interest {
+    per_shard: Box<[AtomicU64]>,
+}
+
+/// What the shards and the handle share.
+pub(crate) struct Hub {
+    interest: RwLock<HashMap<Arc<str>, Arc<Interest>>>,
+    shards: Vec<Arc<ShardShared>>,
+}
+
+impl Hub {
+    pub fn new(shards: Vec<Arc<ShardShared>>) -> Self {
+        Hub { interest: RwLock::default(), shards }
+    }
+
+    fn interest(&self, topic: &str) -> Option<Arc<Interest>> {
+        self.interest.read().unwrap_or_else(|e| e.into_inner()).get(topic).cloned()
+    }
+
+    /// Subscribers of `topic` on every shard.
+    pub fn subscribers(&self, topic: &str) -> u64 {
+        self.interest(topic).map_or(0, |i| i.per_shard.iter().map(|c| c.load(Ordering::Relaxed)).sum())
+    }
+
+    fn add(&self, topic: &Arc<str>, shard: usize) {
+        if let Some(interest) = self.interest(topic) {
+            interest.per_shard[shard].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut table = self.interest.write().unwrap_or_else(|e| e.into_inner());
+        let interest = table.entry(topic.clone()).or_insert_with(|| {
+            Arc::new(Interest { per_shard: (0..self.shards.len()).map(|_| AtomicU64::new(0)).collect() })
+        });
+        interest.per_shard[shard].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn remove(&self, topic: &str, shard: usize) {
+        let Some(interest) = self.interest(topic) else { return };
+        if interest.per_shard[shard].fetch_sub(1, Ordering::Relaxed) == 1 {
+            // Possibly the last subscriber anywhere: drop the entry if so
+            // (re-checked under the write lock, which holds off `add`).
+            let mut table = self.interest.write().unwrap_or_else(|e| e.into_inner());
+            if interest.per_shard.iter().all(|c| c.load(Ordering::Relaxed) == 0) {
+                table.remove(topic);
+            }
+        }
+    }
+
+    /// Hands `delivery` to every shard with subscribers of its topic,
+    /// except `skip` (the publishing shard, which delivers itself).
+    pub fn forward(&self, delivery: &Delivery, skip: Option<usize>) -> u64 {
+        let Some(interest) = self.interest(&delivery.topic) else { return 0 };
+        let mut receivers = 0;
+        for (shard, count) in interest.per_shard.iter().enumerate() {
+            let count = count.load(Ordering::Relaxed);
+            if count == 0 || Some(shard) == skip {
+                continue;
+            }
+            receivers += count;
+            let target = &self.shards[shard];
+            let remote = Delivery { exclude: None, ..delivery.clone() };
+            target.mailbox.lock().unwrap_or_else(|e| e.into_inner()).push(remote);
+            target.waker.wake();
+        }
+        receivers
+    }
+}
+
+/// Frames a message once, for any number of receivers: server frames are
+/// unmasked, so every receiver gets the same bytes.
+pub(crate) fn frame(message: crate::Message<'_>) -> Bytes {
+    use ringcast_proto::frame::{encode_frame, OpCode};
+    let (opcode, payload) = match message {
+        crate::Message::Text(t) => (OpCode::Text, t.as_bytes()),
+        crate::Message::Binary(b) => (OpCode::Binary, b),
+    };
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    encode_frame(&mut out, true, opcode, payload, None);
+    Bytes::from(out)
+}
+
+/// A shard's mailbox: deliveries from other shards and from the handle.
+pub(crate) type Mailbox = Mutex<Vec<Delivery>>;
+
+/// A connection's subscriptions: each topic and its slot in the topic's
+/// subscriber table (boxed: most connections have none, and the slot of an
+/// idle connection stays small).
+pub(crate) type Subscriptions = Option<Box<Vec<(Arc<str>, usize)>>>;
+
+/// One shard's topic index and the publishes made during the current
+/// callback.
+pub(crate) struct LocalTopics {
+    shard: usize,
+    hub: Arc<Hub>,
+    topics: HashMap<Arc<str>, Slab<(u32, u32)>>,
+    /// Published by handlers during this turn; delivered right after the
+    /// callback that published them.
+    pub pending: Vec<Delivery>,
+}
+
+impl LocalTopics {
+    pub fn new(shard: usize, hub: Arc<Hub>) -> Self {
+        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new() }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
+    /// Subscribes connection `conn`; false if it already was.
+    pub fn subscribe(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions) -> bool {
+        let list = subs.get_or_insert_with(Default::default);
+        if list.iter().any(|(t, _)| &**t == topic) {
+            return false;
+        }
+        let name = match self.topics.get_key_value(topic) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(topic),
+        };
+        let slot = self.topics.entry(name.clone()).or_default().insert(conn);
+        list.push((name.clone(), slot));
+        self.hub.add(&name, self.shard);
+        true
+    }
+
+    /// Unsubscribes; false if it was not subscribed.
+    pub fn unsubscribe(&mut self, topic: &str, subs: &mut Subscriptions) -> bool {
+        let Some(list) = subs.as_mut() else { return false };
+        let Some(at) = list.iter().position(|(t, _)| &**t == topic) else { return false };
+        let (name, slot) = list.swap_remove(at);
+        self.drop_slot(&name, slot);
+        if list.is_empty() {
+            *subs = None;
+        }
+        true
+    }
+
+    /// Unsubscribes from everything (the connection is going away).
+    pub fn unsubscribe_all(&mut self, subs: &mut Subscriptions) {
+        if let Some(list) = subs.take() {
+            for (name, slot) in list.into_iter() {
+                self.drop_slot(&name, slot);
+            }
+        }
+    }
+
+    fn drop_slot(&mut self, name: &Arc<str>, slot: usize) {
+        if let Some(subscribers) = self.topics.get_mut(name) {
+            subscribers.try_remove(slot);
+            if subscribers.is_empty() {
+                self.topics.remove(name);
+            }
+            self.hub.remove(name, self.shard);
+        }
+    }
+
+    /// The local subscribers of `topic`.
+    pub fn subscribers(&self, topic: &str) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.topics.get(topic).into_iter().flat_map(|s| s.iter().map(|(_, conn)| *conn))
+    }
+}

@@ -1,0 +1,136 @@
+//! Publish/subscribe across shards: exact delivery counts and order, the
+//! handle's publish, unsubscription on close, and slow subscribers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use ringcast::proto::handshake::Request;
+use ringcast::{Decision, Handler, Message, Server, ServerBuilder, ServerHandle, Ws};
+
+/// `/topics/NAME`: subscribe to NAME; every message is published to the
+/// other subscribers of NAME.
+struct Rooms;
+
+impl Handler for Rooms {
+    type Conn = String;
+
+    fn upgrade(&mut self, request: &Request<'_>) -> Decision<String> {
+        match request.path().strip_prefix("/topics/") {
+            Some(name) if !name.is_empty() => Decision::accept(name.to_string()),
+            _ => Decision::reject(404),
+        }
+    }
+
+    fn open(&mut self, ws: &mut Ws<'_, String>) {
+        let topic = ws.state().clone();
+        assert!(ws.subscribe(&topic));
+        assert!(!ws.subscribe(&topic), "a second subscribe is a no-op");
+        assert!(ws.is_subscribed(&topic));
+    }
+
+    fn message(&mut self, ws: &mut Ws<'_, String>, message: Message<'_>) {
+        let topic = ws.state().clone();
+        ws.publish(&topic, message);
+    }
+}
+
+fn start(builder: ServerBuilder) -> ServerHandle {
+    builder.pin_threads(false).start("127.0.0.1:0", |_| Rooms).expect("server starts")
+}
+
+fn join(handle: &ServerHandle, topic: &str) -> RawClient {
+    let mut client = RawClient::connect(handle.local_addr());
+    client.send_raw(upgrade_request(&format!("/topics/{topic}"), "").as_bytes());
+    assert!(client.read_head().starts_with("HTTP/1.1 101 "));
+    client
+}
+
+fn wait_subscribers(handle: &ServerHandle, topic: &str, n: u64) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while handle.subscribers(topic) != n {
+        assert!(Instant::now() < until, "{topic}: {} subscribers, expected {n}", handle.subscribers(topic));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn every_subscriber_on_every_shard_gets_every_message_in_order() {
+    let handle = start(Server::builder().shards(2));
+    let mut subscribers: Vec<RawClient> = (0..200).map(|_| join(&handle, "room")).collect();
+    let mut publisher = join(&handle, "room");
+    let mut bystander = join(&handle, "other");
+    wait_subscribers(&handle, "room", 201);
+    for i in 0..50 {
+        publisher.send_raw(&masked(0x1, format!("m{i}").as_bytes()));
+    }
+    publisher.send_raw(&masked(0x2, &[0xde, 0xad]));
+    for (s, sub) in subscribers.iter_mut().enumerate() {
+        for i in 0..50 {
+            let frame = sub.read_frame().unwrap();
+            assert_eq!((frame.opcode, frame.payload), (0x1, format!("m{i}").into_bytes()), "subscriber {s}");
+        }
+        let last = sub.read_frame().unwrap();
+        assert_eq!((last.opcode, last.payload), (0x2, vec![0xde, 0xad]), "binary keeps its type");
+    }
+    // The publisher does not hear itself; another topic hears nothing.
+    assert!(publisher.try_read_frame(Duration::from_millis(200)).is_none());
+    assert!(bystander.try_read_frame(Duration::from_millis(50)).is_none());
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn the_handle_publishes_from_any_thread_and_counts_receivers() {
+    let handle = start(Server::builder().shards(2));
+    let mut subscribers: Vec<RawClient> = (0..20).map(|_| join(&handle, "news")).collect();
+    wait_subscribers(&handle, "news", 20);
+    let publisher = handle.clone();
+    let sent = std::thread::spawn(move || {
+        (0..100).map(|i| publisher.publish("news", Message::Text(&format!("n{i}")))).collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    assert!(sent.iter().all(|&n| n == 20), "{sent:?}");
+    assert_eq!(handle.publish("nobody-listens", Message::Binary(b"x")), 0);
+    for sub in &mut subscribers {
+        for i in 0..100 {
+            assert_eq!(sub.read_frame().unwrap().payload, format!("n{i}").into_bytes());
+        }
+    }
+    // Subscriptions end with their connections.
+    drop(subscribers);
+    wait_subscribers(&handle, "news", 0);
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_subscriber_that_never_reads_is_closed_and_the_others_get_everything() {
+    let handle =
+        start(Server::builder().shards(1).max_backpressure(256 << 10).close_timeout(Duration::from_millis(300)));
+    let slow = {
+        let client = join(&handle, "feed");
+        socket2::SockRef::from(&client.stream).set_recv_buffer_size(4096).unwrap();
+        client
+    };
+    let mut fast = join(&handle, "feed");
+    let mut publisher = join(&handle, "feed");
+    wait_subscribers(&handle, "feed", 3);
+    let chunk = vec![0x42u8; 32 << 10];
+    // Paced by the fast subscriber: it never has more than one message
+    // queued, while the slow one piles up.
+    let started = Instant::now();
+    for _ in 0..200 {
+        publisher.send_raw(&masked(0x2, &chunk));
+        let frame = fast.read_frame().expect("the fast subscriber stays connected");
+        assert_eq!((frame.opcode, frame.payload.len()), (0x2, 32 << 10));
+    }
+    // The slow one was closed with 1008 once its queue passed the budget;
+    // as it does not read, that close frame cannot reach it either, and the
+    // close timeout (300 ms) cut it. (What the kernel had already buffered
+    // for it is the kernel's: our queue for it never passed 256 KiB.)
+    wait_subscribers(&handle, "feed", 2);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(slow);
+    handle.shutdown(Duration::from_secs(1));
+}
