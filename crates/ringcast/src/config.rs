@@ -21,6 +21,7 @@ pub(crate) struct Settings {
     pub recv_buffer_size: u32,
     pub ring_entries: u32,
     pub batch_wait: Duration,
+    pub slow_consumer: crate::SlowConsumer,
     pub listen_backlog: i32,
     /// Serve plain TCP echo instead of WebSocket (the benchmark floor).
     pub tcp_echo: bool,
@@ -44,6 +45,7 @@ impl Default for Settings {
             recv_buffer_size: 32 << 10,
             ring_entries: 4096,
             batch_wait: Duration::from_micros(20),
+            slow_consumer: crate::SlowConsumer::Close,
             listen_backlog: 4096,
             tcp_echo: false,
         }

@@ -53,4 +53,4 @@ pub use error::Error;
 pub use handler::{Accept, CloseInfo, Decision, Handler, Message, Response};
 pub use ringcast_proto::CloseCode;
 pub use server::{Server, ServerBuilder, ServerHandle, ShutdownReport, Stats};
-pub use ws::{ConnId, SendError, Ws};
+pub use ws::{ConnId, SendError, SlowConsumer, Ws};

@@ -114,10 +114,18 @@ pub(crate) fn frame(message: crate::Message<'_>) -> Bytes {
 /// A shard's mailbox: deliveries from other shards and from the handle.
 pub(crate) type Mailbox = Mutex<Vec<Delivery>>;
 
-/// A connection's subscriptions: each topic and its slot in the topic's
-/// subscriber table (boxed: most connections have none, and the slot of an
-/// idle connection stays small).
-pub(crate) type Subscriptions = Option<Box<Vec<(Arc<str>, usize)>>>;
+/// What a connection keeps about pub/sub: each topic with its slot in the
+/// topic's subscriber table, and the messages dropped for it under the
+/// drop policy.
+#[derive(Debug, Default)]
+pub(crate) struct SubState {
+    pub topics: Vec<(Arc<str>, usize)>,
+    pub dropped: u64,
+}
+
+/// Boxed and allocated on first use: most connections never subscribe, and
+/// the slot of an idle connection stays small.
+pub(crate) type Subscriptions = Option<Box<SubState>>;
 
 /// One shard's topic index and the publishes made during the current
 /// callback.
@@ -128,11 +136,13 @@ pub(crate) struct LocalTopics {
     /// Published by handlers during this turn; delivered right after the
     /// callback that published them.
     pub pending: Vec<Delivery>,
+    /// Messages dropped on this shard under the drop policy.
+    pub dropped: u64,
 }
 
 impl LocalTopics {
     pub fn new(shard: usize, hub: Arc<Hub>) -> Self {
-        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new() }
+        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new(), dropped: 0 }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -145,7 +155,7 @@ impl LocalTopics {
 
     /// Subscribes connection `conn`; false if it already was.
     pub fn subscribe(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions) -> bool {
-        let list = subs.get_or_insert_with(Default::default);
+        let list = &mut subs.get_or_insert_with(Default::default).topics;
         if list.iter().any(|(t, _)| &**t == topic) {
             return false;
         }
@@ -161,11 +171,11 @@ impl LocalTopics {
 
     /// Unsubscribes; false if it was not subscribed.
     pub fn unsubscribe(&mut self, topic: &str, subs: &mut Subscriptions) -> bool {
-        let Some(list) = subs.as_mut() else { return false };
-        let Some(at) = list.iter().position(|(t, _)| &**t == topic) else { return false };
-        let (name, slot) = list.swap_remove(at);
+        let Some(state) = subs.as_mut() else { return false };
+        let Some(at) = state.topics.iter().position(|(t, _)| &**t == topic) else { return false };
+        let (name, slot) = state.topics.swap_remove(at);
         self.drop_slot(&name, slot);
-        if list.is_empty() {
+        if state.topics.is_empty() && state.dropped == 0 {
             *subs = None;
         }
         true
@@ -173,8 +183,8 @@ impl LocalTopics {
 
     /// Unsubscribes from everything (the connection is going away).
     pub fn unsubscribe_all(&mut self, subs: &mut Subscriptions) {
-        if let Some(list) = subs.take() {
-            for (name, slot) in list.into_iter() {
+        if let Some(state) = subs.take() {
+            for (name, slot) in state.topics {
                 self.drop_slot(&name, slot);
             }
         }
@@ -188,6 +198,12 @@ impl LocalTopics {
             }
             self.hub.remove(name, self.shard);
         }
+    }
+
+    /// Counts a message dropped for a connection under the drop policy.
+    pub fn count_drop(&mut self, subs: &mut Subscriptions) {
+        subs.get_or_insert_with(Default::default).dropped += 1;
+        self.dropped += 1;
     }
 
     /// The local subscribers of `topic`.

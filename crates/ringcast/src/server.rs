@@ -35,6 +35,7 @@ pub(crate) struct ShardStats {
     pub turns: AtomicU64,
     pub enters: AtomicU64,
     pub forced: AtomicU64,
+    pub dropped: AtomicU64,
 }
 
 /// Configures and starts a server. Every limit has a safe default; see each
@@ -94,6 +95,13 @@ impl ServerBuilder {
     /// into an empty queue, whatever its size.
     pub fn max_backpressure(mut self, bytes: usize) -> Self {
         self.settings.max_backpressure = bytes;
+        self
+    }
+
+    /// What to do with a connection past `max_backpressure`: close it with
+    /// 1008 (default) or drop what is sent to it and count the drops.
+    pub fn slow_consumer(mut self, policy: crate::SlowConsumer) -> Self {
+        self.settings.slow_consumer = policy;
         self
     }
 
@@ -315,6 +323,8 @@ pub struct Stats {
     pub turns: u64,
     /// `io_uring_enter` system calls.
     pub enters: u64,
+    /// Messages dropped under [`SlowConsumer::Drop`](crate::SlowConsumer).
+    pub dropped: u64,
 }
 
 /// How a shutdown went.
@@ -363,6 +373,7 @@ impl ServerHandle {
             total.reads += s.reads.load(Ordering::Relaxed);
             total.turns += s.turns.load(Ordering::Relaxed);
             total.enters += s.enters.load(Ordering::Relaxed);
+            total.dropped += s.dropped.load(Ordering::Relaxed);
         }
         total
     }

@@ -42,9 +42,27 @@ pub enum SendError {
     /// The connection's queue of unsent bytes is past `max_backpressure`:
     /// the message was dropped and the connection is closing with 1008.
     Backpressure,
+    /// The connection's queue is past `max_backpressure` and the policy is
+    /// [`SlowConsumer::Drop`]: this message was dropped (and counted); the
+    /// connection stays open.
+    Dropped,
     /// The call was invalid (e.g. a close code that may not be sent, or a
     /// control payload over 125 bytes).
     Usage(UsageError),
+}
+
+/// What happens to a connection whose queue of unsent bytes is past
+/// `max_backpressure` when more is sent or published to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowConsumer {
+    /// Close it with 1008: the peer learns why, memory is freed (default).
+    #[default]
+    Close,
+    /// Keep it, drop the message and count it (`Ws::dropped`,
+    /// `Stats::dropped`): for feeds where the latest data matters more than
+    /// completeness.
+    Drop,
 }
 
 impl fmt::Display for SendError {
@@ -52,6 +70,7 @@ impl fmt::Display for SendError {
         match self {
             SendError::Closed => f.write_str("the connection is closing"),
             SendError::Backpressure => f.write_str("the peer is not reading: backpressure limit reached"),
+            SendError::Dropped => f.write_str("the peer is not reading: message dropped"),
             SendError::Usage(e) => write!(f, "invalid send: {e}"),
         }
     }
@@ -69,6 +88,7 @@ pub struct Ws<'a, C> {
     pub(crate) out: &'a mut OutQueue,
     pub(crate) state: &'a mut C,
     pub(crate) max_backpressure: usize,
+    pub(crate) slow_consumer: SlowConsumer,
     pub(crate) id: ConnId,
     pub(crate) topics: &'a mut LocalTopics,
     pub(crate) subs: &'a mut Subscriptions,
@@ -100,12 +120,19 @@ impl<C> Ws<'_, C> {
         self.tx.state() == State::Open
     }
 
+    /// Messages dropped for this connection under [`SlowConsumer::Drop`].
+    pub fn dropped(&self) -> u64 {
+        self.subs.as_ref().map_or(0, |state| state.dropped)
+    }
+
     /// Queues a message (text or binary, as given).
     ///
     /// A message is always accepted when nothing is queued, so one message
     /// of any allowed size can go out; past that, a queue above
-    /// `max_backpressure` drops the message and closes the connection with
-    /// 1008, which bounds the memory a peer that does not read can hold.
+    /// `max_backpressure` refuses the message and, by the slow-consumer
+    /// policy, closes the connection with 1008 (default) or drops the
+    /// message and counts it. Either way a peer that does not read holds
+    /// bounded memory.
     pub fn send(&mut self, message: Message<'_>) -> Result<(), SendError> {
         match message {
             Message::Text(t) => self.send_kind(MessageKind::Text, t.as_bytes()),
@@ -129,6 +156,10 @@ impl<C> Ws<'_, C> {
         }
         let buffered = self.out.buffered();
         if buffered > 0 && buffered + payload.len() > self.max_backpressure {
+            if self.slow_consumer == SlowConsumer::Drop {
+                self.topics.count_drop(self.subs);
+                return Err(SendError::Dropped);
+            }
             tracing::debug!(conn = %self.id, buffered, "backpressure limit: closing with 1008");
             let _ = self.tx.close(Some(CloseCode::POLICY), "backpressure", self.out.queue());
             return Err(SendError::Backpressure);
@@ -165,7 +196,7 @@ impl<C> Ws<'_, C> {
 
     /// Whether this connection is subscribed to `topic`.
     pub fn is_subscribed(&self, topic: &str) -> bool {
-        self.subs.as_ref().is_some_and(|list| list.iter().any(|(t, _)| &**t == topic))
+        self.subs.as_ref().is_some_and(|state| state.topics.iter().any(|(t, _)| &**t == topic))
     }
 
     /// Publishes `message` to every subscriber of `topic` on every shard,

@@ -134,3 +134,31 @@ fn a_subscriber_that_never_reads_is_closed_and_the_others_get_everything() {
     drop(slow);
     handle.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn under_the_drop_policy_a_slow_subscriber_stays_and_its_drops_are_counted() {
+    let handle =
+        start(Server::builder().shards(1).max_backpressure(256 << 10).slow_consumer(ringcast::SlowConsumer::Drop));
+    let slow = join(&handle, "ticks");
+    socket2::SockRef::from(&slow.stream).set_recv_buffer_size(4096).unwrap();
+    let mut fast = join(&handle, "ticks");
+    let mut publisher = join(&handle, "ticks");
+    wait_subscribers(&handle, "ticks", 3);
+    let chunk = vec![0x17u8; 32 << 10];
+    for _ in 0..200 {
+        publisher.send_raw(&masked(0x2, &chunk));
+        assert_eq!(fast.read_frame().expect("the fast subscriber gets everything").payload.len(), 32 << 10);
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    while handle.stats().dropped == 0 {
+        assert!(Instant::now() < until, "nothing was dropped for the slow subscriber");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let dropped = handle.stats().dropped;
+    assert!(dropped < 200, "{dropped}");
+    // Still subscribed: the policy keeps it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(handle.subscribers("ticks"), 3);
+    drop(slow);
+    handle.shutdown(Duration::from_secs(1));
+}

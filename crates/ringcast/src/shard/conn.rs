@@ -106,6 +106,7 @@ impl<C> Conn<C> {
 pub struct Ctx {
     pub id: ConnId,
     pub max_backpressure: usize,
+    pub slow_consumer: crate::SlowConsumer,
 }
 
 /// Feeds received bytes to an open connection, calling the handler for
@@ -149,6 +150,7 @@ pub fn on_frames<H: Handler>(
             out: &mut *out,
             state: &mut *state,
             max_backpressure: ctx.max_backpressure,
+            slow_consumer: ctx.slow_consumer,
             id: ctx.id,
             topics: &mut *topics,
             subs: &mut *subs,

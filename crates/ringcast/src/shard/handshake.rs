@@ -62,6 +62,7 @@ pub fn on_data<H: Handler>(
             out: &mut conn.out,
             state,
             max_backpressure: ctx.max_backpressure,
+            slow_consumer: ctx.slow_consumer,
             id: ctx.id,
             topics: &mut *topics,
             subs: &mut conn.subs,

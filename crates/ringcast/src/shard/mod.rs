@@ -213,6 +213,7 @@ impl<H: Handler> Shard<H> {
         stats.reads.store(self.counters.reads, Ordering::Relaxed);
         stats.turns.store(self.counters.turns, Ordering::Relaxed);
         stats.enters.store(self.io.ring.enters(), Ordering::Relaxed);
+        stats.dropped.store(self.topics.dropped, Ordering::Relaxed);
     }
 
     fn arm_accept(&mut self) {
@@ -246,6 +247,8 @@ impl<H: Handler> Shard<H> {
     /// of pub/sub costs less than a reference and an extra iovec per send.
     fn deliver(&mut self, delivery: &Delivery) {
         let budget = self.settings.max_backpressure;
+        let drop_slow = self.settings.slow_consumer == crate::SlowConsumer::Drop;
+        let mut drops = 0;
         for conn_ref in self.topics.subscribers(&delivery.topic) {
             if Some(conn_ref) == delivery.exclude {
                 continue;
@@ -257,6 +260,11 @@ impl<H: Handler> Shard<H> {
                 continue;
             }
             let buffered = conn.out.buffered();
+            if buffered > 0 && buffered + delivery.frame.len() > budget && drop_slow {
+                conn.subs.get_or_insert_with(Default::default).dropped += 1;
+                drops += 1;
+                continue;
+            }
             if buffered > 0 && buffered + delivery.frame.len() > budget {
                 tracing::debug!(conn = %ConnId { shard: self.index, key: conn_ref.0, generation: conn_ref.1 }, buffered, "slow subscriber: closing with 1008");
                 let _ = ws.close(Some(CloseCode::POLICY), "backpressure", conn.out.queue());
@@ -265,6 +273,7 @@ impl<H: Handler> Shard<H> {
             }
             self.touched.push(key);
         }
+        self.topics.dropped += drops;
         let touched = std::mem::take(&mut self.touched);
         for &key in &touched {
             self.review(key);
@@ -376,7 +385,8 @@ impl<H: Handler> Shard<H> {
         conn.flags |= flag::ACTIVE;
         self.counters.reads += 1;
         let input = self.io.bufs.filled(buffer, c.result as usize);
-        let ctx = Ctx { id, max_backpressure: self.settings.max_backpressure };
+        let ctx =
+            Ctx { id, max_backpressure: self.settings.max_backpressure, slow_consumer: self.settings.slow_consumer };
         if !conn.has(flag::DYING | flag::LINGER) {
             match conn.phase {
                 Phase::Open { .. } => {
@@ -435,6 +445,7 @@ impl<H: Handler> Shard<H> {
                     out: &mut conn.out,
                     state,
                     max_backpressure: budget,
+                    slow_consumer: self.settings.slow_consumer,
                     id,
                     topics: &mut self.topics,
                     subs: &mut conn.subs,
