@@ -29,7 +29,7 @@ impl Handler for Echo {
         Decision::accept(())
     }
 
-    fn http(&mut self, request: &Request<'_>, _why: RequestError) -> Option<Response> {
+    fn http(&mut self, request: &Request<'_>, _body: &[u8], _why: RequestError) -> Option<Response> {
         (request.path() == "/healthz").then(|| Response::new(200).body("ok\n"))
     }
 

@@ -26,12 +26,15 @@ pub trait Handler: 'static {
     /// for a refused `Origin`, 404 for a path the server does not serve.
     fn upgrade(&mut self, request: &Request<'_>) -> Decision<Self::Conn>;
 
-    /// A request that is not a valid WebSocket upgrade, with the reason.
-    /// Answer plain HTTP here (e.g. `/healthz`); `None`, the default, sends
-    /// the reason's status (400 for missing or malformed fields, 426 with
-    /// `Sec-WebSocket-Version: 13` for another version).
-    fn http(&mut self, request: &Request<'_>, why: RequestError) -> Option<Response> {
-        let _ = (request, why);
+    /// A request that is not a valid WebSocket upgrade, with its body and
+    /// the reason it is not an upgrade. Answer plain HTTP here (e.g.
+    /// `GET /healthz`, `POST /publish`); `None`, the default, sends the
+    /// reason's status (400 for missing or malformed fields, 426 with
+    /// `Sec-WebSocket-Version: 13` for another version). Bodies come with a
+    /// `Content-Length` of at most `max_message_size` (else 413; chunked
+    /// bodies get 501).
+    fn http(&mut self, request: &Request<'_>, body: &[u8], why: RequestError) -> Option<Response> {
+        let _ = (request, body, why);
         None
     }
 

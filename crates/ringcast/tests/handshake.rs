@@ -112,3 +112,47 @@ async fn tungstenite_sees_the_refusals_as_http_errors() {
         }
     }
 }
+
+#[test]
+fn plain_http_requests_can_carry_a_body() {
+    let server = TestServer::start(Server::builder().shards(1).max_message_size(1000));
+    let post = |body: &str, extra: &str| {
+        format!("POST /reverse HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{extra}\r\n{body}", body.len())
+    };
+    let response = answer(&server, post("hello", "").as_bytes());
+    assert_eq!(status(&response), 200);
+    assert!(response.contains("X-Length: 5\r\n") && response.ends_with("\r\n\r\nolleh"), "{response}");
+
+    // Head first, then the body in pieces.
+    let mut client = RawClient::connect(server.addr());
+    let request = post(&"ab".repeat(300), "");
+    let (head, body) = request.split_at(request.find("\r\n\r\n").unwrap() + 4);
+    client.send_raw(head.as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for piece in body.as_bytes().chunks(77) {
+        client.send_raw(piece);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let response = client.read_head();
+    assert!(response.contains("X-Length: 600\r\n") && response.ends_with(&"ba".repeat(300)), "{response}");
+    client.expect_eof();
+
+    let refusals = [
+        ("over max_message_size", "POST /reverse HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n".to_string(), 413),
+        (
+            "chunked",
+            "POST /reverse HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".into(),
+            501,
+        ),
+        ("bad length", "POST /reverse HTTP/1.1\r\nHost: x\r\nContent-Length: 12a\r\n\r\n".into(), 400),
+        (
+            "two lengths",
+            "POST /reverse HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx".into(),
+            400,
+        ),
+        ("unserved", post("x", "").replace("/reverse", "/elsewhere"), 400),
+    ];
+    for (name, request, expected) in refusals {
+        assert_eq!(status(&answer(&server, request.as_bytes())), expected, "{name}");
+    }
+}

@@ -39,6 +39,9 @@ pub mod flag {
 pub struct Handshake {
     pub reader: RequestReader,
     pub head: Vec<u8>,
+    /// Set once the head is complete and its body is still arriving:
+    /// (head length, head + body length).
+    pub body: Option<(usize, usize)>,
 }
 
 /// Where a connection is in its life.
@@ -77,7 +80,7 @@ pub struct Conn<C> {
 impl<C> Conn<C> {
     pub fn new(socket: OwnedFd, generation: u32, reader: Option<RequestReader>, now: Millis) -> Self {
         let phase = match reader {
-            Some(reader) => Phase::Handshake(Box::new(Handshake { reader, head: Vec::new() })),
+            Some(reader) => Phase::Handshake(Box::new(Handshake { reader, head: Vec::new(), body: None })),
             None => Phase::RawEcho,
         };
         Conn {
@@ -105,6 +108,8 @@ impl<C> Conn<C> {
 /// What a shard lends the receive path.
 pub struct Ctx {
     pub id: ConnId,
+    /// Largest HTTP request body accepted (`max_message_size`).
+    pub max_body: usize,
     pub max_backpressure: usize,
     pub slow_consumer: crate::SlowConsumer,
 }

@@ -1,7 +1,7 @@
 //! The opening handshake on a shard: request head in, 101 or an HTTP
 //! answer out.
 
-use ringcast_proto::handshake::{write_response, Request};
+use ringcast_proto::handshake::{write_response, Request, RequestLimits, RequestReader};
 use ringcast_proto::{Config, Connection};
 
 use ringcast_proto::CloseCode;
@@ -34,19 +34,51 @@ pub fn on_data<H: Handler>(
     if !in_place {
         hs.head.extend_from_slice(input);
     }
-    let super::conn::Handshake { reader, head } = &mut *hs;
+    let super::conn::Handshake { reader, head, body } = &mut *hs;
     let buf: &mut [u8] = if in_place { &mut *input } else { head.as_mut_slice() };
     let out = conn.out.queue();
-    let step = match reader.poll(buf) {
-        Ok(None) => None,
-        Err(e) => {
-            tracing::debug!(conn = %ctx.id, error = %e, "refusing a request head");
-            write_http(&Response::new(e.status()), out);
-            Some((Next::Answered, 0))
+    let step = match *body {
+        // The head was complete; its body was not.
+        Some((head_len, total)) if buf.len() < total => {
+            let _ = head_len;
+            None
         }
-        Ok(Some(request)) => Some((decide(handler, &request, out), request.head_len())),
+        Some((head_len, total)) => {
+            let mut again = RequestReader::new(RequestLimits::default().max_head_bytes(head_len));
+            match again.poll(&buf[..head_len]) {
+                Ok(Some(request)) => Some((decide(handler, &request, &buf[head_len..total], out), total)),
+                _ => {
+                    write_http(&Response::new(400), out);
+                    Some((Next::Answered, 0))
+                }
+            }
+        }
+        None => match reader.poll(buf) {
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(conn = %ctx.id, error = %e, "refusing a request head");
+                write_http(&Response::new(e.status()), out);
+                Some((Next::Answered, 0))
+            }
+            Ok(Some(request)) => {
+                let head_len = request.head_len();
+                match body_length(&request, ctx.max_body) {
+                    Err(status) => {
+                        write_http(&Response::new(status), out);
+                        Some((Next::Answered, 0))
+                    }
+                    Ok(len) if buf.len() < head_len + len => {
+                        *body = Some((head_len, head_len + len));
+                        None
+                    }
+                    Ok(len) => Some((decide(handler, &request, &buf[head_len..head_len + len], out), head_len + len)),
+                }
+            }
+        },
     };
-    let Some((next, head_len)) = step else {
+    // `consumed`: the request's head and body; what follows belongs to the
+    // WebSocket stream.
+    let Some((next, consumed)) = step else {
         if in_place {
             hs.head.extend_from_slice(input);
         }
@@ -73,7 +105,7 @@ pub fn on_data<H: Handler>(
             return 0;
         }
     }
-    let rest = &mut buf[head_len..];
+    let rest = &mut buf[consumed..];
     if rest.is_empty() {
         0
     } else {
@@ -82,12 +114,12 @@ pub fn on_data<H: Handler>(
 }
 
 /// Validates the request and asks the handler; queues the response.
-fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, out: &mut Vec<u8>) -> Next<H::Conn> {
+fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, body: &[u8], out: &mut Vec<u8>) -> Next<H::Conn> {
     let upgrade = match request.validate() {
         Ok(upgrade) => upgrade,
         Err(why) => {
             let mut answer = None;
-            if !guarded_request("http", || answer = handler.http(request, why)) {
+            if !guarded_request("http", || answer = handler.http(request, body, why)) {
                 answer = Some(Response::new(500));
             }
             let response = answer.unwrap_or_else(|| Response::new(why.status()));
@@ -118,6 +150,26 @@ fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, out: &mut Vec<u8>)
             }
         }
     }
+}
+
+/// The length of the request's body: its `Content-Length`, at most `max`
+/// (else 413). Chunked bodies are not supported (501); a malformed or
+/// repeated length is 400.
+fn body_length(request: &Request<'_>, max: usize) -> Result<usize, u16> {
+    if request.header("Transfer-Encoding").is_some() {
+        return Err(501);
+    }
+    let mut lengths = request.header_all("Content-Length");
+    let Some(value) = lengths.next() else { return Ok(0) };
+    if lengths.next().is_some() {
+        return Err(400);
+    }
+    let digits = std::str::from_utf8(value).ok().filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    let len: usize = digits.and_then(|v| v.parse().ok()).ok_or(400u16)?;
+    if len > max {
+        return Err(413);
+    }
+    Ok(len)
 }
 
 /// Runs a request callback, catching a panic (answered 500).

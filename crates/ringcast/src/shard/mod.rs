@@ -385,8 +385,12 @@ impl<H: Handler> Shard<H> {
         conn.flags |= flag::ACTIVE;
         self.counters.reads += 1;
         let input = self.io.bufs.filled(buffer, c.result as usize);
-        let ctx =
-            Ctx { id, max_backpressure: self.settings.max_backpressure, slow_consumer: self.settings.slow_consumer };
+        let ctx = Ctx {
+            id,
+            max_body: self.settings.max_message_size,
+            max_backpressure: self.settings.max_backpressure,
+            slow_consumer: self.settings.slow_consumer,
+        };
         if !conn.has(flag::DYING | flag::LINGER) {
             match conn.phase {
                 Phase::Open { .. } => {

@@ -53,8 +53,16 @@ impl Handler for TestHandler {
         }
     }
 
-    fn http(&mut self, request: &Request<'_>, _why: RequestError) -> Option<Response> {
-        (request.path() == "/healthz").then(|| Response::new(200).body("ok"))
+    fn http(&mut self, request: &Request<'_>, body: &[u8], _why: RequestError) -> Option<Response> {
+        match (request.method(), request.path()) {
+            ("GET", "/healthz") => Some(Response::new(200).body("ok")),
+            // Answers with the body's length and its reversed bytes.
+            ("POST", "/reverse") => {
+                let reversed: Vec<u8> = body.iter().rev().copied().collect();
+                Some(Response::new(200).header("X-Length", body.len().to_string()).body(reversed))
+            }
+            _ => None,
+        }
     }
 
     fn open(&mut self, _ws: &mut Ws<'_, ()>) {
