@@ -200,10 +200,9 @@ impl LocalTopics {
         }
     }
 
-    /// Counts a message dropped for a connection under the drop policy.
-    pub fn count_drop(&mut self, subs: &mut Subscriptions) {
-        subs.get_or_insert_with(Default::default).dropped += 1;
-        self.dropped += 1;
+    /// How many local connections subscribe to `topic`.
+    pub fn count(&self, topic: &str) -> u64 {
+        self.topics.get(topic).map_or(0, |s| s.len() as u64)
     }
 
     /// The local subscribers of `topic`.

@@ -154,15 +154,12 @@ impl<C> Ws<'_, C> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
-        let buffered = self.out.buffered();
-        if buffered > 0 && buffered + payload.len() > self.max_backpressure {
-            if self.slow_consumer == SlowConsumer::Drop {
-                self.topics.count_drop(self.subs);
-                return Err(SendError::Dropped);
+        if !self.out.admits(payload.len(), self.max_backpressure) {
+            let refused = refuse_over_budget(self.slow_consumer, self.tx, self.out, self.subs, self.id);
+            if refused == SendError::Dropped {
+                self.topics.dropped += 1;
             }
-            tracing::debug!(conn = %self.id, buffered, "backpressure limit: closing with 1008");
-            let _ = self.tx.close(Some(CloseCode::POLICY), "backpressure", self.out.queue());
-            return Err(SendError::Backpressure);
+            return Err(refused);
         }
         self.tx.send(kind, payload, self.out.queue()).map_err(map_usage)
     }
@@ -208,9 +205,33 @@ impl<C> Ws<'_, C> {
         let me = (self.id.key, self.id.generation);
         let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude: Some(me) };
         let remote = self.topics.hub().forward(&delivery, Some(self.topics.shard()));
-        let local = self.topics.subscribers(topic).filter(|conn| *conn != me).count() as u64;
+        let local = self.topics.count(topic) - u64::from(self.is_subscribed(topic));
         self.topics.pending.push(delivery);
         remote + local
+    }
+}
+
+/// What a connection past its backpressure budget gets, by `policy`: the
+/// message is dropped and counted on the connection, or the connection is
+/// closed with 1008. Returns what the sender is told. (Shared by `Ws::send`
+/// and pub/sub delivery; the shard-wide drop counter is the caller's.)
+pub(crate) fn refuse_over_budget(
+    policy: SlowConsumer,
+    tx: &mut Sender,
+    out: &mut OutQueue,
+    subs: &mut Subscriptions,
+    id: ConnId,
+) -> SendError {
+    match policy {
+        SlowConsumer::Drop => {
+            subs.get_or_insert_with(Default::default).dropped += 1;
+            SendError::Dropped
+        }
+        SlowConsumer::Close => {
+            tracing::debug!(conn = %id, buffered = out.buffered(), "backpressure limit: closing with 1008");
+            let _ = tx.close(Some(CloseCode::POLICY), "backpressure", out.queue());
+            SendError::Backpressure
+        }
     }
 }
 

@@ -39,10 +39,7 @@ pub fn on_data<H: Handler>(
     let out = conn.out.queue();
     let step = match *body {
         // The head was complete; its body was not.
-        Some((head_len, total)) if buf.len() < total => {
-            let _ = head_len;
-            None
-        }
+        Some((_, total)) if buf.len() < total => None,
         Some((head_len, total)) => {
             let mut again = RequestReader::new(RequestLimits::default().max_head_bytes(head_len));
             match again.poll(&buf[..head_len]) {
@@ -139,8 +136,7 @@ fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, body: &[u8], out: 
             Next::Answered
         }
         Decision::Accept(accept) => {
-            let extra: Vec<(&str, &str)> = accept.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-            match upgrade.write_response(accept.protocol.as_deref(), &extra, out) {
+            match upgrade.write_response(accept.protocol.as_deref(), &fields(&accept.headers), out) {
                 Ok(()) => Next::Open(accept.state),
                 Err(e) => {
                     tracing::error!(error = %e, "the handler's 101 response is invalid; answering 500");
@@ -172,6 +168,11 @@ fn body_length(request: &Request<'_>, max: usize) -> Result<usize, u16> {
     Ok(len)
 }
 
+/// Header fields as the protocol core's writers take them.
+fn fields(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+}
+
 /// Runs a request callback, catching a panic (answered 500).
 fn guarded_request(callback: &str, f: impl FnOnce()) -> bool {
     let survived = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
@@ -184,9 +185,8 @@ fn guarded_request(callback: &str, f: impl FnOnce()) -> bool {
 /// Queues a complete HTTP response, or a bare 500 if the handler's fields
 /// would break it.
 fn write_http(response: &Response, out: &mut Vec<u8>) {
-    let extra: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let mark = out.len();
-    if let Err(e) = write_response(response.status, &extra, &response.body, out) {
+    if let Err(e) = write_response(response.status, &fields(&response.headers), &response.body, out) {
         tracing::error!(error = %e, status = response.status, "invalid HTTP response from the handler; answering 500");
         out.truncate(mark);
         let _ = write_response(500, &[], b"", out);

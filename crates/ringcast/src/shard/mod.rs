@@ -27,7 +27,7 @@ use crate::handler::Handler;
 use crate::pubsub::{Delivery, Hub, LocalTopics};
 use crate::server::ShardShared;
 use crate::sys::{self, Completion, Io};
-use crate::ws::{ConnId, Ws};
+use crate::ws::{refuse_over_budget, ConnId, SendError, Ws};
 
 /// What a completion belongs to, in the top byte of its `user_data`.
 mod op {
@@ -247,7 +247,6 @@ impl<H: Handler> Shard<H> {
     /// of pub/sub costs less than a reference and an extra iovec per send.
     fn deliver(&mut self, delivery: &Delivery) {
         let budget = self.settings.max_backpressure;
-        let drop_slow = self.settings.slow_consumer == crate::SlowConsumer::Drop;
         let mut drops = 0;
         for conn_ref in self.topics.subscribers(&delivery.topic) {
             if Some(conn_ref) == delivery.exclude {
@@ -259,17 +258,15 @@ impl<H: Handler> Shard<H> {
             if ws.state() != State::Open {
                 continue;
             }
-            let buffered = conn.out.buffered();
-            if buffered > 0 && buffered + delivery.frame.len() > budget && drop_slow {
-                conn.subs.get_or_insert_with(Default::default).dropped += 1;
-                drops += 1;
-                continue;
-            }
-            if buffered > 0 && buffered + delivery.frame.len() > budget {
-                tracing::debug!(conn = %ConnId { shard: self.index, key: conn_ref.0, generation: conn_ref.1 }, buffered, "slow subscriber: closing with 1008");
-                let _ = ws.close(Some(CloseCode::POLICY), "backpressure", conn.out.queue());
-            } else {
+            if conn.out.admits(delivery.frame.len(), budget) {
                 conn.out.queue().extend_from_slice(&delivery.frame);
+            } else {
+                let id = ConnId { shard: self.index, key: conn_ref.0, generation: conn_ref.1 };
+                let policy = self.settings.slow_consumer;
+                if refuse_over_budget(policy, ws.sender(), &mut conn.out, &mut conn.subs, id) == SendError::Dropped {
+                    drops += 1;
+                    continue;
+                }
             }
             self.touched.push(key);
         }
@@ -467,7 +464,7 @@ impl<H: Handler> Shard<H> {
     /// deadline is earlier than the one it has.
     fn set_deadline(wheel: &mut Wheel, conn: &mut Conn<H::Conn>, key: usize, deadline: Millis) {
         conn.deadline = deadline;
-        let filed_at = conn.timer_tick << 4;
+        let filed_at = timer::tick_start(conn.timer_tick);
         if !conn.has(flag::TIMER) || !reached(filed_at, deadline) {
             conn.timer_tick = wheel.schedule(key as u32, conn.generation, deadline);
             conn.flags |= flag::TIMER;

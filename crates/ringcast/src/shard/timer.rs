@@ -31,6 +31,11 @@ fn ticks_between(from: u32, to: u32) -> i32 {
     ((to.wrapping_sub(from) << TICK_SHIFT) as i32) >> TICK_SHIFT
 }
 
+/// The first millisecond of `tick`.
+pub fn tick_start(tick: u32) -> Millis {
+    tick << TICK_SHIFT
+}
+
 /// A connection to look at: its table key, the generation that must still
 /// be there, and the tick it was filed under (to tell stale entries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +123,7 @@ impl Wheel {
             let word = self.occupied[slot / 64] >> (slot % 64);
             if word != 0 {
                 let distance = step + word.trailing_zeros() as usize;
-                let at = (self.cursor.wrapping_add(distance as u32) & TICK_MASK) << TICK_SHIFT;
+                let at = tick_start(self.cursor.wrapping_add(distance as u32) & TICK_MASK);
                 return Some((at.wrapping_sub(now) as i32).max(0) as u32);
             }
             // Nothing left in this word: go to the start of the next one.

@@ -58,6 +58,13 @@ fn take_flight() -> Box<Flight> {
     POOL.with(|p| p.borrow_mut().flights.pop()).unwrap_or_default()
 }
 
+/// Returns a finished (or abandoned, not in-flight) flight and its buffer
+/// to the pool.
+fn recycle(mut flight: Box<Flight>) {
+    give_buffer(std::mem::take(&mut flight.buf));
+    give_flight(flight);
+}
+
 fn give_flight(flight: Box<Flight>) {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
@@ -88,6 +95,14 @@ impl OutQueue {
     /// Bytes waiting to be sent, in flight or queued.
     pub fn buffered(&self) -> usize {
         self.queued.len() + self.flight.as_ref().map_or(0, |f| f.buf.len() - f.sent)
+    }
+
+    /// Whether `len` more bytes fit the budget: a message always fits an
+    /// empty queue (so one message of any allowed size can go out); past
+    /// that, the queue may not grow beyond `budget`.
+    pub fn admits(&self, len: usize, budget: usize) -> bool {
+        let buffered = self.buffered();
+        buffered == 0 || buffered + len <= budget
     }
 
     /// A send is in flight.
@@ -131,9 +146,8 @@ impl OutQueue {
         if flight.sent < flight.buf.len() {
             return false;
         }
-        if let Some(mut flight) = self.flight.take() {
-            give_buffer(std::mem::take(&mut flight.buf));
-            give_flight(flight);
+        if let Some(flight) = self.flight.take() {
+            recycle(flight);
         }
         true
     }
@@ -159,9 +173,8 @@ impl OutQueue {
         self.queued.clear();
         self.release();
         if !self.in_flight() {
-            if let Some(mut flight) = self.flight.take() {
-                give_buffer(std::mem::take(&mut flight.buf));
-                give_flight(flight);
+            if let Some(flight) = self.flight.take() {
+                recycle(flight);
             }
         }
     }
@@ -173,9 +186,8 @@ impl Drop for OutQueue {
         // torn down; it is freed, not pooled (`Io` has cancelled everything
         // by the time connections are dropped).
         if !self.in_flight() {
-            if let Some(mut flight) = self.flight.take() {
-                give_buffer(std::mem::take(&mut flight.buf));
-                give_flight(flight);
+            if let Some(flight) = self.flight.take() {
+                recycle(flight);
             }
         }
         give_buffer(std::mem::take(&mut self.queued));
