@@ -138,11 +138,13 @@ pub(crate) struct LocalTopics {
     pub pending: Vec<Delivery>,
     /// Messages dropped on this shard under the drop policy.
     pub dropped: u64,
+    /// Data messages queued on this shard (sent by handlers or delivered).
+    pub messages_out: u64,
 }
 
 impl LocalTopics {
     pub fn new(shard: usize, hub: Arc<Hub>) -> Self {
-        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new(), dropped: 0 }
+        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new(), dropped: 0, messages_out: 0 }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {

@@ -36,6 +36,9 @@ pub(crate) struct ShardStats {
     pub enters: AtomicU64,
     pub forced: AtomicU64,
     pub dropped: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
 }
 
 /// Configures and starts a server. Every limit has a safe default; see each
@@ -62,6 +65,12 @@ impl ServerBuilder {
     pub fn shards(mut self, shards: usize) -> Self {
         self.settings.shards = shards;
         self
+    }
+
+    /// The number of shards `start` will run (the default is one per CPU
+    /// this process may use): for sizing per-shard state before starting.
+    pub fn shard_count(&self) -> usize {
+        self.settings.shards
     }
 
     /// Pin shard `i` to the `i`-th CPU the process may run on (default
@@ -325,6 +334,46 @@ pub struct Stats {
     pub enters: u64,
     /// Messages dropped under [`SlowConsumer::Drop`](crate::SlowConsumer).
     pub dropped: u64,
+    /// Data messages queued for sending: handler sends plus pub/sub
+    /// deliveries (one per receiving connection).
+    pub messages_out: u64,
+    /// Bytes received from the kernel (all connections, any phase).
+    pub bytes_in: u64,
+    /// Bytes the kernel accepted for sending.
+    pub bytes_out: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, other: Stats) {
+        self.connections += other.connections;
+        self.accepted += other.accepted;
+        self.messages += other.messages;
+        self.reads += other.reads;
+        self.turns += other.turns;
+        self.enters += other.enters;
+        self.dropped += other.dropped;
+        self.messages_out += other.messages_out;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+    }
+}
+
+impl ShardStats {
+    fn snapshot(&self) -> Stats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            connections: get(&self.connections),
+            accepted: get(&self.accepted),
+            messages: get(&self.messages),
+            reads: get(&self.reads),
+            turns: get(&self.turns),
+            enters: get(&self.enters),
+            dropped: get(&self.dropped),
+            messages_out: get(&self.messages_out),
+            bytes_in: get(&self.bytes_in),
+            bytes_out: get(&self.bytes_out),
+        }
+    }
 }
 
 /// How a shutdown went.
@@ -366,16 +415,15 @@ impl ServerHandle {
     pub fn stats(&self) -> Stats {
         let mut total = Stats::default();
         for shard in &self.inner.shards {
-            let s = &shard.stats;
-            total.connections += s.connections.load(Ordering::Relaxed);
-            total.accepted += s.accepted.load(Ordering::Relaxed);
-            total.messages += s.messages.load(Ordering::Relaxed);
-            total.reads += s.reads.load(Ordering::Relaxed);
-            total.turns += s.turns.load(Ordering::Relaxed);
-            total.enters += s.enters.load(Ordering::Relaxed);
-            total.dropped += s.dropped.load(Ordering::Relaxed);
+            total += shard.stats.snapshot();
         }
         total
+    }
+
+    /// The counters of each shard, in shard order (for per-shard metrics:
+    /// an uneven spread shows up here).
+    pub fn shard_stats(&self) -> Vec<Stats> {
+        self.inner.shards.iter().map(|shard| shard.stats.snapshot()).collect()
     }
 
     /// Stops the server gracefully: no new connections; every open

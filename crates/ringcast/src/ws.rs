@@ -161,7 +161,9 @@ impl<C> Ws<'_, C> {
             }
             return Err(refused);
         }
-        self.tx.send(kind, payload, self.out.queue()).map_err(map_usage)
+        self.tx.send(kind, payload, self.out.queue()).map_err(map_usage)?;
+        self.topics.messages_out += 1;
+        Ok(())
     }
 
     /// Sends a ping (payload at most 125 bytes); the peer's pong reaches
@@ -196,16 +198,36 @@ impl<C> Ws<'_, C> {
         self.subs.as_ref().is_some_and(|state| state.topics.iter().any(|(t, _)| &**t == topic))
     }
 
+    /// Subscribers of `topic` across all shards, this connection included
+    /// (as of their last change): lets a handler skip building a message
+    /// nobody would receive.
+    pub fn subscribers(&self, topic: &str) -> u64 {
+        self.topics.hub().subscribers(topic)
+    }
+
     /// Publishes `message` to every subscriber of `topic` on every shard,
     /// except this connection. The frame is built once and shared; this
     /// shard's subscribers get it when the callback returns, in publish
     /// order. A subscriber past its backpressure budget is closed with
     /// 1008. Returns the number of receivers at the time of the call.
     pub fn publish(&mut self, topic: &str, message: Message<'_>) -> u64 {
+        self.publish_from(topic, message, true)
+    }
+
+    /// Like [`publish`](Self::publish), but this connection receives the
+    /// message too if it subscribes to `topic`: for rooms where a sender
+    /// wants its own message back in the room's order (its confirmation
+    /// that everybody was sent it).
+    pub fn publish_to_all(&mut self, topic: &str, message: Message<'_>) -> u64 {
+        self.publish_from(topic, message, false)
+    }
+
+    fn publish_from(&mut self, topic: &str, message: Message<'_>, exclude_self: bool) -> u64 {
         let me = (self.id.key, self.id.generation);
-        let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude: Some(me) };
+        let exclude = exclude_self.then_some(me);
+        let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude };
         let remote = self.topics.hub().forward(&delivery, Some(self.topics.shard()));
-        let local = self.topics.count(topic) - u64::from(self.is_subscribed(topic));
+        let local = self.topics.count(topic) - u64::from(exclude_self && self.is_subscribed(topic));
         self.topics.pending.push(delivery);
         remote + local
     }

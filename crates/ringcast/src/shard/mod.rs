@@ -55,6 +55,8 @@ struct Counters {
     messages: u64,
     reads: u64,
     turns: u64,
+    bytes_in: u64,
+    bytes_out: u64,
 }
 
 /// One shard's state. `io` is the first field on purpose: dropping it
@@ -214,6 +216,9 @@ impl<H: Handler> Shard<H> {
         stats.turns.store(self.counters.turns, Ordering::Relaxed);
         stats.enters.store(self.io.ring.enters(), Ordering::Relaxed);
         stats.dropped.store(self.topics.dropped, Ordering::Relaxed);
+        stats.messages_out.store(self.topics.messages_out, Ordering::Relaxed);
+        stats.bytes_in.store(self.counters.bytes_in, Ordering::Relaxed);
+        stats.bytes_out.store(self.counters.bytes_out, Ordering::Relaxed);
     }
 
     fn arm_accept(&mut self) {
@@ -248,6 +253,7 @@ impl<H: Handler> Shard<H> {
     fn deliver(&mut self, delivery: &Delivery) {
         let budget = self.settings.max_backpressure;
         let mut drops = 0;
+        let mut delivered = 0;
         for conn_ref in self.topics.subscribers(&delivery.topic) {
             if Some(conn_ref) == delivery.exclude {
                 continue;
@@ -260,6 +266,7 @@ impl<H: Handler> Shard<H> {
             }
             if conn.out.admits(delivery.frame.len(), budget) {
                 conn.out.queue().extend_from_slice(&delivery.frame);
+                delivered += 1;
             } else {
                 let id = ConnId { shard: self.index, key: conn_ref.0, generation: conn_ref.1 };
                 let policy = self.settings.slow_consumer;
@@ -271,6 +278,7 @@ impl<H: Handler> Shard<H> {
             self.touched.push(key);
         }
         self.topics.dropped += drops;
+        self.topics.messages_out += delivered;
         let touched = std::mem::take(&mut self.touched);
         for &key in &touched {
             self.review(key);
@@ -381,6 +389,7 @@ impl<H: Handler> Shard<H> {
         conn.last_rx = self.now;
         conn.flags |= flag::ACTIVE;
         self.counters.reads += 1;
+        self.counters.bytes_in += c.result as u64;
         let input = self.io.bufs.filled(buffer, c.result as usize);
         let ctx = Ctx {
             id,
@@ -433,6 +442,7 @@ impl<H: Handler> Shard<H> {
             conn::finish(&mut self.handler, conn, CloseCode::ABNORMAL, "send failed", true);
             return self.terminate(key, "send failed");
         }
+        self.counters.bytes_out += result as u64;
         let all_out = conn.out.complete_send(result as usize);
         let budget = self.settings.max_backpressure;
         if let Phase::Open { ws, .. } = &mut conn.phase {
@@ -477,6 +487,11 @@ impl<H: Handler> Shard<H> {
         let now = self.now;
         let Some(conn) = self.conns.get_mut(key) else { return };
         let recv_alive = conn.has(flag::RECV_ARMED | flag::REARM);
+        if matches!(conn.phase, Phase::Finished) && conn.subs.is_some() {
+            // The WebSocket is over: it leaves its topics now, not after
+            // the TCP linger, so subscriber counts are exact.
+            self.topics.unsubscribe_all(&mut conn.subs);
+        }
         match &conn.phase {
             Phase::Open { ws, .. } if ws.state() == State::CloseSent && !conn.has(flag::CLOSE_TIMER) => {
                 // Our close is out: bound the wait for the peer's.

@@ -1,0 +1,132 @@
+//! The hub's settings: command-line flags, each with an environment variable
+//! (flags win), so the same binary runs from a shell or a container.
+
+use clap::{Parser, ValueEnum};
+use ringcast::SlowConsumer;
+
+/// `ringcast-hub` settings. Every limit has a safe default.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ringcast-hub",
+    version,
+    about = "WebSocket pub/sub hub: /topics/{name} rooms, a JSON protocol on /ws, POST /publish/{name}, /metrics"
+)]
+#[non_exhaustive]
+pub struct HubConfig {
+    /// Address to listen on.
+    #[arg(long, env = "RINGCAST_LISTEN", default_value = "127.0.0.1:9001")]
+    pub listen: String,
+
+    /// Shards (threads, one io_uring each); default: one per allowed CPU.
+    #[arg(long, env = "RINGCAST_SHARDS")]
+    pub shards: Option<usize>,
+
+    /// Unsent bytes a connection may hold before the slow-consumer policy
+    /// applies (accepts suffixes: 64KiB, 1MiB).
+    #[arg(long, env = "RINGCAST_MAX_BACKPRESSURE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_backpressure: usize,
+
+    /// What happens to a subscriber past its backpressure budget: `close`
+    /// it with 1008, or `drop` the message and count it.
+    #[arg(long, env = "RINGCAST_SLOW_CONSUMER", value_enum, default_value_t = Policy::Close)]
+    pub slow_consumer: Policy,
+
+    /// An Origin allowed to connect (repeatable; the variable takes a comma
+    /// separated list). Unset: any origin. Requests without an Origin
+    /// (non-browser clients) are always allowed.
+    #[arg(long = "allowed-origin", env = "RINGCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Largest message (and HTTP publish body) accepted; larger ones close
+    /// the connection with 1009 (HTTP: 413).
+    #[arg(long, env = "RINGCAST_MAX_MESSAGE_SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Topics one `/ws` connection may subscribe to.
+    #[arg(long, env = "RINGCAST_MAX_TOPICS_PER_CONNECTION", default_value_t = 1024)]
+    pub max_topics_per_connection: usize,
+
+    /// Open connections the hub admits (more get 503).
+    #[arg(long, env = "RINGCAST_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig::parse_from(["ringcast-hub"])
+    }
+}
+
+/// The slow-consumer policy, as the command line spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Policy {
+    /// Close with 1008.
+    Close,
+    /// Drop the message and count it.
+    Drop,
+}
+
+impl From<Policy> for SlowConsumer {
+    fn from(policy: Policy) -> Self {
+        match policy {
+            Policy::Close => SlowConsumer::Close,
+            Policy::Drop => SlowConsumer::Drop,
+        }
+    }
+}
+
+/// Parses `4096`, `64k`, `64KiB`, `1m`, `1MiB`, `1g` (binary multiples).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: usize = digits.parse().map_err(|_| format!("not a size: {text:?} (examples: 65536, 64KiB, 1MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    number.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(|| format!("size out of range: {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn flags_override_defaults_and_origins_repeat() {
+        let config = HubConfig::parse_from([
+            "ringcast-hub",
+            "--listen",
+            "0.0.0.0:80",
+            "--slow-consumer",
+            "drop",
+            "--allowed-origin",
+            "https://a.example",
+            "--allowed-origin",
+            "https://b.example",
+            "--max-backpressure",
+            "64KiB",
+        ]);
+        assert_eq!(config.listen, "0.0.0.0:80");
+        assert_eq!(config.slow_consumer, Policy::Drop);
+        assert_eq!(config.allowed_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(config.max_backpressure, 64 << 10);
+        assert_eq!(HubConfig::default().max_message_size, 1 << 20);
+    }
+}

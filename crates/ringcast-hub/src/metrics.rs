@@ -1,0 +1,113 @@
+//! `GET /metrics`: the server's counters and the hub's own, per shard, in
+//! the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use ringcast::Stats;
+
+/// Counters one shard's handler keeps (written only by that shard; relaxed
+/// atomics so `/metrics` on any shard can read them).
+#[derive(Debug, Default)]
+pub struct ShardMetrics {
+    /// Publishes made (WebSocket and HTTP).
+    pub publishes: AtomicU64,
+    /// Deliveries those publishes were addressed to.
+    pub receivers: AtomicU64,
+    /// Control-protocol requests refused with `{"error"}`.
+    pub request_errors: AtomicU64,
+    /// Closed connections by close code.
+    closes: Mutex<BTreeMap<u16, u64>>,
+}
+
+impl ShardMetrics {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// Counts a closed connection.
+    pub fn closed(&self, code: u16) {
+        *self.closes.lock().unwrap_or_else(|e| e.into_inner()).entry(code).or_default() += 1;
+    }
+
+    fn closes(&self) -> BTreeMap<u16, u64> {
+        self.closes.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A server series: name, type, help, and how to read it from the stats.
+type ServerSeries = (&'static str, &'static str, &'static str, fn(&Stats) -> u64);
+/// A hub counter series: name, help, and the counter.
+type HubSeries = (&'static str, &'static str, fn(&ShardMetrics) -> &AtomicU64);
+
+/// Renders the metrics: one sample per shard for each series.
+pub fn render(stats: &[Stats], hub: &[ShardMetrics]) -> String {
+    let mut out = String::with_capacity(4096);
+    let server: [ServerSeries; 8] = [
+        ("ringcast_connections", "gauge", "Connections open now (any phase).", |s| s.connections),
+        ("ringcast_accepted_total", "counter", "Connections accepted.", |s| s.accepted),
+        ("ringcast_messages_received_total", "counter", "WebSocket messages received.", |s| s.messages),
+        (
+            "ringcast_messages_sent_total",
+            "counter",
+            "WebSocket messages queued for sending, one per receiving connection.",
+            |s| s.messages_out,
+        ),
+        ("ringcast_bytes_received_total", "counter", "Bytes read from sockets.", |s| s.bytes_in),
+        ("ringcast_bytes_sent_total", "counter", "Bytes written to sockets.", |s| s.bytes_out),
+        ("ringcast_dropped_total", "counter", "Messages dropped for slow consumers (drop policy).", |s| s.dropped),
+        ("ringcast_io_uring_enter_total", "counter", "io_uring_enter system calls.", |s| s.enters),
+    ];
+    for (name, kind, help, get) in server {
+        series_header(&mut out, name, kind, help);
+        for (shard, s) in stats.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", get(s));
+        }
+    }
+    let hub_series: [HubSeries; 3] = [
+        ("ringcast_hub_publishes_total", "Publishes (WebSocket and HTTP).", |m| &m.publishes),
+        ("ringcast_hub_publish_receivers_total", "Receivers the publishes were addressed to.", |m| &m.receivers),
+        ("ringcast_hub_request_errors_total", "JSON requests answered with an error.", |m| &m.request_errors),
+    ];
+    for (name, help, get) in hub_series {
+        series_header(&mut out, name, "counter", help);
+        for (shard, m) in hub.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", get(m).load(Ordering::Relaxed));
+        }
+    }
+    series_header(&mut out, "ringcast_closes_total", "counter", "Closed WebSocket connections by close code.");
+    for (shard, m) in hub.iter().enumerate() {
+        for (code, count) in m.closes() {
+            let _ = writeln!(out, "ringcast_closes_total{{shard=\"{shard}\",code=\"{code}\"}} {count}");
+        }
+    }
+    out
+}
+
+fn series_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shard_gets_a_sample_and_closes_are_labelled() {
+        let stats = [Stats::default(), Stats::default()];
+        let hub = [ShardMetrics::default(), ShardMetrics::default()];
+        ShardMetrics::bump(&hub[1].publishes, 3);
+        hub[0].closed(1000);
+        hub[0].closed(1000);
+        hub[1].closed(1008);
+        let text = render(&stats, &hub);
+        assert!(text.contains("ringcast_connections{shard=\"0\"} 0\nringcast_connections{shard=\"1\"} 0\n"));
+        assert!(text.contains("ringcast_hub_publishes_total{shard=\"1\"} 3\n"));
+        assert!(text.contains("ringcast_closes_total{shard=\"0\",code=\"1000\"} 2\n"));
+        assert!(text.contains("ringcast_closes_total{shard=\"1\",code=\"1008\"} 1\n"));
+        assert!(text.contains("# TYPE ringcast_bytes_sent_total counter\n"));
+    }
+}

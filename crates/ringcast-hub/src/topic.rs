@@ -1,0 +1,103 @@
+//! Topic names: what a client may call a topic, and the two internal topics
+//! each name maps to.
+//!
+//! A name has two audiences: `/topics/{name}` connections want the payload
+//! as it was sent, `/ws` connections want it wrapped in JSON. Each gets its
+//! own server topic, so each publish frames each form at most once.
+
+use std::sync::Arc;
+
+/// Longest topic name, in bytes.
+pub const MAX_NAME: usize = 200;
+
+/// A valid topic name and its two server topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// The name clients use.
+    pub name: Arc<str>,
+    /// Server topic of the raw (`/topics/{name}`) subscribers.
+    pub raw: Arc<str>,
+    /// Server topic of the JSON (`/ws`) subscribers.
+    pub json: Arc<str>,
+}
+
+impl Topic {
+    /// Checks `name` (see [`check`]).
+    pub fn new(name: &str) -> Result<Topic, &'static str> {
+        check(name)?;
+        Ok(Topic { name: Arc::from(name), raw: raw_topic(name).into(), json: json_topic(name).into() })
+    }
+
+    /// The topic named by a path segment (percent-encoded, as browsers
+    /// send `encodeURIComponent(name)`).
+    pub fn from_path(segment: &str) -> Result<Topic, &'static str> {
+        Topic::new(&percent_decode(segment).ok_or("bad percent-encoding in topic name")?)
+    }
+}
+
+/// A topic name is 1 to 200 bytes without control characters.
+pub fn check(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty topic name");
+    }
+    if name.len() > MAX_NAME {
+        return Err("topic name longer than 200 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("control character in topic name");
+    }
+    Ok(())
+}
+
+/// The server topic raw subscribers of `name` join.
+pub fn raw_topic(name: &str) -> String {
+    format!("r:{name}")
+}
+
+/// The server topic JSON subscribers of `name` join.
+pub fn json_topic(name: &str) -> String {
+    format!("j:{name}")
+}
+
+/// Decodes `%XX` escapes; `None` for a broken escape or a result that is
+/// not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_and_decoded() {
+        let topic = Topic::from_path("caf%C3%A9%20room").unwrap();
+        assert_eq!(&*topic.name, "café room");
+        assert_eq!(&*topic.raw, "r:café room");
+        assert_eq!(&*topic.json, "j:café room");
+        assert!(Topic::from_path("").is_err());
+        assert!(Topic::from_path("%zz").is_err());
+        assert!(Topic::from_path("%4").is_err());
+        assert!(Topic::from_path("%ff").is_err(), "not UTF-8");
+        assert!(Topic::new("a\nb").is_err());
+        assert!(Topic::new(&"x".repeat(MAX_NAME)).is_ok());
+        assert!(Topic::new(&"x".repeat(MAX_NAME + 1)).is_err());
+    }
+}
