@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real WebSocket peers against examples/echo (2 shards): Python
-# `websockets`, Node `ws` and headless Chromium. Installs what is missing
+# `websockets`, Node `ws` and headless Chromium; then two Chromium pages
+# chatting through ringcast-hub's page. Installs what is missing
 # (pip, npm into target/peers, Debian's chromium). Called by tools/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,8 +23,10 @@ port=9201
 target/release/examples/echo --listen "127.0.0.1:$port" --shards 2 > "$work/echo.log" 2>&1 &
 echo_pid=$!
 http_pid=
+hub_pid=
 cleanup() {
   kill "$echo_pid" 2>/dev/null || true
+  [ -n "$hub_pid" ] && kill "$hub_pid" 2>/dev/null || true
   [ -n "$http_pid" ] && kill "$http_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -61,3 +64,15 @@ log "$chromium_version (headless): 5 messages (text, binary, 600 KB text, 1 MiB 
 kill -INT "$echo_pid"
 wait "$echo_pid"
 log "echo server stopped cleanly: $(tail -n1 "$work/echo.log")"
+
+# The hub's chat page in two browser pages (debug build: the tests built
+# its dependencies already).
+cargo build -q -p ringcast-hub
+hub_port=9203
+target/debug/ringcast-hub --listen "127.0.0.1:$hub_port" --shards 2 > "$work/hub.log" 2>&1 &
+hub_pid=$!
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$hub_port") 2>/dev/null && break; sleep 0.1; done
+NODE_PATH="$work/node/node_modules" node tools/peers/chat_browser.js "http://127.0.0.1:$hub_port"
+kill -TERM "$hub_pid"
+wait "$hub_pid"
+log "hub stopped cleanly: $(tail -n1 "$work/hub.log")"
