@@ -208,8 +208,10 @@ impl<C> Ws<'_, C> {
     /// Publishes `message` to every subscriber of `topic` on every shard,
     /// except this connection. The frame is built once and shared; this
     /// shard's subscribers get it when the callback returns, in publish
-    /// order. A subscriber past its backpressure budget is closed with
-    /// 1008. Returns the number of receivers at the time of the call.
+    /// order. A subscriber past its backpressure budget is treated by the
+    /// slow-consumer policy (closed with 1008, or the message is dropped
+    /// for it and counted). Returns the number of receivers at the time of
+    /// the call.
     pub fn publish(&mut self, topic: &str, message: Message<'_>) -> u64 {
         self.publish_from(topic, message, true)
     }
@@ -224,12 +226,34 @@ impl<C> Ws<'_, C> {
 
     fn publish_from(&mut self, topic: &str, message: Message<'_>, exclude_self: bool) -> u64 {
         let me = (self.id.key, self.id.generation);
-        let exclude = exclude_self.then_some(me);
-        let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude };
+        // The shard's other subscribers get it after the callback; this
+        // connection's copy (publish_to_all) is queued now, so that it keeps
+        // its place among the frames this connection is sent: a close frame
+        // queued later in the same read (a protocol error) must not
+        // overtake it.
+        let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude: Some(me) };
         let remote = self.topics.hub().forward(&delivery, Some(self.topics.shard()));
-        let local = self.topics.count(topic) - u64::from(exclude_self && self.is_subscribed(topic));
+        let subscribed = self.is_subscribed(topic);
+        let local = self.topics.count(topic) - u64::from(subscribed);
+        if subscribed && !exclude_self {
+            self.queue_delivery(&delivery.frame);
+        }
         self.topics.pending.push(delivery);
-        remote + local
+        remote + local + u64::from(subscribed && !exclude_self)
+    }
+
+    /// Queues a published frame on this connection, under the same budget
+    /// and policy as any delivery.
+    fn queue_delivery(&mut self, frame: &[u8]) {
+        if !self.is_open() {
+            return;
+        }
+        if self.out.admits(frame.len(), self.max_backpressure) {
+            self.out.queue().extend_from_slice(frame);
+            self.topics.messages_out += 1;
+        } else if refuse_over_budget(self.slow_consumer, self.tx, self.out, self.subs, self.id) == SendError::Dropped {
+            self.topics.dropped += 1;
+        }
     }
 }
 

@@ -31,7 +31,19 @@ impl Target {
 /// Connects and completes the opening handshake (blocking), returning the
 /// socket ready for frames.
 pub fn open(target: &Target) -> io::Result<TcpStream> {
-    let mut stream = TcpStream::connect(target.addr)?;
+    open_with(target, None)
+}
+
+/// Like [`open`], with the socket's receive buffer set before connecting
+/// (a small one makes a subscriber that never reads fill the server's
+/// queue soon, instead of the kernel's buffers).
+pub fn open_with(target: &Target, recv_buffer: Option<usize>) -> io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(target.addr), socket2::Type::STREAM, None)?;
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    socket.connect(&target.addr.into())?;
+    let mut stream: TcpStream = socket.into();
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let request = format!(

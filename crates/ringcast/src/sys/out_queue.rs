@@ -15,6 +15,9 @@ use std::cell::RefCell;
 const POOL_BUFFERS: usize = 1024;
 /// Larger buffers (after a big message) are freed rather than kept.
 const POOL_MAX_CAPACITY: usize = 256 << 10;
+/// Capacity the pool may hold in all, so that after a burst that filled
+/// many queues the shard gives the memory back instead of keeping it warm.
+const POOL_MAX_BYTES: usize = 8 << 20;
 
 /// A buffer handed to the kernel, and how much of it is sent.
 #[derive(Debug, Default)]
@@ -29,6 +32,8 @@ struct Flight {
 #[derive(Default)]
 struct Pool {
     buffers: Vec<Vec<u8>>,
+    /// Sum of the capacities in `buffers`.
+    bytes: usize,
     #[allow(clippy::vec_box)] // the boxes are what connections hold: moved, not copied
     flights: Vec<Box<Flight>>,
 }
@@ -38,7 +43,12 @@ thread_local! {
 }
 
 fn take_buffer() -> Vec<u8> {
-    POOL.with(|p| p.borrow_mut().buffers.pop()).unwrap_or_default()
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        let buf = pool.buffers.pop().unwrap_or_default();
+        pool.bytes -= buf.capacity();
+        buf
+    })
 }
 
 fn give_buffer(mut buf: Vec<u8>) {
@@ -48,7 +58,8 @@ fn give_buffer(mut buf: Vec<u8>) {
     buf.clear();
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
-        if pool.buffers.len() < POOL_BUFFERS {
+        if pool.buffers.len() < POOL_BUFFERS && pool.bytes + buf.capacity() <= POOL_MAX_BYTES {
+            pool.bytes += buf.capacity();
             pool.buffers.push(buf);
         }
     });
@@ -97,12 +108,20 @@ impl OutQueue {
         self.queued.len() + self.flight.as_ref().map_or(0, |f| f.buf.len() - f.sent)
     }
 
+    /// Bytes of memory the queue holds: the queued bytes and the whole
+    /// buffer in flight (its sent part is freed only when all of it is).
+    pub fn held(&self) -> usize {
+        self.queued.len() + self.flight.as_ref().map_or(0, |f| f.buf.len())
+    }
+
     /// Whether `len` more bytes fit the budget: a message always fits an
     /// empty queue (so one message of any allowed size can go out); past
-    /// that, the queue may not grow beyond `budget`.
+    /// that, the memory held may not grow beyond `budget`. (Counting what
+    /// is held, not what is unsent, is what bounds a connection's memory
+    /// by its budget rather than by twice it.)
     pub fn admits(&self, len: usize, budget: usize) -> bool {
-        let buffered = self.buffered();
-        buffered == 0 || buffered + len <= budget
+        let held = self.held();
+        held == 0 || held + len <= budget
     }
 
     /// A send is in flight.
@@ -230,5 +249,37 @@ mod tests {
         assert!(a.complete_send(1000));
         let mut b = OutQueue::default();
         assert_eq!(b.queue().as_ptr(), sent_from, "the pool is a stack: the warm buffer comes back first");
+    }
+
+    #[test]
+    fn the_budget_counts_memory_held_not_bytes_unsent() {
+        let mut q = OutQueue::default();
+        q.queue().extend_from_slice(&[0; 60]);
+        q.begin_send().unwrap();
+        assert!(!q.complete_send(50), "a partial send: 10 bytes left");
+        assert_eq!((q.buffered(), q.held()), (10, 60));
+        // 10 unsent bytes, but the 60-byte buffer is still held.
+        assert!(q.admits(40, 100));
+        assert!(!q.admits(41, 100));
+        q.begin_send().unwrap();
+        assert!(q.complete_send(10));
+        assert!(q.admits(100, 100));
+        assert!(q.admits(1000, 100), "an empty queue takes one message of any size");
+    }
+
+    #[test]
+    fn the_pool_keeps_a_bounded_amount_of_memory() {
+        let mut queues: Vec<OutQueue> = (0..64).map(|_| OutQueue::default()).collect();
+        for q in &mut queues {
+            q.queue().reserve_exact(256 << 10);
+            q.queue().push(1);
+            q.begin_send().unwrap();
+        }
+        for q in &mut queues {
+            assert!(q.complete_send(1));
+        }
+        let pooled = super::POOL.with(|p| p.borrow().bytes);
+        assert!(pooled <= super::POOL_MAX_BYTES, "{pooled} bytes pooled");
+        assert!(pooled >= super::POOL_MAX_BYTES / 2, "the pool still keeps warm buffers: {pooled}");
     }
 }
