@@ -7,29 +7,31 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 python3 tools/autobahn/gate.py --self-test
 tools/autobahn/install.sh >/dev/null
-cargo build --release -q -p ringcast --example echo -p ringcast-hub
+cargo build --release -q -p ringcast --example echo
+cargo build --release -q -p ringcast-hub --bin ringcast-hub
 status=0
-for shards in 1 2; do
-  port=$((9100 + shards))
-  target/release/examples/echo --listen "127.0.0.1:$port" --shards "$shards" > "target/autobahn-echo-$shards.log" 2>&1 &
-  pid=$!
+
+# against NAME PORT PATH SIGNAL COMMAND...: start the server, wait for its
+# port, run the suite at ws://127.0.0.1:PORT/PATH, stop it with SIGNAL.
+against() {
+  local name=$1 port=$2 path=$3 signal=$4
+  shift 4
+  "$@" > "target/autobahn-$name.log" 2>&1 &
+  local pid=$!
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
-  tools/autobahn/run.sh "ws://127.0.0.1:$port" "ringcast-echo-${shards}-shard" || status=1
-  kill -INT "$pid"
+  tools/autobahn/run.sh "ws://127.0.0.1:$port$path" "$name" || status=1
+  kill "-$signal" "$pid" || status=1
   wait "$pid" || status=1
+}
+
+for shards in 1 2; do
+  port=$((9100 + shards))
+  against "ringcast-echo-${shards}-shard" "$port" "" INT \
+    target/release/examples/echo --listen "127.0.0.1:$port" --shards "$shards"
 done
-port=9103
-target/release/ringcast-hub --listen "127.0.0.1:$port" --shards 2 --max-message-size 16MiB \
-  > target/autobahn-hub.log 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
-tools/autobahn/run.sh "ws://127.0.0.1:$port/topics/autobahn?echo=1" "ringcast-hub-2-shard" || status=1
-kill -TERM "$pid"
-wait "$pid" || status=1
+against ringcast-hub-2-shard 9103 "/topics/autobahn?echo=1" TERM \
+  target/release/ringcast-hub --listen 127.0.0.1:9103 --shards 2 --max-message-size 16MiB
 exit $status

@@ -54,6 +54,7 @@ def self_test():
     assert verdict({**ok, "6.4.1": ("NON-STRICT", "OK")}, "6.4.1  fails on the frame, not the byte\n") == 0
     assert verdict({**ok, "6.4.1": ("FAILED", "OK")}, "6.4.1  reason\n") == 1, "FAILED is never allowed"
     assert verdict(ok, "6.4.1\n") == 1, "an allowlist entry needs a reason"
+    assert verdict({}) == 1, "a report without cases (no server listening) fails"
     print("autobahn gate self-test: passed")
 
 
@@ -91,6 +92,8 @@ def main():
         totals.update(counts)
         print(f"{group:>5}  " + "  ".join(f"{counts[c]:>20}" for c in columns) + f"  {sum(counts.values()):>5}")
     print("  all  " + "  ".join(f"{totals[c]:>20}" for c in columns) + f"  {sum(totals.values()):>5}")
+    if sum(totals.values()) == 0:
+        problems.append("no case ran: is the server listening?")
     if problems:
         print("\nautobahn gate: FAILED")
         for p in problems:
