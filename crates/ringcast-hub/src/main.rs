@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     println!("  chat page    http://{addr}/");
     println!("  rooms        ws://{addr}/topics/{{name}}");
     println!("  JSON control ws://{addr}/ws");
-    println!("  publish      curl -d 'hello' http://{addr}/publish/{{name}}");
+    println!("  publish      curl -H 'Content-Type: text/plain' -d 'hello' http://{addr}/publish/{{name}}");
     println!("  metrics      http://{addr}/metrics");
     if let Some(signal) = signals.forever().next() {
         eprintln!("ringcast-hub: signal {signal}: closing connections (up to 5 s)");
