@@ -242,18 +242,55 @@ impl<C> Ws<'_, C> {
         remote + local + u64::from(subscribed && !exclude_self)
     }
 
-    /// Queues a published frame on this connection, under the same budget
-    /// and policy as any delivery.
+    /// Queues a published frame on this connection, like any delivery.
     fn queue_delivery(&mut self, frame: &[u8]) {
-        if !self.is_open() {
-            return;
+        let offer =
+            offer_frame(frame, self.tx, self.out, self.subs, self.id, self.max_backpressure, self.slow_consumer);
+        match offer {
+            Offer::Queued => self.topics.messages_out += 1,
+            Offer::Dropped => self.topics.dropped += 1,
+            Offer::Closing | Offer::NotOpen => {}
         }
-        if self.out.admits(frame.len(), self.max_backpressure) {
-            self.out.queue().extend_from_slice(frame);
-            self.topics.messages_out += 1;
-        } else if refuse_over_budget(self.slow_consumer, self.tx, self.out, self.subs, self.id) == SendError::Dropped {
-            self.topics.dropped += 1;
-        }
+    }
+}
+
+/// What became of a published frame offered to one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Queued for sending.
+    Queued,
+    /// Over budget under the drop policy: dropped (and counted on the
+    /// connection; the shard-wide counter is the caller's).
+    Dropped,
+    /// Over budget under the close policy: the connection is closing.
+    Closing,
+    /// The connection no longer takes messages (a close was sent or
+    /// received).
+    NotOpen,
+}
+
+/// Offers a published frame to one connection under its budget and the
+/// slow-consumer policy. The one rule for deliveries, whether the shard
+/// delivers after a callback or a publisher serves itself at once.
+pub(crate) fn offer_frame(
+    frame: &[u8],
+    tx: &mut Sender,
+    out: &mut OutQueue,
+    subs: &mut Subscriptions,
+    id: ConnId,
+    budget: usize,
+    policy: SlowConsumer,
+) -> Offer {
+    if tx.state() != State::Open {
+        return Offer::NotOpen;
+    }
+    if out.admits(frame.len(), budget) {
+        out.queue().extend_from_slice(frame);
+        return Offer::Queued;
+    }
+    match refuse_over_budget(policy, tx, out, subs, id) {
+        SendError::Dropped => Offer::Dropped,
+        _ => Offer::Closing,
     }
 }
 

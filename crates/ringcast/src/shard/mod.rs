@@ -27,7 +27,7 @@ use crate::handler::Handler;
 use crate::pubsub::{Delivery, Hub, LocalTopics};
 use crate::server::ShardShared;
 use crate::sys::{self, Completion, Io};
-use crate::ws::{refuse_over_budget, ConnId, SendError, Ws};
+use crate::ws::{offer_frame, ConnId, Offer, Ws};
 
 /// What a completion belongs to, in the top byte of its `user_data`.
 mod op {
@@ -261,19 +261,16 @@ impl<H: Handler> Shard<H> {
             let key = conn_ref.0 as usize;
             let Some(conn) = self.conns.get_mut(key).filter(|c| c.generation == conn_ref.1) else { continue };
             let Phase::Open { ws, .. } = &mut conn.phase else { continue };
-            if ws.state() != State::Open {
-                continue;
-            }
-            if conn.out.admits(delivery.frame.len(), budget) {
-                conn.out.queue().extend_from_slice(&delivery.frame);
-                delivered += 1;
-            } else {
-                let id = ConnId { shard: self.index, key: conn_ref.0, generation: conn_ref.1 };
-                let policy = self.settings.slow_consumer;
-                if refuse_over_budget(policy, ws.sender(), &mut conn.out, &mut conn.subs, id) == SendError::Dropped {
+            let id = ConnId { shard: self.index, key: conn_ref.0, generation: conn_ref.1 };
+            let (frame, policy) = (&delivery.frame, self.settings.slow_consumer);
+            match offer_frame(frame, ws.sender(), &mut conn.out, &mut conn.subs, id, budget, policy) {
+                Offer::Queued => delivered += 1,
+                Offer::Closing => {}
+                Offer::Dropped => {
                     drops += 1;
                     continue;
                 }
+                Offer::NotOpen => continue,
             }
             self.touched.push(key);
         }
