@@ -4,9 +4,9 @@
 use ringcast_proto::handshake::Request;
 use ringcast_proto::{CloseCode, RequestError};
 
-use crate::Ws;
+use crate::{ConnectError, Ws};
 
-/// An application's server logic.
+/// An application's connection logic, for servers and clients alike.
 ///
 /// Each shard owns its own handler value, made by the factory given to
 /// [`ServerBuilder::start`](crate::ServerBuilder::start) on the shard's
@@ -24,7 +24,13 @@ pub trait Handler: 'static {
     /// new connection and, optionally, one of the subprotocols the client
     /// offered) or answer with an HTTP response. The seeds' statuses: 403
     /// for a refused `Origin`, 404 for a path the server does not serve.
-    fn upgrade(&mut self, request: &Request<'_>) -> Decision<Self::Conn>;
+    ///
+    /// Every server implements this; the default, for client-only
+    /// handlers, refuses with 404.
+    fn upgrade(&mut self, request: &Request<'_>) -> Decision<Self::Conn> {
+        let _ = request;
+        Decision::reject(404)
+    }
 
     /// A request that is not a valid WebSocket upgrade, with its body and
     /// the reason it is not an upgrade. Answer plain HTTP here (e.g.
@@ -42,6 +48,23 @@ pub trait Handler: 'static {
     /// allowed.
     fn open(&mut self, ws: &mut Ws<'_, Self::Conn>) {
         let _ = ws;
+    }
+
+    /// A client connection completed its opening handshake; `protocol` is
+    /// the subprotocol the server chose, if any. The default calls
+    /// [`Handler::open`], so a handler serving both roles reacts the same.
+    fn connected(&mut self, ws: &mut Ws<'_, Self::Conn>, protocol: Option<&str>) {
+        let _ = protocol;
+        self.open(ws);
+    }
+
+    /// A client connection never opened (refused, unreachable, timed out,
+    /// a status other than 101, an invalid answer): its state comes back
+    /// with the reason. Called exactly once per request that does not
+    /// reach `connected`; the default logs at debug level.
+    fn connect_failed(&mut self, conn: Self::Conn, error: &ConnectError) {
+        let _ = conn;
+        tracing::debug!(%error, "connect failed");
     }
 
     /// A whole message arrived.

@@ -37,6 +37,7 @@
 //! kernels: raise `ulimit -l` or shrink it with
 //! [`ServerBuilder::recv_buffers`].
 
+mod client;
 mod config;
 mod error;
 mod handler;
@@ -49,6 +50,7 @@ mod ws;
 /// The sans-IO protocol core this runtime drives.
 pub use ringcast_proto as proto;
 
+pub use client::{Client, ClientBuilder, ClientHandle, Connect, ConnectError};
 pub use error::Error;
 pub use handler::{Accept, CloseInfo, Decision, Handler, Message, Response};
 pub use ringcast_proto::CloseCode;

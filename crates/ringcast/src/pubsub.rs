@@ -111,6 +111,19 @@ pub(crate) fn frame(message: crate::Message<'_>) -> Bytes {
     Bytes::from(out)
 }
 
+/// The kind and payload of a frame built by [`frame`] (unmasked, final,
+/// any length), for connections that must re-encode it (clients mask).
+pub(crate) fn unframe(frame: &[u8]) -> (ringcast_proto::MessageKind, &[u8]) {
+    let kind =
+        if frame[0] & 0x0f == 0x1 { ringcast_proto::MessageKind::Text } else { ringcast_proto::MessageKind::Binary };
+    let header = match frame[1] & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    (kind, &frame[header..])
+}
+
 /// A shard's mailbox: deliveries from other shards and from the handle.
 pub(crate) type Mailbox = Mutex<Vec<Delivery>>;
 

@@ -1,5 +1,6 @@
 //! Starting a server, and the handle that observes and stops it.
 
+use std::any::Any;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -8,11 +9,12 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::client::Dialer;
 use crate::config::Settings;
 use crate::error::Error;
 use crate::handler::{Handler, Message};
 use crate::pubsub::{Delivery, Hub, Mailbox};
-use crate::shard::Shard;
+use crate::shard::{Links, Shard};
 use crate::sys::{Io, Waker};
 
 /// What a shard and the handle share: the stop signal and the counters.
@@ -23,6 +25,9 @@ pub(crate) struct ShardShared {
     pub stop: AtomicBool,
     pub grace_ms: AtomicU64,
     pub stats: ShardStats,
+    /// Client connections to open (`DialRequest<H::Conn>`, type-erased:
+    /// this struct is not generic over the handler).
+    pub dials: Mutex<Vec<Box<dyn Any + Send>>>,
 }
 
 /// Counters a shard publishes once per loop turn.
@@ -185,73 +190,107 @@ impl ServerBuilder {
         H: Handler,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
-        let settings = Arc::new(self.settings);
-        settings.check().map_err(Error::Config)?;
         let addr = addr.to_socket_addrs().map_err(Error::Resolve)?.next().ok_or(Error::Config("no address to bind"))?;
-        let listeners = bind_all(addr, &settings)?;
-        let local_addr = listeners[0].local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(addr);
-        let cores = if settings.pin_threads { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
-        let factory = Arc::new(factory);
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
-        let mut shards = Vec::with_capacity(settings.shards);
-        for _ in 0..listeners.len() {
-            shards.push(Arc::new(ShardShared {
-                waker: Waker::new().map_err(Error::Thread)?,
-                mailbox: Mailbox::default(),
-                stop: AtomicBool::new(false),
-                grace_ms: AtomicU64::new(0),
-                stats: ShardStats::default(),
-            }));
-        }
-        let hub = Arc::new(Hub::new(shards.clone()));
-        let mut threads = Vec::with_capacity(settings.shards);
-        for (index, listener) in listeners.into_iter().enumerate() {
-            let shared = shards[index].clone();
-            let (settings, factory, ready, hub) = (settings.clone(), factory.clone(), ready_tx.clone(), hub.clone());
-            let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
-            let thread = std::thread::Builder::new()
-                .name(format!("ringcast-shard-{index}"))
-                .spawn(move || {
-                    if let Some(core) = core {
-                        if !core_affinity::set_for_current(core) {
-                            tracing::warn!(shard = index, "could not pin the shard to a CPU");
-                        }
-                    }
-                    let io = match Io::new(settings.ring_entries, settings.recv_buffers, settings.recv_buffer_size) {
-                        Ok(io) => io,
-                        Err(e) => {
-                            let _ = ready.send(Err(Error::IoUring(e)));
-                            return;
-                        }
-                    };
-                    let handler = factory(index);
-                    let shard = Shard::new(io, listener, handler, settings, shared, hub, index as u16);
-                    let _ = ready.send(Ok(()));
-                    shard.run();
-                })
-                .map_err(Error::Thread)?;
-            threads.push(thread);
-        }
-        drop(ready_tx);
-        let handle = ServerHandle {
-            inner: Arc::new(Inner { local_addr, shards, hub, threads: Mutex::new(threads), report: Mutex::new(None) }),
-        };
-        for _ in 0..settings.shards {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    handle.shutdown(Duration::ZERO);
-                    return Err(e);
-                }
-                Err(_) => {
-                    handle.shutdown(Duration::ZERO);
-                    return Err(Error::Thread(std::io::Error::other("a shard thread died while starting")));
-                }
-            }
-        }
-        tracing::info!(%local_addr, shards = settings.shards, "listening");
+        let handle = launch(self.settings, Some(addr), true, factory)?;
+        tracing::info!(local_addr = %handle.local_addr(), shards = handle.shards(), "listening");
         Ok(handle)
     }
+}
+
+/// Starts the shards of a runtime: with a listener each when `addr` is
+/// given (a server), without (a client). Returns once every shard is
+/// ready, or the first error.
+pub(crate) fn launch<H, F>(
+    settings: Settings,
+    addr: Option<SocketAddr>,
+    one_connecting: bool,
+    factory: F,
+) -> Result<ServerHandle, Error>
+where
+    H: Handler,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
+    let settings = Arc::new(settings);
+    settings.check().map_err(Error::Config)?;
+    let listeners: Vec<Option<Socket>> = match addr {
+        Some(addr) => bind_all(addr, &settings)?.into_iter().map(Some).collect(),
+        None => (0..settings.shards).map(|_| None).collect(),
+    };
+    let local_addr = match (&listeners[0], addr) {
+        (Some(listener), Some(addr)) => listener.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(addr),
+        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let cores = if settings.pin_threads { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let factory = Arc::new(factory);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
+    let mut shards = Vec::with_capacity(settings.shards);
+    for _ in 0..listeners.len() {
+        shards.push(Arc::new(ShardShared {
+            waker: Waker::new().map_err(Error::Thread)?,
+            mailbox: Mailbox::default(),
+            stop: AtomicBool::new(false),
+            grace_ms: AtomicU64::new(0),
+            stats: ShardStats::default(),
+            dials: Mutex::new(Vec::new()),
+        }));
+    }
+    let hub = Arc::new(Hub::new(shards.clone()));
+    let dialer = Arc::new(Dialer::new(shards.clone(), one_connecting));
+    let mut threads = Vec::with_capacity(settings.shards);
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let shared = shards[index].clone();
+        let (settings, factory, ready, hub) = (settings.clone(), factory.clone(), ready_tx.clone(), hub.clone());
+        let dialer = dialer.clone();
+        let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
+        let thread = std::thread::Builder::new()
+            .name(format!("ringcast-shard-{index}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core) {
+                        tracing::warn!(shard = index, "could not pin the shard to a CPU");
+                    }
+                }
+                let io = match Io::new(settings.ring_entries, settings.recv_buffers, settings.recv_buffer_size) {
+                    Ok(io) => io,
+                    Err(e) => {
+                        let _ = ready.send(Err(Error::IoUring(e)));
+                        return;
+                    }
+                };
+                let handler = factory(index);
+                let links = Links { shared, hub, dialer };
+                let shard = Shard::new(io, listener, handler, settings, links, index as u16);
+                let _ = ready.send(Ok(()));
+                shard.run();
+            })
+            .map_err(Error::Thread)?;
+        threads.push(thread);
+    }
+    drop(ready_tx);
+    let handle = ServerHandle {
+        inner: Arc::new(Inner {
+            local_addr,
+            shards,
+            hub,
+            dialer,
+            threads: Mutex::new(threads),
+            report: Mutex::new(None),
+        }),
+    };
+    for _ in 0..settings.shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                handle.shutdown(Duration::ZERO);
+                return Err(e);
+            }
+            Err(_) => {
+                handle.shutdown(Duration::ZERO);
+                return Err(Error::Thread(std::io::Error::other("a shard thread died while starting")));
+            }
+        }
+    }
+    Ok(handle)
 }
 
 /// The handler of a TCP echo server: never called, the shard echoes bytes.
@@ -298,6 +337,7 @@ struct Inner {
     local_addr: SocketAddr,
     shards: Vec<Arc<ShardShared>>,
     hub: Arc<Hub>,
+    dialer: Arc<Dialer>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     report: Mutex<Option<ShutdownReport>>,
 }
@@ -395,6 +435,16 @@ impl ServerHandle {
     /// The number of shards.
     pub fn shards(&self) -> usize {
         self.inner.shards.len()
+    }
+
+    /// Where client connect requests go.
+    pub(crate) fn dialer(&self) -> &Dialer {
+        &self.inner.dialer
+    }
+
+    /// A shutdown has been asked for.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.inner.shards.iter().any(|s| s.stop.load(Ordering::Acquire))
     }
 
     /// Publishes `message` to every subscriber of `topic`, on every shard,

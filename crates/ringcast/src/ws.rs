@@ -3,7 +3,7 @@
 use std::fmt;
 
 use ringcast_proto::connection::Sender;
-use ringcast_proto::{CloseCode, MessageKind, State, UsageError};
+use ringcast_proto::{CloseCode, MessageKind, Role, State, UsageError};
 
 use std::sync::Arc;
 
@@ -285,7 +285,14 @@ pub(crate) fn offer_frame(
         return Offer::NotOpen;
     }
     if out.admits(frame.len(), budget) {
-        out.queue().extend_from_slice(frame);
+        if tx.role() == Role::Client {
+            // A client must mask every frame with a key of its own, so the
+            // shared server-side frame cannot go out as it is.
+            let (kind, payload) = pubsub::unframe(frame);
+            let _ = tx.send(kind, payload, out.queue());
+        } else {
+            out.queue().extend_from_slice(frame);
+        }
         return Offer::Queued;
     }
     match refuse_over_budget(policy, tx, out, subs, id) {

@@ -33,6 +33,9 @@ pub mod flag {
     pub const REARM: u16 = 1 << 7;
     /// Our close frame is out and its timeout is set.
     pub const CLOSE_TIMER: u16 = 1 << 8;
+    /// A client connection's TCP connect is in flight (a poll for
+    /// writability).
+    pub const CONNECT: u16 = 1 << 9;
 }
 
 /// A request head still arriving over several reads.
@@ -48,6 +51,8 @@ pub struct Handshake {
 pub enum Phase<C> {
     /// Reading the HTTP request head.
     Handshake(Box<Handshake>),
+    /// A client connection: connecting, then waiting for the 101.
+    Connecting(Box<super::dial::Dial<C>>),
     /// A plain TCP echo (the benchmark floor, see
     /// `ServerBuilder::start_tcp_echo`): bytes in, same bytes out.
     RawEcho,
@@ -83,6 +88,10 @@ impl<C> Conn<C> {
             Some(reader) => Phase::Handshake(Box::new(Handshake { reader, head: Vec::new(), body: None })),
             None => Phase::RawEcho,
         };
+        Self::with_phase(socket, generation, phase, now)
+    }
+
+    pub fn with_phase(socket: OwnedFd, generation: u32, phase: Phase<C>, now: Millis) -> Self {
         Conn {
             socket,
             generation,

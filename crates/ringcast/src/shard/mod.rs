@@ -7,6 +7,7 @@
 //! at the start of the next turn.
 
 mod conn;
+mod dial;
 mod handshake;
 mod timer;
 
@@ -22,6 +23,7 @@ use socket2::Socket;
 
 use self::conn::{flag, Conn, Ctx, Phase};
 use self::timer::{reached, Millis, Wheel};
+use crate::client::SharedDialer;
 use crate::config::Settings;
 use crate::handler::Handler;
 use crate::pubsub::{Delivery, Hub, LocalTopics};
@@ -37,6 +39,8 @@ mod op {
     pub const WAKE: u64 = 4;
     /// Shutdown, close, cancel: nothing to do when they complete.
     pub const IGNORE: u64 = 5;
+    /// A client socket became writable: its TCP connect is done.
+    pub const CONNECT: u64 = 6;
 }
 
 /// Packs an operation kind, a table key and its generation (24 bits).
@@ -57,6 +61,16 @@ struct Counters {
     turns: u64,
     bytes_in: u64,
     bytes_out: u64,
+}
+
+/// What a shard shares with the rest of its runtime.
+pub(crate) struct Links {
+    /// Its own stop signal, counters and mailboxes.
+    pub shared: Arc<ShardShared>,
+    /// The cross-shard topic table.
+    pub hub: Arc<Hub>,
+    /// Client connect requests and the CONNECTING rule.
+    pub dialer: SharedDialer,
 }
 
 /// One shard's state. `io` is the first field on purpose: dropping it
@@ -91,18 +105,20 @@ pub(crate) struct Shard<H: Handler> {
     topics: LocalTopics,
     /// Connections that got a delivery, to look at afterwards.
     touched: Vec<usize>,
+    /// Client connect requests and the CONNECTING rule.
+    dialer: SharedDialer,
 }
 
 impl<H: Handler> Shard<H> {
     pub(crate) fn new(
         io: Io,
-        listener: Socket,
+        listener: Option<Socket>,
         handler: H,
         settings: Arc<Settings>,
-        shared: Arc<ShardShared>,
-        hub: Arc<Hub>,
+        links: Links,
         index: u16,
     ) -> Self {
+        let Links { shared, hub, dialer } = links;
         let max_connections = settings.max_connections_per_shard();
         let proto = ringcast_proto::Config::default()
             .max_message_size(settings.max_message_size)
@@ -117,7 +133,7 @@ impl<H: Handler> Shard<H> {
             settings,
             shared,
             index,
-            listener: Some(listener),
+            listener,
             accept_armed: false,
             accept_retry_at: None,
             wheel: Wheel::new(0),
@@ -135,6 +151,7 @@ impl<H: Handler> Shard<H> {
             request_limits,
             topics: LocalTopics::new(usize::from(index), hub),
             touched: Vec::new(),
+            dialer,
         }
     }
 
@@ -236,6 +253,7 @@ impl<H: Handler> Shard<H> {
             op::SEND => self.on_send(key, generation, c.result),
             op::ACCEPT => self.on_accept(c),
             op::WAKE => self.on_wake(c.result),
+            op::CONNECT => self.on_connect(key, generation, c.result),
             _ => {}
         }
         if !self.topics.pending.is_empty() {
@@ -289,6 +307,7 @@ impl<H: Handler> Shard<H> {
         for delivery in &mail {
             self.deliver(delivery);
         }
+        self.start_dials();
         if self.shared.stop.load(Ordering::Acquire) {
             if self.stop_deadline.is_none() {
                 self.begin_stop();
@@ -402,11 +421,19 @@ impl<H: Handler> Shard<H> {
                 Phase::Handshake(_) => {
                     self.counters.messages +=
                         handshake::on_data(&mut self.handler, conn, input, &ctx, self.proto, &mut self.topics);
-                    if let Phase::Open { .. } = conn.phase {
-                        tracing::debug!(conn = %id, "open");
-                        if let Some(idle) = self.settings.idle_timeout {
-                            let deadline = self.now.wrapping_add(Self::millis(idle));
-                            Self::set_deadline(&mut self.wheel, conn, key, deadline);
+                    Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, conn, id);
+                }
+                Phase::Connecting(_) => {
+                    let (topics, dialer) = (&mut self.topics, &*self.dialer);
+                    match dial::on_response(&mut self.handler, conn, input, &ctx, self.proto, topics, dialer) {
+                        dial::Step::Waiting => {}
+                        dial::Step::Opened(messages) => {
+                            self.counters.messages += messages;
+                            Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, conn, id);
+                        }
+                        dial::Step::Failed => {
+                            self.io.bufs.recycle(buffer);
+                            return self.terminate(key, "upgrade refused");
                         }
                     }
                 }
@@ -422,6 +449,18 @@ impl<H: Handler> Shard<H> {
             conn.flags |= flag::REARM;
         }
         self.review(key);
+    }
+
+    /// After a handshake step: if the connection just opened, its idle
+    /// timer starts.
+    fn opened(wheel: &mut Wheel, idle: Option<Duration>, now: Millis, conn: &mut Conn<H::Conn>, id: ConnId) {
+        let key = id.key as usize;
+        if let Phase::Open { .. } = conn.phase {
+            tracing::debug!(conn = %id, "open");
+            if let Some(idle) = idle {
+                Self::set_deadline(wheel, conn, key, now.wrapping_add(Self::millis(idle)));
+            }
+        }
     }
 
     fn on_send(&mut self, key: usize, generation: u32, result: i32) {
@@ -506,7 +545,11 @@ impl<H: Handler> Shard<H> {
                     // would reset the connection and could destroy our last
                     // frame in the peer's buffers).
                     conn.flags |= flag::LINGER;
-                    self.io.ring.shutdown(conn.fd(), libc::SHUT_WR, token(op::IGNORE, 0, 0));
+                    // A plain system call, not a ring operation: io_uring
+                    // runs shutdown in a worker thread that looks the
+                    // descriptor up later, when our close may already have
+                    // freed the number for another connection.
+                    let _ = socket2::SockRef::from(&conn.socket).shutdown(std::net::Shutdown::Write);
                     let deadline = now.wrapping_add(Self::millis(self.settings.close_timeout));
                     Self::set_deadline(&mut self.wheel, conn, key, deadline);
                 }
@@ -514,7 +557,7 @@ impl<H: Handler> Shard<H> {
             _ => {}
         }
         if conn.has(flag::DYING) {
-            if !conn.has(flag::RECV_ARMED) && !conn.out.in_flight() {
+            if !conn.has(flag::RECV_ARMED | flag::CONNECT) && !conn.out.in_flight() {
                 let mut conn = self.conns.remove(key);
                 self.topics.unsubscribe_all(&mut conn.subs);
                 let generation = conn.generation;
@@ -580,6 +623,7 @@ impl<H: Handler> Shard<H> {
     fn terminate(&mut self, key: usize, why: &str) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         tracing::debug!(conn = %ConnId { shard: self.index, key: key as u32, generation: conn.generation }, why, "terminating");
+        dial::fail(&mut self.handler, conn, crate::ConnectError::Closed, &self.dialer);
         conn::finish(&mut self.handler, conn, CloseCode::ABNORMAL, why, false);
         conn.phase = Phase::Finished;
         conn.flags = (conn.flags | flag::DYING) & !flag::REARM;
@@ -589,6 +633,9 @@ impl<H: Handler> Shard<H> {
         }
         if conn.out.in_flight() {
             self.io.ring.cancel(token(op::SEND, key, conn.generation), token(op::IGNORE, 0, 0));
+        }
+        if conn.has(flag::CONNECT) {
+            self.io.ring.cancel(token(op::CONNECT, key, conn.generation), token(op::IGNORE, 0, 0));
         }
         self.review(key);
     }
@@ -617,6 +664,10 @@ impl<H: Handler> Shard<H> {
         }
         match &mut conn.phase {
             Phase::Handshake(_) => self.terminate(key, "handshake timeout"),
+            Phase::Connecting(_) => {
+                dial::fail(&mut self.handler, conn, crate::ConnectError::Timeout, &self.dialer);
+                self.terminate(key, "handshake timeout");
+            }
             Phase::RawEcho => {}
             Phase::Finished => self.terminate(key, "close timeout"),
             Phase::Open { ws, .. } if ws.state() != State::Open => self.terminate(key, "close handshake timeout"),
@@ -661,6 +712,10 @@ impl<H: Handler> Shard<H> {
                 Phase::Open { ws, .. } => {
                     let _ = ws.close(Some(CloseCode::GOING_AWAY), "server shutting down", conn.out.queue());
                     self.review(key);
+                }
+                Phase::Connecting(_) => {
+                    dial::fail(&mut self.handler, conn, crate::ConnectError::Stopping, &self.dialer);
+                    self.terminate(key, "stopping");
                 }
                 Phase::Handshake(_) | Phase::RawEcho => self.terminate(key, "server stopping"),
                 Phase::Finished => {}

@@ -178,10 +178,11 @@ impl Ring {
         true
     }
 
-    /// Shuts down one or both directions of a socket.
-    pub fn shutdown(&mut self, fd: RawFd, how: i32, user_data: u64) {
-        let entry = opcode::Shutdown::new(types::Fd(fd), how).build().user_data(user_data);
-        // SAFETY: references no memory.
+    /// Completes once `fd` is writable or in error: for a socket connecting
+    /// in non-blocking mode, once the connect is done.
+    pub fn poll_writable(&mut self, fd: RawFd, user_data: u64) {
+        let entry = opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build().user_data(user_data);
+        // SAFETY: a poll references no memory of ours.
         unsafe { self.push(&entry) }
     }
 

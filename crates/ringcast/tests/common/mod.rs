@@ -3,6 +3,8 @@
 //! can send what no well-behaved library would) and reads the server's.
 #![allow(dead_code)]
 
+pub mod recorder;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
