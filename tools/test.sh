@@ -50,7 +50,7 @@ if [ "${PEERS:-1}" != 0 ]; then
 fi
 
 if [ "${AUTOBAHN:-1}" != 0 ]; then
-  step "Autobahn|Testsuite 1.* to 10.* against examples/echo (1 and 2 shards) and ringcast-hub (reports in target/autobahn/)"
+  step "Autobahn|Testsuite 1.* to 10.* against examples/echo (1 and 2 shards), ringcast-hub and the ringcast client (reports in target/autobahn/)"
   tools/autobahn/ci.sh
 fi
 

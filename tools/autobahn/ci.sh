@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite against examples/echo with 1 shard and with 2 shards,
 # and against ringcast-hub (2 shards; a room with ?echo=1 and one member is
-# an echo through the pub/sub path), cases 1.* to 10.*, gated (see run.sh).
+# an echo through the pub/sub path), cases 1.* to 10.*, gated (see run.sh);
+# then the fuzzing server against the ringcast client (client.sh).
 # Called by tools/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,4 +35,6 @@ for shards in 1 2; do
 done
 against ringcast-hub-2-shard 9103 "/topics/autobahn?echo=1" TERM \
   target/release/ringcast-hub --listen 127.0.0.1:9103 --shards 2 --max-message-size 16MiB
+# The client side: the fuzzing server drives examples/autobahn_client.
+tools/autobahn/client.sh 9110 || status=1
 exit $status
