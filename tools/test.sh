@@ -49,6 +49,9 @@ if [ "${PEERS:-1}" != 0 ]; then
   tools/hostile/slowloris.sh
 fi
 
+step "ringcast-bench: every scenario for a few seconds against examples/echo and ringcast-hub (JSON asserted)"
+tools/bench/smoke.sh
+
 if [ "${AUTOBAHN:-1}" != 0 ]; then
   step "Autobahn|Testsuite 1.* to 10.* against examples/echo (1 and 2 shards), ringcast-hub and the ringcast client (reports in target/autobahn/)"
   tools/autobahn/ci.sh

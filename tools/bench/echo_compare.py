@@ -10,7 +10,7 @@ own counter, whole run). Prints medians and ratios at the end.
 
     tools/bench/echo_compare.py [--rounds 3] [--seconds 5] [--case 100x20] [--case 500x16384]
 """
-import argparse, os, re, signal, socket, statistics, subprocess, sys, time
+import argparse, json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
@@ -35,7 +35,7 @@ def wait_port(port, proc):
 SERVERS = {
     "ringcast": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
     "tcp_floor": lambda port: [f"{BIN}/examples/tcp_echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
-    "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-echo", f"127.0.0.1:{port}"],
+    "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-peer", f"127.0.0.1:{port}", "echo"],
 }
 
 def run_one(name, port, conns, size, args):
@@ -44,9 +44,11 @@ def run_one(name, port, conns, size, args):
     try:
         wait_port(port, server)
         target = ["--tcp", f"127.0.0.1:{port}"] if name == "tcp_floor" else ["--url", f"ws://127.0.0.1:{port}/"]
+        json_path = os.path.join(tempfile.gettempdir(), f"echo_compare-{os.getpid()}-{port}.json")
         client = subprocess.Popen(["taskset", "-c", args.client_cpu, f"{BIN}/ringcast-bench", "echo", *target,
                                    "--connections", str(conns), "--size", str(size),
-                                   "--warmup", str(args.warmup), "--seconds", str(args.seconds)],
+                                   "--warmup", str(args.warmup), "--duration", str(args.seconds),
+                                   "--json", json_path],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(args.warmup + 0.05)
         cpu0 = cpu_seconds(server.pid)
@@ -55,7 +57,9 @@ def run_one(name, port, conns, size, args):
         out, err = client.communicate(timeout=args.seconds + 120)
         if client.returncode != 0:
             raise SystemExit(f"{name}: load generator failed: {err.strip()}")
-        result = dict(kv.split("=") for kv in out.split())
+        with open(json_path) as f:
+            result = json.load(f)
+        os.unlink(json_path)
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -63,14 +67,14 @@ def run_one(name, port, conns, size, args):
         except subprocess.TimeoutExpired:
             server.kill()
             server_out = server.communicate()[0]
-    rate = float(result["echoes_per_sec"])
+    rate = float(result["msgs_per_sec"])
     echoes_in_window = rate * (args.seconds - 0.1)
     cpu_us = (cpu1 - cpu0) * 1e6 / echoes_in_window if echoes_in_window else float("nan")
     enters = None
     m = re.search(r"(?:messages|reads) (\d+) io_uring_enter (\d+)", server_out)
     if m and int(m.group(1)):
         enters = int(m.group(2)) / int(m.group(1))
-    return rate, cpu_us, float(result["p50_us"]), float(result["p99_us"]), enters
+    return rate, cpu_us, result["latency_us"]["p50"], result["latency_us"]["p99"], enters
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.join(ROOT, "target", "release")
 SERVERS = {
     "ringcast": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
-    "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-echo", f"127.0.0.1:{port}"],
+    "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-peer", f"127.0.0.1:{port}", "echo"],
 }
 
 def rss_kib(pid):
@@ -30,11 +30,14 @@ def rss_kib(pid):
     raise SystemExit("no VmRSS")
 
 def hold(port, n, seconds):
-    client = subprocess.Popen([f"{BIN}/ringcast-bench", "idle", "--url", f"ws://127.0.0.1:{port}/",
-                               "--connections", str(n), "--hold", str(seconds)],
+    # `connections` without pings holds idle connections; it prints
+    # "ready connections=N" once all are up.
+    client = subprocess.Popen([f"{BIN}/ringcast-bench", "connections", "--url", f"ws://127.0.0.1:{port}/",
+                               "--connections", str(n), "--hold", str(seconds), "--ping-interval", "0"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = client.stdout.readline()
-    if not line.startswith("ready"):
+    if not line.startswith("ready") or line.strip() != f"ready connections={n}":
+        client.kill()
         raise SystemExit(f"idle client failed: {line}{client.stderr.read()}")
     return client
 

@@ -16,7 +16,7 @@ thread) pinned to CLIENT_CPU. Three scenarios:
 
     tools/bench/pubsub.py [--rounds 3] [--seconds 5] [--only fanout|broadcast|slow]
 """
-import argparse, os, re, resource, signal, socket, statistics, subprocess, threading, time, urllib.request
+import argparse, json, os, re, resource, signal, socket, statistics, subprocess, tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
@@ -66,9 +66,25 @@ class Hub:
         self.proc.wait(timeout=30)
 
 
-def bench(cpu, *args):
-    return subprocess.Popen(["taskset", "-c", cpu, f"{BIN}/ringcast-bench", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
+def json_path(name):
+    return os.path.join(tempfile.gettempdir(), f"pubsub-{os.getpid()}-{name}.json")
+
+
+def bench(cpu, json_file, *args):
+    """Starts ringcast-bench writing its result to json_file."""
+    if os.path.exists(json_file):
+        os.unlink(json_file)
+    return subprocess.Popen(["taskset", "-c", cpu, f"{BIN}/ringcast-bench", *args, "--json", json_file],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
+
+
+def result(json_file):
+    """The JSON object ringcast-bench wrote ({} if none)."""
+    try:
+        with open(json_file) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def parse(line):
@@ -81,8 +97,9 @@ def fanout(args):
         for n in results:
             hub = Hub(9501, args.server_cpu)
             try:
-                client = bench(args.client_cpu, "fanout", "--url", f"ws://127.0.0.1:9501/topics/f?echo=1",
-                               "--connections", str(n), "--warmup", str(args.warmup), "--seconds", str(args.seconds))
+                out_json = json_path(f"fanout-{n}")
+                client = bench(args.client_cpu, out_json, "fanout", "--url", f"ws://127.0.0.1:9501/topics/f?echo=1",
+                               "--connections", str(n), "--warmup", str(args.warmup), "--duration", str(args.seconds))
                 time.sleep(args.warmup + 0.3)
                 cpu0 = cpu_seconds(hub.proc.pid)
                 time.sleep(args.seconds - 0.6)
@@ -90,7 +107,7 @@ def fanout(args):
                 out, err = client.communicate(timeout=args.seconds + 60)
                 if client.returncode != 0:
                     raise SystemExit(f"fanout N={n}: {err.strip()}")
-                r = parse(out)
+                r = result(out_json)
                 rate = float(r["deliveries_per_sec"])
                 busy = (cpu1 - cpu0) / (args.seconds - 0.6)
                 r["server_cpu"] = busy
@@ -98,7 +115,7 @@ def fanout(args):
                 results[n].append(r)
                 print(f"round {rnd + 1} N={n}: {rate:,.0f} deliveries/s, {float(r['publishes_per_sec']):,.0f} publishes/s, "
                       f"server CPU {busy:.2f} core, {r['ns_per_delivery']:.0f} ns/delivery, "
-                      f"latency p50 {r['p50_us']} us p99 {r['p99_us']} us", flush=True)
+                      f"latency p50 {r['latency_us']['p50']} us p99 {r['latency_us']['p99']} us", flush=True)
             finally:
                 hub.stop()
     for n, rs in results.items():
@@ -106,23 +123,25 @@ def fanout(args):
         print(f"fanout N={n}: median {statistics.median(rates):,.0f} deliveries/s "
               f"(runs: {', '.join(f'{x:,.0f}' for x in rates)}), median "
               f"{statistics.median(r['ns_per_delivery'] for r in rs):.0f} ns server CPU per delivery, "
-              f"p50 {statistics.median(float(r['p50_us']) for r in rs):.0f} us, "
-              f"p99 {statistics.median(float(r['p99_us']) for r in rs):.0f} us")
+              f"p50 {statistics.median(r['latency_us']['p50'] for r in rs):.0f} us, "
+              f"p99 {statistics.median(r['latency_us']['p99'] for r in rs):.0f} us")
 
 
 def broadcast(args):
     for rate in args.rates:
         hub = Hub(9502, args.server_cpu)
         try:
-            client = bench(args.client_cpu, "broadcast", "--url", "ws://127.0.0.1:9502/topics/b",
+            out_json = json_path("broadcast")
+            client = bench(args.client_cpu, out_json, "broadcast", "--url", "ws://127.0.0.1:9502/topics/b",
                            "--subscribers", "10000", "--rate", str(rate), "--size", "64",
-                           "--warmup", str(args.warmup), "--seconds", str(args.seconds))
+                           "--warmup", str(args.warmup), "--duration", str(args.seconds))
             out, err = client.communicate(timeout=args.seconds + 120)
             if client.returncode != 0:
                 raise SystemExit(f"broadcast rate={rate}: {err.strip()}")
-            r = parse(out.strip().splitlines()[-1])
+            r = result(out_json)
+            lat = r["latency_us"]
             print(f"broadcast 1 -> 10000 at {rate} msg/s ({float(r['deliveries_per_sec']):,.0f} deliveries/s): "
-                  f"p50 {r['p50_us']} us, p99 {r['p99_us']} us, p99.9 {r['p999_us']} us, max {r['max_us']} us; "
+                  f"p50 {lat['p50']} us, p99 {lat['p99']} us, p99.9 {lat['p999']} us, max {lat['max']} us; "
                   f"{r['deliveries']}/{r['expected']} delivered", flush=True)
         finally:
             hub.stop()
@@ -134,9 +153,10 @@ def slow(args):
         hub = Hub(9503, args.server_cpu, "--max-backpressure", "64KiB", "--slow-consumer", policy)
         samples, stop = [], threading.Event()
         try:
-            client = bench(args.client_cpu, "broadcast", "--url", "ws://127.0.0.1:9503/topics/s",
+            out_json = json_path(f"slow-{policy}")
+            client = bench(args.client_cpu, out_json, "broadcast", "--url", "ws://127.0.0.1:9503/topics/s",
                            "--subscribers", "10000", "--stalled", "0.1", "--rate", str(args.slow_rate),
-                           "--size", str(args.slow_size), "--warmup", "1", "--seconds", str(args.slow_seconds))
+                           "--size", str(args.slow_size), "--warmup", "1", "--duration", str(args.slow_seconds))
             ready = client.stdout.readline()
             if not ready.startswith("ready"):
                 raise SystemExit(f"slow: {ready}{client.stderr.read()}")
@@ -151,13 +171,13 @@ def slow(args):
             stop.set()
             dropped = metric(hub.port, "ringcast_dropped_total")
             closed = metric(hub.port, 'ringcast_closes_total{shard="0",code="1008"}')
-            r = parse(out.strip().splitlines()[-1]) if out.strip() else {}
+            r = result(out_json)
             peak = max(samples) if samples else base
             bound = base + stalled * budget // 1024
             print(f"slow ({policy}): RSS connected {base / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB, "
                   f"bound {bound / 1024:.1f} MiB (connected + {stalled} x 64 KiB): "
                   f"{'within' if peak <= bound else 'OVER'}; readers got {r.get('deliveries', '?')}/{r.get('expected', '?')}"
-                  f", p99 {r.get('p99_us', '?')} us; dropped {dropped}, closed with 1008 {closed}"
+                  f", p99 {r.get('latency_us', {}).get('p99', '?')} us; dropped {dropped}, closed with 1008 {closed}"
                   f"{'; ' + err.strip() if client.returncode else ''}", flush=True)
         finally:
             stop.set()

@@ -1,168 +1,254 @@
-//! Reading a server's frames incrementally, and the numbered, timestamped
-//! payload the pub/sub scenarios send.
+//! Reading a server's frames from a non-blocking socket without a copy in
+//! the usual case, and without a buffer per connection.
+//!
+//! Bytes are read into a scratch buffer shared by all connections of a
+//! thread and parsed there. Only a frame cut by the end of a read is kept
+//! (in `carry`, per connection) and put back in front of the next read.
+//! Fragmented messages are assembled (rare; servers under test send whole
+//! messages); control frames come out as they arrive.
 
 use std::io::{ErrorKind, Read};
-use std::time::Instant;
 
-/// What the pub/sub scenarios put in a message: who sent it, its number,
-/// and when it was (meant to be) sent, in nanoseconds since the run began.
-/// The rest of the payload is filler.
+use crate::wire::{self, parse_head, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT};
+
+/// Bytes asked of the kernel per read, beyond a carried partial frame.
+pub const READ_CHUNK: usize = 64 << 10;
+
+/// One complete message or control frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    pub sender: u32,
-    pub seq: u32,
-    pub sent_ns: u64,
+pub enum Frame<'a> {
+    /// A text (`text == true`) or binary message.
+    Data {
+        /// A text message.
+        text: bool,
+        /// The whole message.
+        payload: &'a [u8],
+    },
+    /// A ping, to be answered with a pong carrying the same bytes.
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// A close frame: the server is ending the connection.
+    Close(&'a [u8]),
 }
 
-/// Payload bytes a stamp needs.
-pub const STAMP_LEN: usize = 16;
-
-impl Stamp {
-    /// A payload of `size` bytes (at least [`STAMP_LEN`]) carrying the stamp.
-    pub fn payload(&self, size: usize) -> Vec<u8> {
-        let mut out = vec![b'.'; size.max(STAMP_LEN)];
-        out[..4].copy_from_slice(&self.sender.to_be_bytes());
-        out[4..8].copy_from_slice(&self.seq.to_be_bytes());
-        out[8..16].copy_from_slice(&self.sent_ns.to_be_bytes());
-        out
-    }
-
-    /// Reads the stamp at the front of a payload.
-    pub fn read(payload: &[u8]) -> Option<Stamp> {
-        let bytes = payload.get(..STAMP_LEN)?;
-        Some(Stamp {
-            sender: u32::from_be_bytes(bytes[..4].try_into().ok()?),
-            seq: u32::from_be_bytes(bytes[4..8].try_into().ok()?),
-            sent_ns: u64::from_be_bytes(bytes[8..16].try_into().ok()?),
-        })
-    }
-}
-
-/// Nanoseconds since `start`.
-pub fn since(start: Instant) -> u64 {
-    start.elapsed().as_nanos() as u64
-}
-
-/// Accumulates bytes from a socket and yields whole server frames.
-#[derive(Debug, Default)]
-pub struct FrameReader {
-    buf: Vec<u8>,
-    /// Start of the unparsed bytes.
-    at: usize,
-}
-
-/// A frame: opcode and payload range in the reader's buffer.
-pub struct Frame<'a> {
-    pub opcode: u8,
-    pub payload: &'a [u8],
-}
-
-/// What a read turned up.
-pub enum Fill {
-    /// Some bytes (possibly no whole frame yet).
-    Data,
-    /// Nothing more for now.
-    WouldBlock,
-    /// The server closed the connection.
+/// How a read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The socket is (as far as we know) drained and still open.
+    Open,
+    /// The server closed the connection (end of stream).
     Eof,
 }
 
+/// Per-connection parsing state: a partial frame and a message being
+/// assembled from fragments.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    carry: Vec<u8>,
+    /// Opcode of a fragmented message in progress.
+    fragmented: Option<u8>,
+    message: Vec<u8>,
+}
+
 impl FrameReader {
-    /// Reads what the socket has (one `read` call).
-    pub fn fill(&mut self, stream: &mut impl Read, scratch: &mut [u8]) -> Result<Fill, String> {
+    /// Reads what the socket has and calls `on_frame` for every complete
+    /// frame.
+    ///
+    /// One `read` per call in the usual case: with edge-triggered epoll a
+    /// read that returns fewer bytes than asked has drained a TCP socket,
+    /// and Linux signals every later arrival again, so the `read` that
+    /// would only return `EAGAIN` (as mio's documentation suggests, to be
+    /// portable) is skipped. It reads again only when the buffer came back
+    /// full, or when `until_closed` (the event said the peer closed its
+    /// side: data and FIN may have come in the same wake-up, and no later
+    /// event would announce the end).
+    pub fn read_from(
+        &mut self,
+        src: &mut impl Read,
+        scratch: &mut Vec<u8>,
+        until_closed: bool,
+        mut on_frame: impl FnMut(Frame<'_>),
+    ) -> Result<ReadEnd, String> {
         loop {
-            return match stream.read(scratch) {
-                Ok(0) => Ok(Fill::Eof),
+            let carried = self.carry.len();
+            let want = carried + READ_CHUNK.max(self.missing());
+            if scratch.len() < want {
+                scratch.resize(want, 0);
+            }
+            scratch[..carried].copy_from_slice(&self.carry);
+            let space = scratch.len() - carried;
+            match src.read(&mut scratch[carried..]) {
+                Ok(0) => return Ok(ReadEnd::Eof),
                 Ok(n) => {
-                    if self.at == self.buf.len() {
-                        self.buf.clear();
-                        self.at = 0;
+                    self.carry.clear();
+                    self.parse(&scratch[..carried + n], &mut on_frame)?;
+                    if n < space && !until_closed {
+                        return Ok(ReadEnd::Open);
                     }
-                    self.buf.extend_from_slice(&scratch[..n]);
-                    Ok(Fill::Data)
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(Fill::WouldBlock),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => Err(format!("read: {e}")),
-            };
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(ReadEnd::Open),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("read: {e}")),
+            }
         }
     }
 
-    /// The next whole frame, if buffered.
-    pub fn next_frame(&mut self) -> Option<Frame<'_>> {
-        let rest = &self.buf[self.at..];
-        if rest.len() < 2 {
-            return self.compact();
-        }
-        let (len, header) = match rest[1] & 0x7f {
-            126 if rest.len() >= 4 => (usize::from(u16::from_be_bytes([rest[2], rest[3]])), 4),
-            127 if rest.len() >= 10 => (u64::from_be_bytes(rest[2..10].try_into().ok()?) as usize, 10),
-            126 | 127 => return self.compact(),
-            n => (usize::from(n), 2),
-        };
-        if rest.len() < header + len {
-            return self.compact();
-        }
-        let start = self.at;
-        self.at += header + len;
-        Some(Frame { opcode: self.buf[start] & 0x0f, payload: &self.buf[start + header..start + header + len] })
+    /// Parses bytes received some other way (after the handshake's head).
+    pub fn feed(&mut self, bytes: &[u8], mut on_frame: impl FnMut(Frame<'_>)) -> Result<(), String> {
+        let mut joined = std::mem::take(&mut self.carry);
+        joined.extend_from_slice(bytes);
+        self.parse(&joined, &mut on_frame)
     }
 
-    /// Moves a partial frame to the front so the buffer does not grow.
-    fn compact(&mut self) -> Option<Frame<'_>> {
-        if self.at > 0 {
-            self.buf.drain(..self.at);
-            self.at = 0;
+    /// Bytes still needed to complete the carried frame (0 if unknown).
+    fn missing(&self) -> usize {
+        match parse_head(&self.carry) {
+            Ok(Some(head)) => head.frame_len().saturating_sub(self.carry.len()),
+            _ => 0,
         }
-        None
+    }
+
+    fn parse(&mut self, mut buf: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) -> Result<(), String> {
+        while let Some(head) = parse_head(buf)? {
+            let Some(payload) = buf.get(head.header_len..head.frame_len()) else { break };
+            buf = &buf[head.frame_len()..];
+            match (head.opcode, self.fragmented) {
+                (OP_PING, _) => on_frame(Frame::Ping(payload)),
+                (OP_PONG, _) => on_frame(Frame::Pong(payload)),
+                (OP_CLOSE, _) => on_frame(Frame::Close(payload)),
+                (OP_TEXT | OP_BINARY, Some(_)) => return Err("a new message inside a fragmented one".into()),
+                (OP_TEXT | OP_BINARY, None) if head.fin => {
+                    on_frame(Frame::Data { text: head.opcode == OP_TEXT, payload });
+                }
+                (OP_TEXT | OP_BINARY, None) => {
+                    self.fragmented = Some(head.opcode);
+                    self.message.clear();
+                    self.message.extend_from_slice(payload);
+                }
+                (OP_CONTINUATION, None) => return Err("a continuation frame outside a message".into()),
+                (OP_CONTINUATION, Some(opcode)) => {
+                    if self.message.len() + payload.len() > wire::MAX_FRAME {
+                        return Err("a fragmented message over the size limit".into());
+                    }
+                    self.message.extend_from_slice(payload);
+                    if head.fin {
+                        self.fragmented = None;
+                        on_frame(Frame::Data { text: opcode == OP_TEXT, payload: &self.message });
+                    }
+                }
+                (other, _) => return Err(format!("unknown opcode 0x{other:x}")),
+            }
+        }
+        self.carry.extend_from_slice(buf);
+        Ok(())
+    }
+}
+
+/// The status code and reason of a close frame, for messages.
+pub fn describe_close(payload: &[u8]) -> String {
+    match payload {
+        [a, b, reason @ ..] => {
+            format!("code {} {:?}", u16::from_be_bytes([*a, *b]), String::from_utf8_lossy(reason))
+        }
+        _ => "no code".into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::server_frame;
 
-    #[test]
-    fn frames_split_anywhere_come_out_whole() {
-        let mut wire = Vec::new();
-        for (i, len) in [0usize, 5, 125, 126, 300, 70000].into_iter().enumerate() {
-            wire.push(0x82);
-            match len {
-                n if n < 126 => wire.push(n as u8),
-                n if n <= 0xffff => {
-                    wire.push(126);
-                    wire.extend_from_slice(&(n as u16).to_be_bytes());
-                }
-                n => {
-                    wire.push(127);
-                    wire.extend_from_slice(&(n as u64).to_be_bytes());
-                }
+    /// A reader that hands out at most `chunk` bytes per call.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.data.is_empty() {
+                return Err(ErrorKind::WouldBlock.into());
             }
-            wire.extend(std::iter::repeat_n(i as u8, len));
+            let n = self.chunk.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
         }
-        for chunk in [1, 3, 7, 1000, 100_000] {
-            let mut reader = FrameReader::default();
-            let mut seen = Vec::new();
-            let mut scratch = vec![0u8; chunk];
-            let mut source = &wire[..];
-            while !source.is_empty() {
-                let _ = reader.fill(&mut source, &mut scratch).unwrap();
-                while let Some(frame) = reader.next_frame() {
-                    seen.push((frame.opcode, frame.payload.len(), frame.payload.first().copied()));
-                }
-            }
-            let lens: Vec<usize> = seen.iter().map(|s| s.1).collect();
-            assert_eq!(lens, [0, 5, 125, 126, 300, 70000], "chunk {chunk}");
-            assert_eq!(seen[5].2, Some(5));
+    }
+
+    /// (opcode, length, first byte) of a frame.
+    type Summary = (u8, usize, Option<u8>);
+
+    fn stream() -> (Vec<u8>, Vec<Summary>) {
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for (i, len) in [0usize, 5, 125, 126, 300, 70000, 200_000].into_iter().enumerate() {
+            let payload = vec![i as u8; len];
+            wire.extend(server_frame(true, if i % 2 == 0 { OP_BINARY } else { OP_TEXT }, &payload));
+            expected.push((if i % 2 == 0 { 2 } else { 1 }, len, payload.first().copied()));
+        }
+        wire.extend(server_frame(true, OP_PING, b"hi"));
+        expected.push((9, 2, Some(b'h')));
+        // A fragmented binary message with a pong in the middle.
+        wire.extend(server_frame(false, OP_BINARY, b"ab"));
+        wire.extend(server_frame(true, OP_PONG, b"p"));
+        wire.extend(server_frame(false, OP_CONTINUATION, b"cd"));
+        wire.extend(server_frame(true, OP_CONTINUATION, b"e"));
+        expected.push((10, 1, Some(b'p')));
+        expected.push((2, 5, Some(b'a')));
+        wire.extend(server_frame(true, OP_CLOSE, &[3, 232]));
+        expected.push((8, 2, Some(3)));
+        (wire, expected)
+    }
+
+    fn summary(frame: Frame<'_>) -> Summary {
+        match frame {
+            Frame::Data { text, payload } => (if text { 1 } else { 2 }, payload.len(), payload.first().copied()),
+            Frame::Ping(p) => (9, p.len(), p.first().copied()),
+            Frame::Pong(p) => (10, p.len(), p.first().copied()),
+            Frame::Close(p) => (8, p.len(), p.first().copied()),
         }
     }
 
     #[test]
-    fn stamps_round_trip() {
-        let stamp = Stamp { sender: 7, seq: 9, sent_ns: 123_456_789 };
-        let payload = stamp.payload(64);
-        assert_eq!(payload.len(), 64);
-        assert_eq!(Stamp::read(&payload), Some(stamp));
-        assert_eq!(Stamp::read(&payload[..10]), None);
+    fn frames_split_anywhere_come_out_whole() {
+        let (wire, expected) = stream();
+        for chunk in [1, 2, 3, 7, 13, 1000, 65536, 1 << 20] {
+            let mut reader = FrameReader::default();
+            let mut scratch = Vec::new();
+            let mut src = Trickle { data: &wire, chunk };
+            let mut seen = Vec::new();
+            while !src.data.is_empty() {
+                let end = reader.read_from(&mut src, &mut scratch, false, |f| seen.push(summary(f))).unwrap();
+                assert_eq!(end, ReadEnd::Open);
+            }
+            assert_eq!(seen, expected, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn feeding_splits_anywhere() {
+        let (wire, expected) = stream();
+        for cut in [0, 1, 2, 3, 50, 1000, wire.len() - 1, wire.len()] {
+            let mut reader = FrameReader::default();
+            let mut seen = Vec::new();
+            reader.feed(&wire[..cut], |f| seen.push(summary(f))).unwrap();
+            reader.feed(&wire[cut..], |f| seen.push(summary(f))).unwrap();
+            assert_eq!(seen, expected, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn end_of_stream_and_protocol_errors() {
+        let mut reader = FrameReader::default();
+        let mut empty: &[u8] = &[];
+        assert_eq!(reader.read_from(&mut empty, &mut Vec::new(), false, |_| {}), Ok(ReadEnd::Eof));
+        assert!(FrameReader::default().feed(&server_frame(true, OP_CONTINUATION, b"x"), |_| {}).is_err());
+        let mut two = server_frame(false, OP_TEXT, b"a");
+        two.extend(server_frame(true, OP_TEXT, b"b"));
+        assert!(FrameReader::default().feed(&two, |_| {}).is_err());
+        assert_eq!(describe_close(&[3, 232, b'b', b'y']), "code 1000 \"by\"");
     }
 }

@@ -1,83 +1,82 @@
-//! The few bytes of the protocol a load generator needs: the upgrade
-//! request, masked client frames, and the length of the server's reply.
+//! The frame layer a client needs, written here on purpose rather than taken
+//! from the server's codec (so a bug there cannot cancel out): where to
+//! connect, masked client frames, and the header of a server frame.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::net::{SocketAddr, ToSocketAddrs};
 
-/// Where to connect and what to ask for.
+use ringcast_proto::handshake::WsUri;
+use ringcast_proto::mask::apply_mask;
+
+/// Continuation frame.
+pub const OP_CONTINUATION: u8 = 0x0;
+/// Text frame.
+pub const OP_TEXT: u8 = 0x1;
+/// Binary frame.
+pub const OP_BINARY: u8 = 0x2;
+/// Close frame.
+pub const OP_CLOSE: u8 = 0x8;
+/// Ping frame.
+pub const OP_PING: u8 = 0x9;
+/// Pong frame.
+pub const OP_PONG: u8 = 0xA;
+
+/// Largest server frame accepted (a guard against a garbage length).
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// A WebSocket server to connect to.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// Parsed: host, port, resource.
+    pub uri: WsUri,
+    /// The address connected to.
     pub addr: SocketAddr,
-    pub host: String,
-    pub path: String,
 }
 
 impl Target {
-    /// Parses `ws://host:port/path`.
+    /// Parses and resolves `ws://host[:port]/path?query` (`wss://` is not
+    /// supported: this tool measures servers, not TLS).
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url.strip_prefix("ws://").ok_or_else(|| format!("not a ws:// URL: {url}"))?;
-        let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-        let with_port = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-        let addr = with_port
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {authority}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("no address for {authority}"))?;
-        Ok(Target { addr, host: authority.to_string(), path })
-    }
-}
-
-/// Connects and completes the opening handshake (blocking), returning the
-/// socket ready for frames.
-pub fn open(target: &Target) -> io::Result<TcpStream> {
-    open_with(target, None)
-}
-
-/// Like [`open`], with the socket's receive buffer set before connecting
-/// (a small one makes a subscriber that never reads fill the server's
-/// queue soon, instead of the kernel's buffers).
-pub fn open_with(target: &Target, recv_buffer: Option<usize>) -> io::Result<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(target.addr), socket2::Type::STREAM, None)?;
-    if let Some(bytes) = recv_buffer {
-        socket.set_recv_buffer_size(bytes)?;
-    }
-    socket.connect(&target.addr.into())?;
-    let mut stream: TcpStream = socket.into();
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        target.path, target.host
-    );
-    stream.write_all(request.as_bytes())?;
-    // Read the head byte by byte so no frame byte is swallowed (there are
-    // none yet, but a server may send one right after the 101).
-    let mut head = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed during the handshake"));
+        let uri = WsUri::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        if uri.is_secure() {
+            return Err(format!("{url}: wss:// is not supported (use ws://)"));
         }
-        head.push(byte[0]);
-        if head.len() > 16 << 10 {
-            return Err(io::Error::other("response head over 16 KiB"));
-        }
+        let addr = resolve(uri.host(), uri.port())?;
+        Ok(Target { url: url.to_string(), uri, addr })
     }
-    if !head.starts_with(b"HTTP/1.1 101") {
-        let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string();
-        return Err(io::Error::other(format!("upgrade refused: {line}")));
-    }
-    stream.set_read_timeout(None)?;
-    Ok(stream)
 }
 
-/// A masked binary frame carrying `payload`.
-pub fn client_frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(0x82);
-    match payload.len() {
+/// The first address of `host:port`.
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("no address for {host}"))
+}
+
+/// Bytes a client frame with a `len`-byte payload takes.
+pub fn client_frame_len(len: usize) -> usize {
+    header_len(len) + 4 + len
+}
+
+fn header_len(len: usize) -> usize {
+    match len {
+        n if n < 126 => 2,
+        n if n <= 0xffff => 4,
+        _ => 10,
+    }
+}
+
+/// Appends a masked, final client frame of `len` payload bytes to `out`:
+/// `fill` appends exactly the payload, which is then masked in place with
+/// `key` (one pass, SIMD for longer payloads).
+#[inline]
+pub fn push_frame(out: &mut Vec<u8>, opcode: u8, len: usize, key: [u8; 4], fill: impl FnOnce(&mut Vec<u8>)) {
+    out.reserve(client_frame_len(len));
+    out.push(0x80 | opcode);
+    match len {
         n if n < 126 => out.push(0x80 | n as u8),
         n if n <= 0xffff => {
             out.push(0x80 | 126);
@@ -88,18 +87,125 @@ pub fn client_frame(payload: &[u8]) -> Vec<u8> {
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-    let key = [0x12, 0x34, 0x56, 0x78];
     out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    let start = out.len();
+    fill(out);
+    debug_assert_eq!(out.len() - start, len, "fill must append exactly the payload");
+    apply_mask(&mut out[start..], key, 0);
+}
+
+/// Appends a masked frame carrying `payload` (control frames, pings).
+pub fn push_bytes(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
+    push_frame(out, opcode, payload.len(), key, |o| o.extend_from_slice(payload));
+}
+
+/// The header of one server frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Last frame of its message.
+    pub fin: bool,
+    /// Opcode (low four bits of the first byte).
+    pub opcode: u8,
+    /// Header bytes before the payload.
+    pub header_len: usize,
+    /// Payload bytes.
+    pub payload_len: usize,
+}
+
+impl Head {
+    /// Header plus payload.
+    pub fn frame_len(&self) -> usize {
+        self.header_len + self.payload_len
+    }
+}
+
+/// Parses the server frame header at the front of `buf`: `Ok(None)` when
+/// more bytes are needed, an error for what a server must not send (mask,
+/// reserved bits, bad control frames, unknown opcodes, absurd lengths).
+pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
+    let [b0, b1, ..] = *buf else { return Ok(None) };
+    if b0 & 0x70 != 0 {
+        return Err(format!("reserved bits set in a server frame (byte 0x{b0:02x}; no extension was negotiated)"));
+    }
+    if b1 & 0x80 != 0 {
+        return Err("a masked server frame (RFC 6455 §5.1: servers must not mask)".into());
+    }
+    let (fin, opcode) = (b0 & 0x80 != 0, b0 & 0x0f);
+    let (payload_len, header_len) = match b1 & 0x7f {
+        126 => match buf.get(2..4) {
+            Some(b) => (usize::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            None => return Ok(None),
+        },
+        127 => match buf.get(2..10) {
+            Some(b) => {
+                let n = u64::from_be_bytes(b.try_into().map_err(|_| "length bytes")?);
+                (usize::try_from(n).unwrap_or(usize::MAX), 10)
+            }
+            None => return Ok(None),
+        },
+        n => (usize::from(n), 2),
+    };
+    match opcode {
+        OP_CONTINUATION | OP_TEXT | OP_BINARY => {}
+        OP_CLOSE | OP_PING | OP_PONG if !fin || payload_len > 125 => {
+            return Err(format!("control frame 0x{opcode:x} fragmented or over 125 bytes"));
+        }
+        OP_CLOSE | OP_PING | OP_PONG => {}
+        other => return Err(format!("unknown opcode 0x{other:x}")),
+    }
+    if payload_len > MAX_FRAME {
+        return Err(format!("a server frame of {payload_len} bytes (limit {MAX_FRAME})"));
+    }
+    Ok(Some(Head { fin, opcode, header_len, payload_len }))
+}
+
+/// A server frame as a server would write it (tests).
+#[cfg(test)]
+pub fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n <= 0xffff => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
     out
 }
 
-/// Bytes of the server's unmasked frame for a payload of `len` bytes.
-pub fn server_frame_len(len: usize) -> usize {
-    let header = match len {
-        n if n < 126 => 2,
-        n if n <= 0xffff => 4,
-        _ => 10,
-    };
-    header + len
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_are_masked_and_sized() {
+        for len in [0usize, 5, 125, 126, 65535, 65536] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut out = vec![9u8];
+            push_bytes(&mut out, OP_BINARY, &payload, [1, 2, 3, 4]);
+            assert_eq!(out.len() - 1, client_frame_len(len));
+            assert_eq!(out[1], 0x82);
+            assert_ne!(out[2] & 0x80, 0, "mask bit");
+            let body = &mut out[1 + client_frame_len(len) - len..];
+            apply_mask(body, [1, 2, 3, 4], 0);
+            assert_eq!(body, &payload[..]);
+        }
+    }
+
+    #[test]
+    fn heads_parse_and_refuse() {
+        let frame = server_frame(true, OP_TEXT, &[b'x'; 300]);
+        assert_eq!(parse_head(&frame[..3]), Ok(None));
+        assert_eq!(parse_head(&frame), Ok(Some(Head { fin: true, opcode: OP_TEXT, header_len: 4, payload_len: 300 })));
+        assert!(parse_head(&[0x82, 0x81, 0, 0, 0, 0, 0]).is_err(), "masked");
+        assert!(parse_head(&[0xc2, 0x00]).is_err(), "rsv1");
+        assert!(parse_head(&[0x09, 0x00]).is_err(), "fragmented ping");
+        assert!(parse_head(&[0x83, 0x00]).is_err(), "opcode 3");
+        assert!(parse_head(&[0x82, 127, 0xff, 0, 0, 0, 0, 0, 0, 0]).is_err(), "huge");
+    }
 }
