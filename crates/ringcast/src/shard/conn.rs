@@ -224,6 +224,37 @@ pub fn guarded(id: ConnId, callback: &str, f: impl FnOnce()) -> bool {
     }
 }
 
+/// Tells the handler a connection just opened (`call` is `open` for an
+/// accepted connection, `connected` for a client one). If the callback
+/// panics, the connection closes with 1011 and `close` is called; returns
+/// false then. Does nothing (and returns true) in other phases.
+pub fn tell_open<H: Handler>(
+    handler: &mut H,
+    conn: &mut Conn<H::Conn>,
+    ctx: &Ctx,
+    topics: &mut LocalTopics,
+    callback: &str,
+    call: impl FnOnce(&mut H, &mut Ws<'_, H::Conn>),
+) -> bool {
+    let Phase::Open { ws, state } = &mut conn.phase else { return true };
+    let mut handle = Ws {
+        tx: ws.sender(),
+        out: &mut conn.out,
+        state,
+        max_backpressure: ctx.max_backpressure,
+        slow_consumer: ctx.slow_consumer,
+        id: ctx.id,
+        topics,
+        subs: &mut conn.subs,
+    };
+    if guarded(ctx.id, callback, || call(handler, &mut handle)) {
+        return true;
+    }
+    let _ = ws.close(Some(CloseCode::INTERNAL_ERROR), "", conn.out.queue());
+    finish(handler, conn, CloseCode::INTERNAL_ERROR, "handler panicked", false);
+    false
+}
+
 /// Ends an open connection: hands the state back to the handler and moves to
 /// `Finished`. Does nothing in other phases.
 pub fn finish<H: Handler>(handler: &mut H, conn: &mut Conn<H::Conn>, code: CloseCode, reason: &str, by_peer: bool) {

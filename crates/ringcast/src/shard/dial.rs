@@ -6,15 +6,14 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use ringcast_proto::handshake::ClientHandshake;
-use ringcast_proto::{CloseCode, Config, Connection};
+use ringcast_proto::{Config, Connection};
 use socket2::{Domain, SockRef, Socket, Type};
 
-use super::conn::{finish, guarded, on_frames, Conn, Ctx, Phase};
+use super::conn::{on_frames, tell_open, Conn, Ctx, Phase};
 use super::{flag, op, token, Shard};
 use crate::client::{ConnectError, DialRequest, Dialer};
 use crate::handler::Handler;
 use crate::pubsub::LocalTopics;
-use crate::Ws;
 
 /// A client connection in CONNECTING: the TCP connect, then the upgrade
 /// request out and the response coming in.
@@ -61,14 +60,18 @@ fn start_socket(addr: SocketAddr, local: Option<SocketAddr>) -> std::io::Result<
 pub fn fail<H: Handler>(handler: &mut H, conn: &mut Conn<H::Conn>, error: ConnectError, dialer: &Dialer) {
     if let Phase::Connecting(_) = conn.phase {
         if let Phase::Connecting(dial) = std::mem::replace(&mut conn.phase, Phase::Finished) {
-            dialer.release(dial.addr);
-            tracing::debug!(addr = %dial.addr, %error, "connect failed");
-            let state = dial.state;
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.connect_failed(state, &error))).is_err()
-            {
-                tracing::error!("the handler panicked in connect_failed");
-            }
+            report_failure(handler, dial.state, dial.addr, error, dialer);
         }
+    }
+}
+
+/// A connect request that will not open: its address is free for the next
+/// one, and the handler gets the state back with the reason.
+fn report_failure<H: Handler>(handler: &mut H, state: H::Conn, addr: SocketAddr, error: ConnectError, dialer: &Dialer) {
+    dialer.release(addr);
+    tracing::debug!(%addr, %error, "connect failed");
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.connect_failed(state, &error))).is_err() {
+        tracing::error!("the handler panicked in connect_failed");
     }
 }
 
@@ -108,22 +111,8 @@ pub fn on_response<H: Handler>(
     let Dial { state, addr, mut head, .. } = *dial;
     dialer.release(addr);
     conn.phase = Phase::Open { ws: Connection::client(proto), state };
-    if let Phase::Open { ws, state } = &mut conn.phase {
-        let mut handle = Ws {
-            tx: ws.sender(),
-            out: &mut conn.out,
-            state,
-            max_backpressure: ctx.max_backpressure,
-            slow_consumer: ctx.slow_consumer,
-            id: ctx.id,
-            topics: &mut *topics,
-            subs: &mut conn.subs,
-        };
-        if !guarded(ctx.id, "connected", || handler.connected(&mut handle, protocol.as_deref())) {
-            let _ = ws.close(Some(CloseCode::INTERNAL_ERROR), "", conn.out.queue());
-            finish(handler, conn, CloseCode::INTERNAL_ERROR, "handler panicked", false);
-            return Step::Opened(0);
-        }
+    if !tell_open(handler, conn, ctx, topics, "connected", |handler, ws| handler.connected(ws, protocol.as_deref())) {
+        return Step::Opened(0);
     }
     let rest = if in_place { &mut input[head_len..] } else { &mut head[head_len..] };
     Step::Opened(if rest.is_empty() { 0 } else { on_frames(handler, conn, rest, ctx, topics) })
@@ -156,19 +145,9 @@ impl<H: Handler> Shard<H> {
         };
         let (socket, connected) = match started {
             Ok(started) => started,
-            Err(error) => {
-                self.dialer.release(addr);
-                tracing::debug!(%addr, %error, "connect failed");
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.connect_failed(state, &error)))
-                    .is_err()
-                {
-                    tracing::error!("the handler panicked in connect_failed");
-                }
-                return;
-            }
+            Err(error) => return report_failure(&mut self.handler, state, addr, error, &self.dialer),
         };
-        let generation = self.next_generation;
-        self.next_generation = (generation + 1) & 0xFF_FFFF;
+        let generation = self.take_generation();
         let fd = socket.as_raw_fd();
         let dial = Dial { handshake, state, addr, head: Vec::new() };
         let key = self.conns.insert(Conn::with_phase(socket, generation, Phase::Connecting(Box::new(dial)), self.now));

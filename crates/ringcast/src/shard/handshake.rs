@@ -4,12 +4,9 @@
 use ringcast_proto::handshake::{write_response, Request, RequestLimits, RequestReader};
 use ringcast_proto::{Config, Connection};
 
-use ringcast_proto::CloseCode;
-
-use super::conn::{finish, guarded, on_frames, Conn, Ctx, Phase};
+use super::conn::{on_frames, tell_open, Conn, Ctx, Phase};
 use crate::handler::{Decision, Handler, Response};
 use crate::pubsub::LocalTopics;
-use crate::Ws;
 
 /// What the request led to, decided while the head is borrowed.
 enum Next<C> {
@@ -84,23 +81,8 @@ pub fn on_data<H: Handler>(
     };
     let Next::Open(state) = next else { return 0 };
     conn.phase = Phase::Open { ws: Connection::server(proto), state };
-    if let Phase::Open { ws, state } = &mut conn.phase {
-        let tx = ws.sender();
-        let mut handle = Ws {
-            tx,
-            out: &mut conn.out,
-            state,
-            max_backpressure: ctx.max_backpressure,
-            slow_consumer: ctx.slow_consumer,
-            id: ctx.id,
-            topics: &mut *topics,
-            subs: &mut conn.subs,
-        };
-        if !guarded(ctx.id, "open", || handler.open(&mut handle)) {
-            let _ = ws.close(Some(CloseCode::INTERNAL_ERROR), "", conn.out.queue());
-            finish(handler, conn, CloseCode::INTERNAL_ERROR, "handler panicked", false);
-            return 0;
-        }
+    if !tell_open(handler, conn, ctx, topics, "open", |handler, ws| handler.open(ws)) {
+        return 0;
     }
     let rest = &mut buf[consumed..];
     if rest.is_empty() {

@@ -346,8 +346,7 @@ impl<H: Handler> Shard<H> {
             return;
         }
         self.counters.accepted += 1;
-        let generation = self.next_generation;
-        self.next_generation = (generation + 1) & 0xFF_FFFF;
+        let generation = self.take_generation();
         let fd = socket.as_raw_fd();
         let reader = (!self.settings.tcp_echo).then(|| RequestReader::new(self.request_limits));
         let key = self.conns.insert(Conn::new(socket, generation, reader, self.now));
@@ -357,6 +356,13 @@ impl<H: Handler> Shard<H> {
         let conn = &mut self.conns[key];
         conn.flags |= flag::RECV_ARMED;
         Self::set_deadline(&mut self.wheel, conn, key, deadline);
+    }
+
+    /// The generation of the next connection (24 bits, as tokens carry).
+    fn take_generation(&mut self) -> u32 {
+        let generation = self.next_generation;
+        self.next_generation = (generation + 1) & 0xFF_FFFF;
+        generation
     }
 
     fn id(&self, key: usize, generation: u32) -> ConnId {
