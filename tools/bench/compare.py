@@ -12,11 +12,12 @@ Each run also records the CPU time of the server and of the generator over
 the measured window (from /proc/PID/stat), so every table shows whether the
 generator or the server was the limit.
 """
-import argparse, datetime, json, os, signal, socket, statistics, subprocess, sys, time
+import argparse, datetime, json, os, signal, statistics, subprocess, time
+
+from procstat import cpu_seconds, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
-TICK = os.sysconf("SC_CLK_TCK")
 
 # name -> (command for mode, URL path for mode)
 SERVERS = {
@@ -42,25 +43,7 @@ CASES = [
 ]
 
 
-def cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except OSError:
-        return float("nan")
-
-
-def wait_port(port, proc):
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stdout.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit(f"nothing listens on {port}")
+nan = float("nan")
 
 
 def run_one(server, case, port, args):
@@ -70,7 +53,7 @@ def run_one(server, case, port, args):
                             stderr=subprocess.STDOUT, text=True)
     out_json = os.path.join(ROOT, "target", "compare", f"{server}-{mode}-{port}.json")
     try:
-        wait_port(port, proc)
+        wait_port(port, proc, tries=300)
         bench = subprocess.Popen(["taskset", "-c", args.client_cpu, f"{BIN}/ringcast-bench", mode,
                                   "--url", f"ws://127.0.0.1:{port}{path}", *extra,
                                   "--warmup", str(args.warmup), "--duration", str(args.seconds),
@@ -78,9 +61,9 @@ def run_one(server, case, port, args):
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # CPU of both processes over the middle of the measured window.
         time.sleep(args.warmup + 0.3)
-        s0, g0, t0 = cpu_seconds(proc.pid), cpu_seconds(bench.pid), time.monotonic()
+        s0, g0, t0 = cpu_seconds(proc.pid, gone=nan), cpu_seconds(bench.pid, gone=nan), time.monotonic()
         time.sleep(max(args.seconds - 0.6, 0.2))
-        s1, g1, t1 = cpu_seconds(proc.pid), cpu_seconds(bench.pid), time.monotonic()
+        s1, g1, t1 = cpu_seconds(proc.pid, gone=nan), cpu_seconds(bench.pid, gone=nan), time.monotonic()
         _, err = bench.communicate(timeout=args.seconds + args.warmup + 120)
         if bench.returncode != 0:
             raise SystemExit(f"{server} {label}: ringcast-bench failed ({bench.returncode}): {err.strip()[-500:]}")

@@ -10,27 +10,12 @@ own counter, whole run). Prints medians and ratios at the end.
 
     tools/bench/echo_compare.py [--rounds 3] [--seconds 5] [--case 100x20] [--case 500x16384]
 """
-import argparse, json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, signal, statistics, subprocess, sys, tempfile, time
+
+from procstat import cpu_seconds, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
-TICK = os.sysconf("SC_CLK_TCK")
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-
-def wait_port(port, proc):
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stdout.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit(f"nothing listens on {port}")
 
 SERVERS = {
     "ringcast": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],

@@ -15,19 +15,14 @@ RSS over the connection count, beside the plain before/after ratio.
 """
 import argparse, ctypes, os, resource, signal, socket, subprocess, sys, time
 
+from procstat import rss_kib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
 SERVERS = {
     "ringcast": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
     "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-peer", f"127.0.0.1:{port}", "echo"],
 }
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise SystemExit("no VmRSS")
 
 def hold(port, n, seconds):
     # `connections` without pings holds idle connections; it prints

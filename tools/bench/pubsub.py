@@ -18,28 +18,15 @@ thread) pinned to CLIENT_CPU. Three scenarios:
 """
 import argparse, json, os, re, resource, signal, socket, statistics, subprocess, tempfile, threading, time, urllib.request
 
+from procstat import cpu_seconds, rss_kib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def raise_nofile():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def metric(port, name):
@@ -160,12 +147,12 @@ def slow(args):
             ready = client.stdout.readline()
             if not ready.startswith("ready"):
                 raise SystemExit(f"slow: {ready}{client.stderr.read()}")
-            base = rss_kib(hub.proc.pid)
+            base = rss_kib(hub.proc.pid, missing=0)
             stalled = int(parse(ready)["stalled"])
 
             def sample():
                 while not stop.wait(0.1):
-                    samples.append(rss_kib(hub.proc.pid))
+                    samples.append(rss_kib(hub.proc.pid, missing=0))
             threading.Thread(target=sample, daemon=True).start()
             out, err = client.communicate(timeout=args.slow_seconds + 120)
             stop.set()

@@ -1,0 +1,46 @@
+"""What the benchmark scripts read about the processes they measure, from
+/proc, and how they wait for a server to listen. Shared by compare.py,
+echo_compare.py, idle_rss.py and pubsub.py."""
+import os, socket, time
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid, gone=None):
+    """User + system CPU seconds of `pid`. If the process has exited:
+    `gone` when given, else the OSError is raised."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        if gone is None:
+            raise
+        return gone
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_kib(pid, missing=None):
+    """Resident memory of `pid` in KiB. Without a VmRSS line (a zombie):
+    `missing` when given, else SystemExit."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    if missing is None:
+        raise SystemExit("no VmRSS")
+    return missing
+
+
+def wait_port(port, proc, tries=200):
+    """Waits until something accepts on 127.0.0.1:`port`; exits the script
+    if `proc` (the server) dies first or nothing listens after `tries`
+    attempts 20 ms apart."""
+    for _ in range(tries):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stdout.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit(f"nothing listens on {port}")
