@@ -32,9 +32,26 @@ function fail(message) {
   cleanup();
   process.exit(1);
 }
+// Chromium's helper processes (renderer, GPU, zygote) may still be writing
+// into the profile for a moment after the main process is killed, so the
+// removal is retried for a few seconds; clean-up never turns a result into a
+// failure (a profile left behind is only reported).
 function cleanup() {
-  browser.kill("SIGKILL");
-  fs.rmSync(profile, { recursive: true, force: true });
+  try {
+    browser.kill("SIGKILL");
+  } catch (e) {
+    // already gone
+  }
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; attempt < 40; attempt++) {
+    try {
+      fs.rmSync(profile, { recursive: true, force: true });
+      return;
+    } catch (e) {
+      Atomics.wait(pause, 0, 0, 250); // a synchronous sleep
+    }
+  }
+  console.error(`chat: note: could not remove ${profile}; left behind`);
 }
 setTimeout(() => fail("timed out after 60 s"), 60000).unref();
 

@@ -8,6 +8,15 @@ cd "$(dirname "$0")/../.."
 work="$PWD/target/peers"
 mkdir -p "$work"
 log() { printf 'peers: %s\n' "$*"; }
+# Chromium's helper processes can still write into a profile for a moment
+# after the browser is killed: retry the removal, and never fail on it.
+remove_dir() {
+  for _ in $(seq 40); do
+    rm -rf "$1" 2>/dev/null && return 0
+    sleep 0.25
+  done
+  log "note: could not remove $1; left behind"
+}
 
 python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q 'websockets==17.4'
 if [ ! -d "$work/node/node_modules/ws" ]; then
@@ -53,7 +62,7 @@ for _ in $(seq 300); do
 done
 kill "$browser_pid" 2>/dev/null || true
 wait "$browser_pid" 2>/dev/null || true
-rm -rf "$profile"
+remove_dir "$profile"
 chromium_version=$(chromium --version 2>/dev/null | head -n1 | cut -d' ' -f1-2)
 if [ "$report" != "GET /done?code=4003&messages=5&bad=0&clean=true" ]; then
   log "chromium: unexpected report '${report:-none}' (see $work/chromium.log)"
