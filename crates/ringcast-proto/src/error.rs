@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::close::CloseCode;
+use crate::close::code::CloseCode;
 
 /// Any error of this crate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,6 +19,7 @@ mod args;
 mod broadcast;
 mod check;
 mod client;
+mod clock;
 mod connections;
 mod deliver;
 mod echo;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::runner::Clock;
+use crate::clock::Clock;
 
 /// The progress display.
 pub struct Progress {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::check::Errors;
+pub use crate::clock::Clock;
 use crate::progress::Progress;
 
 /// The error a worker returns when it stops because another thread failed
@@ -17,37 +18,6 @@ pub const ABORTED: &str = "";
 
 /// How often a worker publishes its counters (and checks for an abort).
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-
-/// The run's clock, shared by all threads: stamps and schedules are in
-/// nanoseconds since `start`.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    /// When the load began (after every connection was set up).
-    pub start: Instant,
-    /// Measuring begins at this offset (the warm-up ends).
-    pub measure_from: u64,
-    /// Sending stops at this offset.
-    pub end: u64,
-}
-
-impl Clock {
-    /// Nanoseconds since the start.
-    #[inline]
-    pub fn now(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
-    }
-
-    /// Whether `t` falls in the measured window.
-    #[inline]
-    pub fn measured(&self, t: u64) -> bool {
-        t >= self.measure_from && t < self.end
-    }
-
-    /// Seconds measured.
-    pub fn window_s(&self) -> f64 {
-        (self.end - self.measure_from) as f64 / 1e9
-    }
-}
 
 /// Counters the workers publish for the progress line.
 #[derive(Debug, Default)]

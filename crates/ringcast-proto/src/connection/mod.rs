@@ -18,101 +18,19 @@
 
 mod read;
 mod send;
+mod shared;
 
 use rand_chacha::rand_core::SeedableRng;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::close::{self, CloseCode};
+use crate::close::CloseCode;
 use crate::error::{Error, UsageError};
-use crate::frame::OpCode;
 
 pub use read::{CloseFrame, Event, Read, Receiver};
 pub use send::Sender;
-
-/// Which end of the connection we are: servers receive masked frames and
-/// send unmasked ones, clients the reverse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Accepted the connection.
-    Server,
-    /// Opened the connection.
-    Client,
-}
-
-/// Where the closing handshake stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Messages flow both ways.
-    Open,
-    /// We sent a close frame and wait for the peer's; incoming data is
-    /// discarded.
-    CloseSent,
-    /// Both closes were exchanged, or the connection failed. A server now
-    /// closes the TCP connection once its pending output is written; a
-    /// client waits for the server to do so.
-    Closed,
-}
-
-/// Whether a message is text (UTF-8) or binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    /// Validated UTF-8.
-    Text,
-    /// Arbitrary bytes.
-    Binary,
-}
-
-impl MessageKind {
-    fn opcode(self) -> OpCode {
-        match self {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        }
-    }
-}
-
-/// Limits that keep one peer from consuming unbounded memory. A connection
-/// keeps them in 32 bits each: values above 4 GiB act as 4 GiB - 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Config {
-    /// Largest payload of a single frame; larger fails with 1009.
-    /// Default 16 MiB.
-    pub max_frame_size: usize,
-    /// Largest message, all fragments together; larger fails with 1009.
-    /// Default 16 MiB.
-    pub max_message_size: usize,
-    /// Capacity the assembly buffer keeps between messages. Larger buffers
-    /// are shrunk back, so memory follows the traffic instead of the largest
-    /// message ever seen. Default 4 KiB.
-    pub retain_capacity: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { max_frame_size: 16 << 20, max_message_size: 16 << 20, retain_capacity: 4 << 10 }
-    }
-}
-
-impl Config {
-    /// Sets [`Config::max_frame_size`].
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.max_frame_size = bytes;
-        self
-    }
-    /// Sets [`Config::max_message_size`].
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes;
-        self
-    }
-    /// Sets [`Config::retain_capacity`].
-    pub fn retain_capacity(mut self, bytes: usize) -> Self {
-        self.retain_capacity = bytes;
-        self
-    }
-}
+pub use shared::{Config, MessageKind, Role, State};
 
 /// One WebSocket connection after a successful opening handshake.
 #[derive(Debug)]
@@ -240,16 +158,6 @@ impl Connection {
 fn next_pair_id() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Writes a close payload (code, then reason) and returns its length. The
-/// reason is cut to fit a control frame.
-fn close_payload(code: Option<CloseCode>, reason: &[u8], out: &mut [u8; 125]) -> usize {
-    let Some(code) = code else { return 0 };
-    out[..2].copy_from_slice(&code.0.to_be_bytes());
-    let n = reason.len().min(close::MAX_REASON_LEN);
-    out[2..2 + n].copy_from_slice(&reason[..n]);
-    2 + n
 }
 
 #[cfg(test)]

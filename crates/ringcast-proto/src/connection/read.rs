@@ -9,7 +9,8 @@
 
 use std::ops::Range;
 
-use super::{Config, MessageKind, Role, Sender, State};
+use super::send::Sender;
+use super::shared::{Config, MessageKind, Role, State};
 use crate::close::{self, CloseCode};
 use crate::error::{Error, ProtocolError, UsageError};
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};

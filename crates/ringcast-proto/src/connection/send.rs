@@ -4,7 +4,7 @@
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 
-use super::{close_payload, MessageKind, Role, State};
+use super::shared::{MessageKind, Role, State};
 use crate::close::{self, CloseCode};
 use crate::error::UsageError;
 use crate::frame::{encode_frame, OpCode};
@@ -199,4 +199,14 @@ impl Sender {
     pub(super) fn set_closed(&mut self) {
         self.state = State::Closed;
     }
+}
+
+/// Writes a close payload (code, then reason) and returns its length. The
+/// reason is cut to fit a control frame.
+fn close_payload(code: Option<CloseCode>, reason: &[u8], out: &mut [u8; 125]) -> usize {
+    let Some(code) = code else { return 0 };
+    out[..2].copy_from_slice(&code.0.to_be_bytes());
+    let n = reason.len().min(close::MAX_REASON_LEN);
+    out[2..2 + n].copy_from_slice(&reason[..n]);
+    2 + n
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::error::{Error, ProtocolError};
-use crate::frame::encode_frame;
 use crate::frame::FrameHeader;
+use crate::frame::{encode_frame, OpCode};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 

@@ -13,7 +13,7 @@ use std::arch::x86_64::{
     _mm_set1_epi32, _mm_xor_si128,
 };
 
-use super::{mask_words, rotate_key};
+use super::scalar::{mask_words, rotate_key};
 
 /// Below this many vectors, unaligned loads beat splitting at the alignment:
 /// the split's scalar head and tail cost more than the occasional load that
