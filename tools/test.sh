@@ -34,6 +34,9 @@ cargo fmt --all --check
 step "lint"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "layers: no import circle between the files of a crate"
+python3 tools/import_cycles.py crates/ringcast-proto crates/ringcast crates/ringcast-hub tools/ringcast-bench
+
 step "docs (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 

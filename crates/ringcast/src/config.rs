@@ -21,7 +21,7 @@ pub(crate) struct Settings {
     pub recv_buffer_size: u32,
     pub ring_entries: u32,
     pub batch_wait: Duration,
-    pub slow_consumer: crate::SlowConsumer,
+    pub slow_consumer: SlowConsumer,
     pub listen_backlog: i32,
     /// Serve plain TCP echo instead of WebSocket (the benchmark floor).
     pub tcp_echo: bool,
@@ -45,7 +45,7 @@ impl Default for Settings {
             recv_buffer_size: 32 << 10,
             ring_entries: 4096,
             batch_wait: Duration::from_micros(20),
-            slow_consumer: crate::SlowConsumer::Close,
+            slow_consumer: SlowConsumer::Close,
             listen_backlog: 4096,
             tcp_echo: false,
         }
@@ -89,4 +89,18 @@ impl Settings {
     pub fn max_connections_per_shard(&self) -> usize {
         self.max_connections.div_ceil(self.shards)
     }
+}
+
+/// What happens to a connection whose queue of unsent bytes is past
+/// `max_backpressure` when more is sent or published to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowConsumer {
+    /// Close it with 1008: the peer learns why, memory is freed (default).
+    #[default]
+    Close,
+    /// Keep it, drop the message and count it (`Ws::dropped`,
+    /// `Stats::dropped`): for feeds where the latest data matters more than
+    /// completeness.
+    Drop,
 }

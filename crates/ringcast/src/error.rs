@@ -1,8 +1,11 @@
-//! Why a server could not start.
+//! Why a runtime could not start, and why a client connection could not
+//! open.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+
+use ringcast_proto::{ResponseError, UsageError};
 
 /// A server failed to start. Errors once running are per connection and go
 /// to the handler or the logs, never here.
@@ -60,6 +63,67 @@ impl std::error::Error for Error {
         match self {
             Error::Resolve(e) | Error::IoUring(e) | Error::Thread(e) | Error::Bind { source: e, .. } => Some(e),
             Error::Config(_) => None,
+        }
+    }
+}
+
+/// A client connection that never opened: returned by
+/// [`ClientHandle::connect`](crate::ClientHandle::connect) when the request
+/// cannot even start, or handed to
+/// [`Handler::connect_failed`](crate::Handler::connect_failed) when it
+/// failed on its way.
+///
+/// Split by who is at fault, as the variants say: our caller (the URL, a
+/// header), the network or the server.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL or a header field cannot be sent (API misuse).
+    InvalidRequest(UsageError),
+    /// `wss://`: this runtime speaks plain TCP only; put TLS in front.
+    Unsupported(&'static str),
+    /// The host name did not resolve (or resolved to nothing).
+    Resolve(io::Error),
+    /// The TCP connection failed: refused, unreachable, reset.
+    Io(io::Error),
+    /// No valid 101 response within the handshake timeout (TCP connect
+    /// included).
+    Timeout,
+    /// The server answered, but not with a valid upgrade: a status other
+    /// than 101 (`Status(403)`, `Status(404)`…), a wrong accept key, a
+    /// subprotocol or extension we did not offer.
+    Handshake(ResponseError),
+    /// The server closed the connection before its response was complete.
+    Closed,
+    /// The shard already holds its share of `max_connections`.
+    Limit,
+    /// The runtime is stopping.
+    Stopping,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::InvalidRequest(e) => write!(f, "invalid connect request: {e}"),
+            ConnectError::Unsupported(what) => write!(f, "unsupported: {what}"),
+            ConnectError::Resolve(e) => write!(f, "cannot resolve the host: {e}"),
+            ConnectError::Io(e) => write!(f, "connection failed: {e}"),
+            ConnectError::Timeout => f.write_str("no upgrade response within the handshake timeout"),
+            ConnectError::Handshake(e) => write!(f, "upgrade refused or invalid: {e}"),
+            ConnectError::Closed => f.write_str("the server closed the connection during the handshake"),
+            ConnectError::Limit => f.write_str("connection limit reached"),
+            ConnectError::Stopping => f.write_str("the runtime is stopping"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::Resolve(e) | ConnectError::Io(e) => Some(e),
+            ConnectError::Handshake(e) => Some(e),
+            ConnectError::InvalidRequest(e) => Some(e),
+            _ => None,
         }
     }
 }

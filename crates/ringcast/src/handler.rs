@@ -4,7 +4,9 @@
 use ringcast_proto::handshake::Request;
 use ringcast_proto::{CloseCode, RequestError};
 
-use crate::{ConnectError, Ws};
+use crate::error::ConnectError;
+use crate::message::Message;
+use crate::ws::Ws;
 
 /// An application's connection logic, for servers and clients alike.
 ///
@@ -85,31 +87,6 @@ pub trait Handler: 'static {
     /// every connection that was opened, with its state handed back.
     fn close(&mut self, conn: Self::Conn, info: CloseInfo<'_>) {
         let _ = (conn, info);
-    }
-}
-
-/// A whole message, borrowed from the receive buffer (or from the assembly
-/// buffer when it arrived in pieces).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Message<'a> {
-    /// A text message: UTF-8, already validated.
-    Text(&'a str),
-    /// A binary message.
-    Binary(&'a [u8]),
-}
-
-impl<'a> Message<'a> {
-    /// The payload bytes.
-    pub fn as_bytes(&self) -> &'a [u8] {
-        match *self {
-            Message::Text(t) => t.as_bytes(),
-            Message::Binary(b) => b,
-        }
-    }
-
-    /// True for text.
-    pub fn is_text(&self) -> bool {
-        matches!(self, Message::Text(_))
     }
 }
 

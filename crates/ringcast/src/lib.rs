@@ -37,22 +37,39 @@
 //! kernels: raise `ulimit -l` or shrink it with
 //! [`ServerBuilder::recv_buffers`].
 
-mod client;
+// The modules from the bottom layer up; each imports only modules listed
+// before it (docs/architecture.md draws the arrows).
+mod sys;
+
 mod config;
 mod error;
-mod handler;
+mod message;
+mod stats;
+
+mod dialer;
 mod pubsub;
-mod server;
-mod shard;
-mod sys;
+
 mod ws;
+
+mod handler;
+
+mod shard;
+
+mod runtime;
+
+mod client;
+mod server;
 
 /// The sans-IO protocol core this runtime drives.
 pub use ringcast_proto as proto;
 
-pub use client::{Client, ClientBuilder, ClientHandle, Connect, ConnectError};
-pub use error::Error;
-pub use handler::{Accept, CloseInfo, Decision, Handler, Message, Response};
+pub use client::{Client, ClientBuilder, ClientHandle, Connect};
+pub use config::SlowConsumer;
+pub use error::{ConnectError, Error};
+pub use handler::{Accept, CloseInfo, Decision, Handler, Response};
+pub use message::Message;
 pub use ringcast_proto::CloseCode;
-pub use server::{Server, ServerBuilder, ServerHandle, ShutdownReport, Stats};
-pub use ws::{ConnId, SendError, SlowConsumer, Ws};
+pub use runtime::ShutdownReport;
+pub use server::{Server, ServerBuilder, ServerHandle};
+pub use stats::Stats;
+pub use ws::{ConnId, SendError, Ws};

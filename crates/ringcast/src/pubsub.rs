@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 use slab::Slab;
 
-use crate::server::ShardShared;
+use crate::message::Message;
+use crate::sys::Waker;
 
 /// A framed message on its way to a topic's subscribers.
 #[derive(Debug, Clone)]
@@ -34,15 +35,40 @@ struct Interest {
     per_shard: Box<[AtomicU64]>,
 }
 
-/// What the shards and the handle share.
+/// A shard's mailbox: deliveries from other shards and from the handle,
+/// and the eventfd that wakes the shard when one arrives.
+pub(crate) struct Mailbox {
+    deliveries: Mutex<Vec<Delivery>>,
+    waker: Arc<Waker>,
+}
+
+impl Mailbox {
+    pub fn new(waker: Arc<Waker>) -> Self {
+        Mailbox { deliveries: Mutex::default(), waker }
+    }
+
+    /// Leaves a delivery and wakes the shard.
+    fn post(&self, delivery: Delivery) {
+        self.deliveries.lock().unwrap_or_else(|e| e.into_inner()).push(delivery);
+        self.waker.wake();
+    }
+
+    /// Everything delivered since the last call, in arrival order.
+    pub fn take(&self) -> Vec<Delivery> {
+        std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// What the shards and the handle share: which shards have subscribers of
+/// which topic, and each shard's mailbox.
 pub(crate) struct Hub {
     interest: RwLock<HashMap<Arc<str>, Arc<Interest>>>,
-    shards: Vec<Arc<ShardShared>>,
+    mailboxes: Vec<Arc<Mailbox>>,
 }
 
 impl Hub {
-    pub fn new(shards: Vec<Arc<ShardShared>>) -> Self {
-        Hub { interest: RwLock::default(), shards }
+    pub fn new(mailboxes: Vec<Arc<Mailbox>>) -> Self {
+        Hub { interest: RwLock::default(), mailboxes }
     }
 
     fn interest(&self, topic: &str) -> Option<Arc<Interest>> {
@@ -61,7 +87,7 @@ impl Hub {
         }
         let mut table = self.interest.write().unwrap_or_else(|e| e.into_inner());
         let interest = table.entry(topic.clone()).or_insert_with(|| {
-            Arc::new(Interest { per_shard: (0..self.shards.len()).map(|_| AtomicU64::new(0)).collect() })
+            Arc::new(Interest { per_shard: (0..self.mailboxes.len()).map(|_| AtomicU64::new(0)).collect() })
         });
         interest.per_shard[shard].fetch_add(1, Ordering::Relaxed);
     }
@@ -89,10 +115,7 @@ impl Hub {
                 continue;
             }
             receivers += count;
-            let target = &self.shards[shard];
-            let remote = Delivery { exclude: None, ..delivery.clone() };
-            target.mailbox.lock().unwrap_or_else(|e| e.into_inner()).push(remote);
-            target.waker.wake();
+            self.mailboxes[shard].post(Delivery { exclude: None, ..delivery.clone() });
         }
         receivers
     }
@@ -100,11 +123,11 @@ impl Hub {
 
 /// Frames a message once, for any number of receivers: server frames are
 /// unmasked, so every receiver gets the same bytes.
-pub(crate) fn frame(message: crate::Message<'_>) -> Bytes {
+pub(crate) fn frame(message: Message<'_>) -> Bytes {
     use ringcast_proto::frame::{encode_frame, OpCode};
     let (opcode, payload) = match message {
-        crate::Message::Text(t) => (OpCode::Text, t.as_bytes()),
-        crate::Message::Binary(b) => (OpCode::Binary, b),
+        Message::Text(t) => (OpCode::Text, t.as_bytes()),
+        Message::Binary(b) => (OpCode::Binary, b),
     };
     let mut out = Vec::with_capacity(payload.len() + 10);
     encode_frame(&mut out, true, opcode, payload, None);
@@ -124,9 +147,6 @@ pub(crate) fn unframe(frame: &[u8]) -> (ringcast_proto::MessageKind, &[u8]) {
     (kind, &frame[header..])
 }
 
-/// A shard's mailbox: deliveries from other shards and from the handle.
-pub(crate) type Mailbox = Mutex<Vec<Delivery>>;
-
 /// What a connection keeps about pub/sub: each topic with its slot in the
 /// topic's subscriber table, and the messages dropped for it under the
 /// drop policy.
@@ -140,24 +160,20 @@ pub(crate) struct SubState {
 /// the slot of an idle connection stays small.
 pub(crate) type Subscriptions = Option<Box<SubState>>;
 
-/// One shard's topic index and the publishes made during the current
-/// callback.
+/// One shard's topic index and the publishes its callbacks made.
 pub(crate) struct LocalTopics {
     shard: usize,
     hub: Arc<Hub>,
     topics: HashMap<Arc<str>, Slab<(u32, u32)>>,
-    /// Published by handlers during this turn; delivered right after the
-    /// callback that published them.
+    /// Published by handlers and not yet delivered on this shard: the
+    /// shard delivers them once it has handled the completion whose
+    /// callbacks published them.
     pub pending: Vec<Delivery>,
-    /// Messages dropped on this shard under the drop policy.
-    pub dropped: u64,
-    /// Data messages queued on this shard (sent by handlers or delivered).
-    pub messages_out: u64,
 }
 
 impl LocalTopics {
     pub fn new(shard: usize, hub: Arc<Hub>) -> Self {
-        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new(), dropped: 0, messages_out: 0 }
+        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new() }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {

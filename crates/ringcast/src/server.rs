@@ -1,50 +1,18 @@
 //! Starting a server, and the handle that observes and stops it.
 
-use std::any::Any;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::client::Dialer;
-use crate::config::Settings;
+use crate::config::{Settings, SlowConsumer};
 use crate::error::Error;
-use crate::handler::{Handler, Message};
-use crate::pubsub::{Delivery, Hub, Mailbox};
-use crate::shard::{Links, Shard};
-use crate::sys::{Io, Waker};
-
-/// What a shard and the handle share: the stop signal and the counters.
-pub(crate) struct ShardShared {
-    pub waker: Waker,
-    /// Deliveries from other shards and from the handle.
-    pub mailbox: Mailbox,
-    pub stop: AtomicBool,
-    pub grace_ms: AtomicU64,
-    pub stats: ShardStats,
-    /// Client connections to open (`DialRequest<H::Conn>`, type-erased:
-    /// this struct is not generic over the handler).
-    pub dials: Mutex<Vec<Box<dyn Any + Send>>>,
-}
-
-/// Counters a shard publishes once per loop turn.
-#[derive(Debug, Default)]
-pub(crate) struct ShardStats {
-    pub connections: AtomicU64,
-    pub accepted: AtomicU64,
-    pub messages: AtomicU64,
-    pub reads: AtomicU64,
-    pub turns: AtomicU64,
-    pub enters: AtomicU64,
-    pub forced: AtomicU64,
-    pub dropped: AtomicU64,
-    pub messages_out: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-}
+use crate::handler::{Decision, Handler};
+use crate::message::Message;
+use crate::runtime::{self, Runtime, ShutdownReport};
+use crate::stats::Stats;
+use crate::ws::Ws;
 
 /// Configures and starts a server. Every limit has a safe default; see each
 /// setter.
@@ -114,7 +82,7 @@ impl ServerBuilder {
 
     /// What to do with a connection past `max_backpressure`: close it with
     /// 1008 (default) or drop what is sent to it and count the drops.
-    pub fn slow_consumer(mut self, policy: crate::SlowConsumer) -> Self {
+    pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
         self.settings.slow_consumer = policy;
         self
     }
@@ -191,106 +159,16 @@ impl ServerBuilder {
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
         let addr = addr.to_socket_addrs().map_err(Error::Resolve)?.next().ok_or(Error::Config("no address to bind"))?;
-        let handle = launch(self.settings, Some(addr), true, factory)?;
+        let settings = Arc::new(self.settings);
+        settings.check().map_err(Error::Config)?;
+        let listeners = bind_all(addr, &settings)?;
+        let local_addr = listeners[0].local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(addr);
+        let listeners = listeners.into_iter().map(Some).collect();
+        let runtime = runtime::launch(settings, listeners, local_addr, true, factory)?.runtime;
+        let handle = ServerHandle { runtime };
         tracing::info!(local_addr = %handle.local_addr(), shards = handle.shards(), "listening");
         Ok(handle)
     }
-}
-
-/// Starts the shards of a runtime: with a listener each when `addr` is
-/// given (a server), without (a client). Returns once every shard is
-/// ready, or the first error.
-pub(crate) fn launch<H, F>(
-    settings: Settings,
-    addr: Option<SocketAddr>,
-    one_connecting: bool,
-    factory: F,
-) -> Result<ServerHandle, Error>
-where
-    H: Handler,
-    F: Fn(usize) -> H + Send + Sync + 'static,
-{
-    let settings = Arc::new(settings);
-    settings.check().map_err(Error::Config)?;
-    let listeners: Vec<Option<Socket>> = match addr {
-        Some(addr) => bind_all(addr, &settings)?.into_iter().map(Some).collect(),
-        None => (0..settings.shards).map(|_| None).collect(),
-    };
-    let local_addr = match (&listeners[0], addr) {
-        (Some(listener), Some(addr)) => listener.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(addr),
-        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
-    };
-    let cores = if settings.pin_threads { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
-    let factory = Arc::new(factory);
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
-    let mut shards = Vec::with_capacity(settings.shards);
-    for _ in 0..listeners.len() {
-        shards.push(Arc::new(ShardShared {
-            waker: Waker::new().map_err(Error::Thread)?,
-            mailbox: Mailbox::default(),
-            stop: AtomicBool::new(false),
-            grace_ms: AtomicU64::new(0),
-            stats: ShardStats::default(),
-            dials: Mutex::new(Vec::new()),
-        }));
-    }
-    let hub = Arc::new(Hub::new(shards.clone()));
-    let dialer = Arc::new(Dialer::new(shards.clone(), one_connecting));
-    let mut threads = Vec::with_capacity(settings.shards);
-    for (index, listener) in listeners.into_iter().enumerate() {
-        let shared = shards[index].clone();
-        let (settings, factory, ready, hub) = (settings.clone(), factory.clone(), ready_tx.clone(), hub.clone());
-        let dialer = dialer.clone();
-        let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
-        let thread = std::thread::Builder::new()
-            .name(format!("ringcast-shard-{index}"))
-            .spawn(move || {
-                if let Some(core) = core {
-                    if !core_affinity::set_for_current(core) {
-                        tracing::warn!(shard = index, "could not pin the shard to a CPU");
-                    }
-                }
-                let io = match Io::new(settings.ring_entries, settings.recv_buffers, settings.recv_buffer_size) {
-                    Ok(io) => io,
-                    Err(e) => {
-                        let _ = ready.send(Err(Error::IoUring(e)));
-                        return;
-                    }
-                };
-                let handler = factory(index);
-                let links = Links { shared, hub, dialer };
-                let shard = Shard::new(io, listener, handler, settings, links, index as u16);
-                let _ = ready.send(Ok(()));
-                shard.run();
-            })
-            .map_err(Error::Thread)?;
-        threads.push(thread);
-    }
-    drop(ready_tx);
-    let handle = ServerHandle {
-        inner: Arc::new(Inner {
-            local_addr,
-            shards,
-            hub,
-            dialer,
-            threads: Mutex::new(threads),
-            report: Mutex::new(None),
-        }),
-    };
-    for _ in 0..settings.shards {
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                handle.shutdown(Duration::ZERO);
-                return Err(e);
-            }
-            Err(_) => {
-                handle.shutdown(Duration::ZERO);
-                return Err(Error::Thread(std::io::Error::other("a shard thread died while starting")));
-            }
-        }
-    }
-    Ok(handle)
 }
 
 /// The handler of a TCP echo server: never called, the shard echoes bytes.
@@ -299,11 +177,11 @@ struct TcpEcho;
 impl Handler for TcpEcho {
     type Conn = ();
 
-    fn upgrade(&mut self, _request: &ringcast_proto::handshake::Request<'_>) -> crate::Decision<()> {
-        crate::Decision::reject(500)
+    fn upgrade(&mut self, _request: &ringcast_proto::handshake::Request<'_>) -> Decision<()> {
+        Decision::reject(500)
     }
 
-    fn message(&mut self, _ws: &mut crate::Ws<'_, ()>, _message: crate::Message<'_>) {}
+    fn message(&mut self, _ws: &mut Ws<'_, ()>, _message: Message<'_>) {}
 }
 
 /// One listening socket per shard, all on the same address and port.
@@ -333,118 +211,30 @@ fn bind_all(addr: SocketAddr, settings: &Settings) -> Result<Vec<Socket>, Error>
     Ok(listeners)
 }
 
-struct Inner {
-    local_addr: SocketAddr,
-    shards: Vec<Arc<ShardShared>>,
-    hub: Arc<Hub>,
-    dialer: Arc<Dialer>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    report: Mutex<Option<ShutdownReport>>,
-}
-
 /// A running server: its address, its counters, and the way to stop it.
 /// Cheap to clone and usable from any thread. Dropping every handle leaves
 /// the server running until the process exits.
 #[derive(Clone)]
 pub struct ServerHandle {
-    inner: Arc<Inner>,
+    runtime: Runtime,
 }
 
 impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerHandle").field("local_addr", &self.inner.local_addr).finish_non_exhaustive()
+        f.debug_struct("ServerHandle").field("local_addr", &self.local_addr()).finish_non_exhaustive()
     }
-}
-
-/// Counters summed over the shards, as of their last loop turn.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Connections in the tables now (any phase).
-    pub connections: u64,
-    /// Connections accepted since the start.
-    pub accepted: u64,
-    /// Messages received and handed to the handler.
-    pub messages: u64,
-    /// Receive completions that carried bytes.
-    pub reads: u64,
-    /// Loop turns.
-    pub turns: u64,
-    /// `io_uring_enter` system calls.
-    pub enters: u64,
-    /// Messages dropped under [`SlowConsumer::Drop`](crate::SlowConsumer).
-    pub dropped: u64,
-    /// Data messages queued for sending: handler sends plus pub/sub
-    /// deliveries (one per receiving connection).
-    pub messages_out: u64,
-    /// Bytes received from the kernel (all connections, any phase).
-    pub bytes_in: u64,
-    /// Bytes the kernel accepted for sending.
-    pub bytes_out: u64,
-}
-
-impl std::ops::AddAssign for Stats {
-    fn add_assign(&mut self, other: Stats) {
-        self.connections += other.connections;
-        self.accepted += other.accepted;
-        self.messages += other.messages;
-        self.reads += other.reads;
-        self.turns += other.turns;
-        self.enters += other.enters;
-        self.dropped += other.dropped;
-        self.messages_out += other.messages_out;
-        self.bytes_in += other.bytes_in;
-        self.bytes_out += other.bytes_out;
-    }
-}
-
-impl ShardStats {
-    fn snapshot(&self) -> Stats {
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        Stats {
-            connections: get(&self.connections),
-            accepted: get(&self.accepted),
-            messages: get(&self.messages),
-            reads: get(&self.reads),
-            turns: get(&self.turns),
-            enters: get(&self.enters),
-            dropped: get(&self.dropped),
-            messages_out: get(&self.messages_out),
-            bytes_in: get(&self.bytes_in),
-            bytes_out: get(&self.bytes_out),
-        }
-    }
-}
-
-/// How a shutdown went.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ShutdownReport {
-    /// Connections still there at the deadline, closed without a closing
-    /// handshake.
-    pub forced: u64,
 }
 
 impl ServerHandle {
     /// The address the server listens on (with the port it picked, if
     /// asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
+        self.runtime.local_addr()
     }
 
     /// The number of shards.
     pub fn shards(&self) -> usize {
-        self.inner.shards.len()
-    }
-
-    /// Where client connect requests go.
-    pub(crate) fn dialer(&self) -> &Dialer {
-        &self.inner.dialer
-    }
-
-    /// A shutdown has been asked for.
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.inner.shards.iter().any(|s| s.stop.load(Ordering::Acquire))
+        self.runtime.shards()
     }
 
     /// Publishes `message` to every subscriber of `topic`, on every shard,
@@ -452,28 +242,23 @@ impl ServerHandle {
     /// Returns the number of subscribers at the time of the call (they may
     /// leave before it arrives).
     pub fn publish(&self, topic: &str, message: Message<'_>) -> u64 {
-        let delivery = Delivery { topic: Arc::from(topic), frame: crate::pubsub::frame(message), exclude: None };
-        self.inner.hub.forward(&delivery, None)
+        self.runtime.publish(topic, message)
     }
 
     /// Subscribers of `topic` across all shards (as of their last change).
     pub fn subscribers(&self, topic: &str) -> u64 {
-        self.inner.hub.subscribers(topic)
+        self.runtime.subscribers(topic)
     }
 
     /// The counters, summed over the shards.
     pub fn stats(&self) -> Stats {
-        let mut total = Stats::default();
-        for shard in &self.inner.shards {
-            total += shard.stats.snapshot();
-        }
-        total
+        self.runtime.stats()
     }
 
     /// The counters of each shard, in shard order (for per-shard metrics:
     /// an uneven spread shows up here).
     pub fn shard_stats(&self) -> Vec<Stats> {
-        self.inner.shards.iter().map(|shard| shard.stats.snapshot()).collect()
+        self.runtime.shard_stats()
     }
 
     /// Stops the server gracefully: no new connections; every open
@@ -481,30 +266,12 @@ impl ServerHandle {
     /// there after `grace` are cut. Returns when every shard has stopped.
     /// Calling it again (from any clone) waits for the same stop.
     pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
-        let grace_ms = grace.as_millis().min(u128::from(u32::MAX / 2)) as u64;
-        for shard in &self.inner.shards {
-            if !shard.stop.load(Ordering::Acquire) {
-                shard.grace_ms.store(grace_ms, Ordering::Release);
-                shard.stop.store(true, Ordering::Release);
-            }
-            shard.waker.wake();
-        }
-        self.wait()
+        self.runtime.shutdown(grace)
     }
 
     /// Waits until the server has stopped (after a `shutdown` from
     /// anywhere).
     pub fn wait(&self) -> ShutdownReport {
-        let mut threads = self.inner.threads.lock().unwrap_or_else(|e| e.into_inner());
-        for thread in threads.drain(..) {
-            if thread.join().is_err() {
-                tracing::error!("a shard thread panicked");
-            }
-        }
-        let mut report = self.inner.report.lock().unwrap_or_else(|e| e.into_inner());
-        let report = report.get_or_insert_with(|| ShutdownReport {
-            forced: self.inner.shards.iter().map(|s| s.stats.forced.load(Ordering::Relaxed)).sum(),
-        });
-        *report
+        self.runtime.wait()
     }
 }

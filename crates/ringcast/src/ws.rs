@@ -2,14 +2,16 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use ringcast_proto::connection::Sender;
 use ringcast_proto::{CloseCode, MessageKind, Role, State, UsageError};
 
-use std::sync::Arc;
-
+use crate::config::SlowConsumer;
+use crate::message::Message;
 use crate::pubsub::{self, Delivery, LocalTopics, Subscriptions};
+use crate::stats::Stats;
 use crate::sys::OutQueue;
-use crate::Message;
 
 /// Identifies a connection for logs and maps: unique within a server's life
 /// as long as fewer than 2^24 connections reuse the same table slot.
@@ -51,20 +53,6 @@ pub enum SendError {
     Usage(UsageError),
 }
 
-/// What happens to a connection whose queue of unsent bytes is past
-/// `max_backpressure` when more is sent or published to it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SlowConsumer {
-    /// Close it with 1008: the peer learns why, memory is freed (default).
-    #[default]
-    Close,
-    /// Keep it, drop the message and count it (`Ws::dropped`,
-    /// `Stats::dropped`): for feeds where the latest data matters more than
-    /// completeness.
-    Drop,
-}
-
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -84,14 +72,39 @@ impl std::error::Error for SendError {}
 /// Everything sent during one loop turn leaves in one system call at the end
 /// of the turn, whichever connection it is for.
 pub struct Ws<'a, C> {
-    pub(crate) tx: &'a mut Sender,
-    pub(crate) out: &'a mut OutQueue,
-    pub(crate) state: &'a mut C,
-    pub(crate) max_backpressure: usize,
-    pub(crate) slow_consumer: SlowConsumer,
-    pub(crate) id: ConnId,
-    pub(crate) topics: &'a mut LocalTopics,
-    pub(crate) subs: &'a mut Subscriptions,
+    tx: &'a mut Sender,
+    out: &'a mut OutQueue,
+    state: &'a mut C,
+    subs: &'a mut Subscriptions,
+    id: ConnId,
+    shard: &'a mut ShardCtx,
+}
+
+/// The shard-wide part of a callback's context: what any connection's
+/// callback may touch besides its own connection.
+pub(crate) struct ShardCtx {
+    /// The shard's topic index and the publishes not yet delivered.
+    pub topics: LocalTopics,
+    /// The shard's counters (published once per loop turn).
+    pub stats: Stats,
+    /// `max_backpressure`: the unsent bytes a connection may hold.
+    pub budget: usize,
+    /// What happens to a connection past its budget.
+    pub policy: SlowConsumer,
+}
+
+impl<'a, C> Ws<'a, C> {
+    /// The handle for one callback on one connection.
+    pub(crate) fn new(
+        tx: &'a mut Sender,
+        out: &'a mut OutQueue,
+        state: &'a mut C,
+        subs: &'a mut Subscriptions,
+        id: ConnId,
+        shard: &'a mut ShardCtx,
+    ) -> Self {
+        Ws { tx, out, state, subs, id, shard }
+    }
 }
 
 impl<C> Ws<'_, C> {
@@ -154,15 +167,15 @@ impl<C> Ws<'_, C> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
-        if !self.out.admits(payload.len(), self.max_backpressure) {
-            let refused = refuse_over_budget(self.slow_consumer, self.tx, self.out, self.subs, self.id);
+        if !self.out.admits(payload.len(), self.shard.budget) {
+            let refused = refuse_over_budget(self.shard.policy, self.tx, self.out, self.subs, self.id);
             if refused == SendError::Dropped {
-                self.topics.dropped += 1;
+                self.shard.stats.dropped += 1;
             }
             return Err(refused);
         }
         self.tx.send(kind, payload, self.out.queue()).map_err(map_usage)?;
-        self.topics.messages_out += 1;
+        self.shard.stats.messages_out += 1;
         Ok(())
     }
 
@@ -184,13 +197,13 @@ impl<C> Ws<'_, C> {
     /// Subscribes this connection to `topic`. Returns false if it already
     /// was. Subscriptions end with the connection.
     pub fn subscribe(&mut self, topic: &str) -> bool {
-        self.topics.subscribe(topic, (self.id.key, self.id.generation), self.subs)
+        self.shard.topics.subscribe(topic, (self.id.key, self.id.generation), self.subs)
     }
 
     /// Unsubscribes this connection from `topic`. Returns false if it was
     /// not subscribed.
     pub fn unsubscribe(&mut self, topic: &str) -> bool {
-        self.topics.unsubscribe(topic, self.subs)
+        self.shard.topics.unsubscribe(topic, self.subs)
     }
 
     /// Whether this connection is subscribed to `topic`.
@@ -202,7 +215,7 @@ impl<C> Ws<'_, C> {
     /// (as of their last change): lets a handler skip building a message
     /// nobody would receive.
     pub fn subscribers(&self, topic: &str) -> u64 {
-        self.topics.hub().subscribers(topic)
+        self.shard.topics.hub().subscribers(topic)
     }
 
     /// Publishes `message` to every subscriber of `topic` on every shard,
@@ -232,23 +245,22 @@ impl<C> Ws<'_, C> {
         // queued later in the same read (a protocol error) must not
         // overtake it.
         let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude: Some(me) };
-        let remote = self.topics.hub().forward(&delivery, Some(self.topics.shard()));
+        let remote = self.shard.topics.hub().forward(&delivery, Some(self.shard.topics.shard()));
         let subscribed = self.is_subscribed(topic);
-        let local = self.topics.count(topic) - u64::from(subscribed);
+        let local = self.shard.topics.count(topic) - u64::from(subscribed);
         if subscribed && !exclude_self {
             self.queue_delivery(&delivery.frame);
         }
-        self.topics.pending.push(delivery);
+        self.shard.topics.pending.push(delivery);
         remote + local + u64::from(subscribed && !exclude_self)
     }
 
     /// Queues a published frame on this connection, like any delivery.
     fn queue_delivery(&mut self, frame: &[u8]) {
-        let offer =
-            offer_frame(frame, self.tx, self.out, self.subs, self.id, self.max_backpressure, self.slow_consumer);
-        match offer {
-            Offer::Queued => self.topics.messages_out += 1,
-            Offer::Dropped => self.topics.dropped += 1,
+        let (budget, policy) = (self.shard.budget, self.shard.policy);
+        match offer_frame(frame, self.tx, self.out, self.subs, self.id, budget, policy) {
+            Offer::Queued => self.shard.stats.messages_out += 1,
+            Offer::Dropped => self.shard.stats.dropped += 1,
             Offer::Closing | Offer::NotOpen => {}
         }
     }

@@ -4,9 +4,11 @@
 use ringcast_proto::handshake::{write_response, Request, RequestLimits, RequestReader};
 use ringcast_proto::{Config, Connection};
 
-use super::conn::{on_frames, tell_open, Conn, Ctx, Phase};
+use super::frames::on_frames;
+use super::notify::{guarded, with_ws};
+use super::slot::{Handshake, Phase, Slot};
 use crate::handler::{Decision, Handler, Response};
-use crate::pubsub::LocalTopics;
+use crate::ws::{ConnId, ShardCtx};
 
 /// What the request led to, decided while the head is borrowed.
 enum Next<C> {
@@ -20,20 +22,21 @@ enum Next<C> {
 /// head go straight to the WebSocket path. Returns the messages delivered.
 pub fn on_data<H: Handler>(
     handler: &mut H,
-    conn: &mut Conn<H::Conn>,
+    slot: &mut Slot<H::Conn>,
     input: &mut [u8],
-    ctx: &Ctx,
-    proto: Config,
-    topics: &mut LocalTopics,
+    id: ConnId,
+    limits: (Config, usize),
+    shard: &mut ShardCtx,
 ) -> u64 {
-    let Phase::Handshake(mut hs) = std::mem::replace(&mut conn.phase, Phase::Finished) else { return 0 };
+    let (proto, max_body) = limits;
+    let Phase::Handshake(mut hs) = std::mem::replace(&mut slot.phase, Phase::Finished) else { return 0 };
     let in_place = hs.head.is_empty();
     if !in_place {
         hs.head.extend_from_slice(input);
     }
-    let super::conn::Handshake { reader, head, body } = &mut *hs;
+    let Handshake { reader, head, body } = &mut *hs;
     let buf: &mut [u8] = if in_place { &mut *input } else { head.as_mut_slice() };
-    let out = conn.out.queue();
+    let out = slot.out.queue();
     let step = match *body {
         // The head was complete; its body was not.
         Some((_, total)) if buf.len() < total => None,
@@ -50,13 +53,13 @@ pub fn on_data<H: Handler>(
         None => match reader.poll(buf) {
             Ok(None) => None,
             Err(e) => {
-                tracing::debug!(conn = %ctx.id, error = %e, "refusing a request head");
+                tracing::debug!(conn = %id, error = %e, "refusing a request head");
                 write_http(&Response::new(e.status()), out);
                 Some((Next::Answered, 0))
             }
             Ok(Some(request)) => {
                 let head_len = request.head_len();
-                match body_length(&request, ctx.max_body) {
+                match body_length(&request, max_body) {
                     Err(status) => {
                         write_http(&Response::new(status), out);
                         Some((Next::Answered, 0))
@@ -76,19 +79,19 @@ pub fn on_data<H: Handler>(
         if in_place {
             hs.head.extend_from_slice(input);
         }
-        conn.phase = Phase::Handshake(hs);
+        slot.phase = Phase::Handshake(hs);
         return 0;
     };
     let Next::Open(state) = next else { return 0 };
-    conn.phase = Phase::Open { ws: Connection::server(proto), state };
-    if !tell_open(handler, conn, ctx, topics, "open", |handler, ws| handler.open(ws)) {
+    slot.phase = Phase::Open { ws: Connection::server(proto), state };
+    if !with_ws(handler, slot, id, shard, "open", |handler, ws| handler.open(ws)) {
         return 0;
     }
     let rest = &mut buf[consumed..];
     if rest.is_empty() {
         0
     } else {
-        on_frames(handler, conn, rest, ctx, topics)
+        on_frames(handler, slot, rest, id, shard)
     }
 }
 
@@ -98,7 +101,7 @@ fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, body: &[u8], out: 
         Ok(upgrade) => upgrade,
         Err(why) => {
             let mut answer = None;
-            if !guarded_request("http", || answer = handler.http(request, body, why)) {
+            if !guarded("http", None, || answer = handler.http(request, body, why)) {
                 answer = Some(Response::new(500));
             }
             let response = answer.unwrap_or_else(|| Response::new(why.status()));
@@ -107,7 +110,7 @@ fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, body: &[u8], out: 
         }
     };
     let mut decision = None;
-    if !guarded_request("upgrade", || decision = Some(handler.upgrade(request))) {
+    if !guarded("upgrade", None, || decision = Some(handler.upgrade(request))) {
         write_http(&Response::new(500), out);
         return Next::Answered;
     }
@@ -153,15 +156,6 @@ fn body_length(request: &Request<'_>, max: usize) -> Result<usize, u16> {
 /// Header fields as the protocol core's writers take them.
 fn fields(headers: &[(String, String)]) -> Vec<(&str, &str)> {
     headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
-}
-
-/// Runs a request callback, catching a panic (answered 500).
-fn guarded_request(callback: &str, f: impl FnOnce()) -> bool {
-    let survived = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
-    if !survived {
-        tracing::error!(callback, "the handler panicked; answering 500");
-    }
-    survived
 }
 
 /// Queues a complete HTTP response, or a bare 500 if the handler's fields

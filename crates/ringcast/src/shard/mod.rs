@@ -6,13 +6,16 @@
 //! Output produced anywhere in the turn is corked per connection and leaves
 //! at the start of the next turn.
 
-mod conn;
 mod dial;
+mod frames;
 mod handshake;
+mod link;
+mod notify;
+mod slot;
 mod timer;
+mod token;
 
 use std::os::fd::{AsRawFd, IntoRawFd};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,67 +24,33 @@ use ringcast_proto::{CloseCode, State};
 use slab::Slab;
 use socket2::Socket;
 
-use self::conn::{flag, Conn, Ctx, Phase};
-use self::timer::{reached, Millis, Wheel};
-use crate::client::SharedDialer;
+pub(crate) use self::link::{Links, Stop};
+use self::notify::{fail_connecting, finish, with_ws};
+use self::slot::{flag, Dial, Phase, Slot};
+use self::timer::{millis, reached, Millis, Wheel};
+use self::token::{op, token, untoken};
 use crate::config::Settings;
+use crate::dialer::{DialRequest, Dialer};
+use crate::error::ConnectError;
 use crate::handler::Handler;
-use crate::pubsub::{Delivery, Hub, LocalTopics};
-use crate::server::ShardShared;
-use crate::sys::{self, Completion, Io};
-use crate::ws::{offer_frame, ConnId, Offer, Ws};
-
-/// What a completion belongs to, in the top byte of its `user_data`.
-mod op {
-    pub const ACCEPT: u64 = 1;
-    pub const RECV: u64 = 2;
-    pub const SEND: u64 = 3;
-    pub const WAKE: u64 = 4;
-    /// Shutdown, close, cancel: nothing to do when they complete.
-    pub const IGNORE: u64 = 5;
-    /// A client socket became writable: its TCP connect is done.
-    pub const CONNECT: u64 = 6;
-}
-
-/// Packs an operation kind, a table key and its generation (24 bits).
-fn token(op: u64, key: usize, generation: u32) -> u64 {
-    (op << 56) | (u64::from(generation & 0xFF_FFFF) << 32) | (key as u64 & 0xFFFF_FFFF)
-}
-
-fn untoken(user_data: u64) -> (u64, usize, u32) {
-    (user_data >> 56, (user_data & 0xFFFF_FFFF) as usize, ((user_data >> 32) & 0xFF_FFFF) as u32)
-}
-
-/// Counters kept locally and published once per turn.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counters {
-    accepted: u64,
-    messages: u64,
-    reads: u64,
-    turns: u64,
-    bytes_in: u64,
-    bytes_out: u64,
-}
-
-/// What a shard shares with the rest of its runtime.
-pub(crate) struct Links {
-    /// Its own stop signal, counters and mailboxes.
-    pub shared: Arc<ShardShared>,
-    /// The cross-shard topic table.
-    pub hub: Arc<Hub>,
-    /// Client connect requests and the CONNECTING rule.
-    pub dialer: SharedDialer,
-}
+use crate::pubsub::{Delivery, LocalTopics, Mailbox};
+use crate::stats::SharedStats;
+use crate::sys::{self, Completion, Io, Waker};
+use crate::ws::{offer_frame, ConnId, Offer, ShardCtx};
 
 /// One shard's state. `io` is the first field on purpose: dropping it
 /// cancels every kernel operation before the connections (whose send
 /// buffers the kernel may be reading) are dropped.
 pub(crate) struct Shard<H: Handler> {
     io: Io,
-    conns: Slab<Conn<H::Conn>>,
+    conns: Slab<Slot<H::Conn>>,
     handler: H,
     settings: Arc<Settings>,
-    shared: Arc<ShardShared>,
+    waker: Arc<Waker>,
+    stop: Arc<Stop>,
+    /// Where the counters are published for other threads.
+    shared_stats: Arc<SharedStats>,
+    mailbox: Arc<Mailbox>,
     index: u16,
     listener: Option<Socket>,
     accept_armed: bool,
@@ -95,18 +64,17 @@ pub(crate) struct Shard<H: Handler> {
     next_generation: u32,
     /// Set once the server is stopping: the moment to stop waiting.
     stop_deadline: Option<Millis>,
-    counters: Counters,
     /// Completions handled in the last turn.
     last_batch: usize,
     max_connections: usize,
     proto: ringcast_proto::Config,
     request_limits: RequestLimits,
-    /// This shard's topic index and the publishes made during callbacks.
-    topics: LocalTopics,
+    /// What callbacks share: topics, counters, the send budget.
+    local: ShardCtx,
     /// Connections that got a delivery, to look at afterwards.
     touched: Vec<usize>,
     /// Client connect requests and the CONNECTING rule.
-    dialer: SharedDialer,
+    dialer: Arc<Dialer<H::Conn>>,
 }
 
 impl<H: Handler> Shard<H> {
@@ -115,10 +83,10 @@ impl<H: Handler> Shard<H> {
         listener: Option<Socket>,
         handler: H,
         settings: Arc<Settings>,
-        links: Links,
+        links: Links<H::Conn>,
         index: u16,
     ) -> Self {
-        let Links { shared, hub, dialer } = links;
+        let Links { waker, stop, stats, mailbox, hub, dialer } = links;
         let max_connections = settings.max_connections_per_shard();
         let proto = ringcast_proto::Config::default()
             .max_message_size(settings.max_message_size)
@@ -130,8 +98,10 @@ impl<H: Handler> Shard<H> {
             // memory, and the table never moves under load.
             conns: Slab::with_capacity(max_connections.min(1 << 20)),
             handler,
-            settings,
-            shared,
+            waker,
+            stop,
+            shared_stats: stats,
+            mailbox,
             index,
             listener,
             accept_armed: false,
@@ -144,12 +114,17 @@ impl<H: Handler> Shard<H> {
             now: 0,
             next_generation: 0,
             stop_deadline: None,
-            counters: Counters::default(),
             last_batch: 0,
             max_connections,
             proto,
             request_limits,
-            topics: LocalTopics::new(usize::from(index), hub),
+            local: ShardCtx {
+                topics: LocalTopics::new(usize::from(index), hub),
+                stats: Default::default(),
+                budget: settings.max_backpressure,
+                policy: settings.slow_consumer,
+            },
+            settings,
             touched: Vec::new(),
             dialer,
         }
@@ -160,8 +135,8 @@ impl<H: Handler> Shard<H> {
         let _span = tracing::info_span!("shard", index = self.index).entered();
         tracing::debug!(setup = ?self.io.ring.setup_flags(), "ring ready");
         self.arm_accept();
-        self.io.ring.read_wake(self.shared.waker.fd(), token(op::WAKE, 0, 0));
-        if self.shared.stop.load(Ordering::Acquire) {
+        self.io.ring.read_wake(self.waker.fd(), token(op::WAKE, 0, 0));
+        if self.stop.is_requested() {
             self.begin_stop();
         }
         loop {
@@ -186,7 +161,7 @@ impl<H: Handler> Shard<H> {
             self.io.bufs.publish();
             self.expire_timers();
             self.check_stop_deadline();
-            self.counters.turns += 1;
+            self.local.stats.turns += 1;
             self.publish_stats();
         }
         // The last closes were queued after the last enter.
@@ -207,10 +182,6 @@ impl<H: Handler> Shard<H> {
         self.epoch.elapsed().as_millis() as Millis
     }
 
-    fn millis(d: Duration) -> Millis {
-        d.as_millis().min(u128::from(u32::MAX / 2)) as Millis
-    }
-
     fn next_timeout(&self) -> Option<Duration> {
         let mut wait = self.wheel.next_in(self.now);
         if let Some(at) = self.accept_retry_at {
@@ -224,18 +195,11 @@ impl<H: Handler> Shard<H> {
         wait.map(|ms| Duration::from_millis(u64::from(ms.max(1))))
     }
 
-    fn publish_stats(&self) {
-        let stats = &self.shared.stats;
-        stats.connections.store(self.conns.len() as u64, Ordering::Relaxed);
-        stats.accepted.store(self.counters.accepted, Ordering::Relaxed);
-        stats.messages.store(self.counters.messages, Ordering::Relaxed);
-        stats.reads.store(self.counters.reads, Ordering::Relaxed);
-        stats.turns.store(self.counters.turns, Ordering::Relaxed);
-        stats.enters.store(self.io.ring.enters(), Ordering::Relaxed);
-        stats.dropped.store(self.topics.dropped, Ordering::Relaxed);
-        stats.messages_out.store(self.topics.messages_out, Ordering::Relaxed);
-        stats.bytes_in.store(self.counters.bytes_in, Ordering::Relaxed);
-        stats.bytes_out.store(self.counters.bytes_out, Ordering::Relaxed);
+    fn publish_stats(&mut self) {
+        let stats = &mut self.local.stats;
+        stats.connections = self.conns.len() as u64;
+        stats.enters = self.io.ring.enters();
+        self.shared_stats.store(stats);
     }
 
     fn arm_accept(&mut self) {
@@ -256,8 +220,8 @@ impl<H: Handler> Shard<H> {
             op::CONNECT => self.on_connect(key, generation, c.result),
             _ => {}
         }
-        if !self.topics.pending.is_empty() {
-            let pending = std::mem::take(&mut self.topics.pending);
+        if !self.local.topics.pending.is_empty() {
+            let pending = std::mem::take(&mut self.local.topics.pending);
             for delivery in &pending {
                 self.deliver(delivery);
             }
@@ -269,10 +233,10 @@ impl<H: Handler> Shard<H> {
     /// connection's cork buffer gets a copy, which for the small messages
     /// of pub/sub costs less than a reference and an extra iovec per send.
     fn deliver(&mut self, delivery: &Delivery) {
-        let budget = self.settings.max_backpressure;
+        let (budget, policy) = (self.local.budget, self.local.policy);
         let mut drops = 0;
         let mut delivered = 0;
-        for conn_ref in self.topics.subscribers(&delivery.topic) {
+        for conn_ref in self.local.topics.subscribers(&delivery.topic) {
             if Some(conn_ref) == delivery.exclude {
                 continue;
             }
@@ -280,8 +244,7 @@ impl<H: Handler> Shard<H> {
             let Some(conn) = self.conns.get_mut(key).filter(|c| c.generation == conn_ref.1) else { continue };
             let Phase::Open { ws, .. } = &mut conn.phase else { continue };
             let id = ConnId { shard: self.index, key: conn_ref.0, generation: conn_ref.1 };
-            let (frame, policy) = (&delivery.frame, self.settings.slow_consumer);
-            match offer_frame(frame, ws.sender(), &mut conn.out, &mut conn.subs, id, budget, policy) {
+            match offer_frame(&delivery.frame, ws.sender(), &mut conn.out, &mut conn.subs, id, budget, policy) {
                 Offer::Queued => delivered += 1,
                 Offer::Closing => {}
                 Offer::Dropped => {
@@ -292,8 +255,8 @@ impl<H: Handler> Shard<H> {
             }
             self.touched.push(key);
         }
-        self.topics.dropped += drops;
-        self.topics.messages_out += delivered;
+        self.local.stats.dropped += drops;
+        self.local.stats.messages_out += delivered;
         let touched = std::mem::take(&mut self.touched);
         for &key in &touched {
             self.review(key);
@@ -303,17 +266,16 @@ impl<H: Handler> Shard<H> {
     }
 
     fn on_wake(&mut self, result: i32) {
-        let mail = std::mem::take(&mut *self.shared.mailbox.lock().unwrap_or_else(|e| e.into_inner()));
-        for delivery in &mail {
+        for delivery in &self.mailbox.take() {
             self.deliver(delivery);
         }
         self.start_dials();
-        if self.shared.stop.load(Ordering::Acquire) {
+        if self.stop.is_requested() {
             if self.stop_deadline.is_none() {
                 self.begin_stop();
             }
         } else if result >= 0 || result == -libc::EAGAIN || result == -libc::EINTR {
-            self.io.ring.read_wake(self.shared.waker.fd(), token(op::WAKE, 0, 0));
+            self.io.ring.read_wake(self.waker.fd(), token(op::WAKE, 0, 0));
         }
     }
 
@@ -345,17 +307,16 @@ impl<H: Handler> Shard<H> {
             sys::refuse(socket, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return;
         }
-        self.counters.accepted += 1;
+        self.local.stats.accepted += 1;
         let generation = self.take_generation();
         let fd = socket.as_raw_fd();
         let reader = (!self.settings.tcp_echo).then(|| RequestReader::new(self.request_limits));
-        let key = self.conns.insert(Conn::new(socket, generation, reader, self.now));
+        let key = self.conns.insert(Slot::new(socket, generation, reader, self.now));
         tracing::debug!(conn = %self.id(key, generation), fd, "accepted");
         self.io.ring.recv_multi(fd, self.io.bufs.group(), token(op::RECV, key, generation));
-        let deadline = self.now.wrapping_add(Self::millis(self.settings.handshake_timeout));
-        let conn = &mut self.conns[key];
-        conn.flags |= flag::RECV_ARMED;
-        Self::set_deadline(&mut self.wheel, conn, key, deadline);
+        let slot = &mut self.conns[key];
+        slot.flags |= flag::RECV_ARMED;
+        slot.deadline_in(&mut self.wheel, key, self.now, self.settings.handshake_timeout);
     }
 
     /// The generation of the next connection (24 bits, as tokens carry).
@@ -406,46 +367,41 @@ impl<H: Handler> Shard<H> {
         }
         let Some(buffer) = buffer else {
             tracing::error!(conn = %id, "a receive completed without a buffer");
-            return self.terminate(key, "receive without buffer");
+            return self.terminate(key, "receive without buffer", ConnectError::Closed);
         };
         conn.last_rx = self.now;
         conn.flags |= flag::ACTIVE;
-        self.counters.reads += 1;
-        self.counters.bytes_in += c.result as u64;
+        let local = &mut self.local;
+        local.stats.reads += 1;
+        local.stats.bytes_in += c.result as u64;
         let input = self.io.bufs.filled(buffer, c.result as usize);
-        let ctx = Ctx {
-            id,
-            max_body: self.settings.max_message_size,
-            max_backpressure: self.settings.max_backpressure,
-            slow_consumer: self.settings.slow_consumer,
-        };
         if !conn.has(flag::DYING | flag::LINGER) {
             match conn.phase {
                 Phase::Open { .. } => {
-                    self.counters.messages += conn::on_frames(&mut self.handler, conn, input, &ctx, &mut self.topics);
+                    local.stats.messages += frames::on_frames(&mut self.handler, conn, input, id, local);
                 }
                 Phase::Handshake(_) => {
-                    self.counters.messages +=
-                        handshake::on_data(&mut self.handler, conn, input, &ctx, self.proto, &mut self.topics);
+                    let limits = (self.proto, self.settings.max_message_size);
+                    local.stats.messages += handshake::on_data(&mut self.handler, conn, input, id, limits, local);
                     Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, conn, id);
                 }
                 Phase::Connecting(_) => {
-                    let (topics, dialer) = (&mut self.topics, &*self.dialer);
-                    match dial::on_response(&mut self.handler, conn, input, &ctx, self.proto, topics, dialer) {
+                    let dialer = &*self.dialer;
+                    match dial::on_response(&mut self.handler, conn, input, id, self.proto, local, dialer) {
                         dial::Step::Waiting => {}
                         dial::Step::Opened(messages) => {
-                            self.counters.messages += messages;
+                            local.stats.messages += messages;
                             Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, conn, id);
                         }
                         dial::Step::Failed => {
                             self.io.bufs.recycle(buffer);
-                            return self.terminate(key, "upgrade refused");
+                            return self.terminate(key, "upgrade refused", ConnectError::Closed);
                         }
                     }
                 }
                 Phase::RawEcho => {
                     conn.out.queue().extend_from_slice(input);
-                    self.counters.messages += 1;
+                    local.stats.messages += 1;
                 }
                 Phase::Finished => {}
             }
@@ -459,12 +415,11 @@ impl<H: Handler> Shard<H> {
 
     /// After a handshake step: if the connection just opened, its idle
     /// timer starts.
-    fn opened(wheel: &mut Wheel, idle: Option<Duration>, now: Millis, conn: &mut Conn<H::Conn>, id: ConnId) {
-        let key = id.key as usize;
-        if let Phase::Open { .. } = conn.phase {
+    fn opened(wheel: &mut Wheel, idle: Option<Duration>, now: Millis, slot: &mut Slot<H::Conn>, id: ConnId) {
+        if let Phase::Open { .. } = slot.phase {
             tracing::debug!(conn = %id, "open");
             if let Some(idle) = idle {
-                Self::set_deadline(wheel, conn, key, now.wrapping_add(Self::millis(idle)));
+                slot.deadline_in(wheel, id.key as usize, now, idle);
             }
         }
     }
@@ -481,46 +436,19 @@ impl<H: Handler> Shard<H> {
                 let e = std::io::Error::from_raw_os_error(-result);
                 tracing::debug!(conn = %id, error = %e, "send failed");
             }
-            conn::finish(&mut self.handler, conn, CloseCode::ABNORMAL, "send failed", true);
-            return self.terminate(key, "send failed");
+            finish(&mut self.handler, conn, CloseCode::ABNORMAL, "send failed", true);
+            return self.terminate(key, "send failed", ConnectError::Closed);
         }
-        self.counters.bytes_out += result as u64;
+        self.local.stats.bytes_out += result as u64;
         let all_out = conn.out.complete_send(result as usize);
-        let budget = self.settings.max_backpressure;
         if let Phase::Open { ws, .. } = &mut conn.phase {
             // Pongs held back while the queue was over budget.
-            conn::move_pending(ws.sender(), &mut conn.out, false, budget);
+            frames::move_pending(ws.sender(), &mut conn.out, false, self.local.budget);
         }
         if all_out && conn.out.is_empty() {
-            if let Phase::Open { ws, state } = &mut conn.phase {
-                let mut handle = Ws {
-                    tx: ws.sender(),
-                    out: &mut conn.out,
-                    state,
-                    max_backpressure: budget,
-                    slow_consumer: self.settings.slow_consumer,
-                    id,
-                    topics: &mut self.topics,
-                    subs: &mut conn.subs,
-                };
-                if !conn::guarded(id, "drain", || self.handler.drain(&mut handle)) {
-                    let _ = ws.close(Some(CloseCode::INTERNAL_ERROR), "", conn.out.queue());
-                    conn::finish(&mut self.handler, conn, CloseCode::INTERNAL_ERROR, "handler panicked", false);
-                }
-            }
+            with_ws(&mut self.handler, conn, id, &mut self.local, "drain", |handler, ws| handler.drain(ws));
         }
         self.review(key);
-    }
-
-    /// Files `conn`'s next deadline, adding a wheel entry only when the
-    /// deadline is earlier than the one it has.
-    fn set_deadline(wheel: &mut Wheel, conn: &mut Conn<H::Conn>, key: usize, deadline: Millis) {
-        conn.deadline = deadline;
-        let filed_at = timer::tick_start(conn.timer_tick);
-        if !conn.has(flag::TIMER) || !reached(filed_at, deadline) {
-            conn.timer_tick = wheel.schedule(key as u32, conn.generation, deadline);
-            conn.flags |= flag::TIMER;
-        }
     }
 
     /// Looks at a connection after something happened to it and takes the
@@ -532,14 +460,13 @@ impl<H: Handler> Shard<H> {
         if matches!(conn.phase, Phase::Finished) && conn.subs.is_some() {
             // The WebSocket is over: it leaves its topics now, not after
             // the TCP linger, so subscriber counts are exact.
-            self.topics.unsubscribe_all(&mut conn.subs);
+            self.local.topics.unsubscribe_all(&mut conn.subs);
         }
         match &conn.phase {
             Phase::Open { ws, .. } if ws.state() == State::CloseSent && !conn.has(flag::CLOSE_TIMER) => {
                 // Our close is out: bound the wait for the peer's.
                 conn.flags |= flag::CLOSE_TIMER;
-                let deadline = now.wrapping_add(Self::millis(self.settings.close_timeout));
-                Self::set_deadline(&mut self.wheel, conn, key, deadline);
+                conn.deadline_in(&mut self.wheel, key, now, self.settings.close_timeout);
             }
             Phase::Finished if conn.out.is_empty() && !conn.has(flag::DYING) => {
                 if !recv_alive {
@@ -556,8 +483,7 @@ impl<H: Handler> Shard<H> {
                     // descriptor up later, when our close may already have
                     // freed the number for another connection.
                     let _ = socket2::SockRef::from(&conn.socket).shutdown(std::net::Shutdown::Write);
-                    let deadline = now.wrapping_add(Self::millis(self.settings.close_timeout));
-                    Self::set_deadline(&mut self.wheel, conn, key, deadline);
+                    conn.deadline_in(&mut self.wheel, key, now, self.settings.close_timeout);
                 }
             }
             _ => {}
@@ -565,7 +491,7 @@ impl<H: Handler> Shard<H> {
         if conn.has(flag::DYING) {
             if !conn.has(flag::RECV_ARMED | flag::CONNECT) && !conn.out.in_flight() {
                 let mut conn = self.conns.remove(key);
-                self.topics.unsubscribe_all(&mut conn.subs);
+                self.local.topics.unsubscribe_all(&mut conn.subs);
                 let generation = conn.generation;
                 self.io.ring.close(conn.socket.into_raw_fd(), token(op::IGNORE, 0, 0));
                 tracing::debug!(conn = %self.id(key, generation), "closed");
@@ -617,20 +543,22 @@ impl<H: Handler> Shard<H> {
             // Our last frames may still be queued: send them, then close.
             Phase::Finished => self.review(key),
             _ => {
-                conn::finish(&mut self.handler, conn, CloseCode::ABNORMAL, why, true);
-                self.terminate(key, why);
+                finish(&mut self.handler, conn, CloseCode::ABNORMAL, why, true);
+                self.terminate(key, why, ConnectError::Closed);
             }
         }
     }
 
-    /// Ends a connection now, without a closing handshake: the handler (if
-    /// the connection was open) hears 1006, queued output is dropped, and
-    /// the socket closes once the kernel gives back its operations.
-    fn terminate(&mut self, key: usize, why: &str) {
+    /// Ends a connection now, without a closing handshake: the handler
+    /// hears 1006 with `why` if the connection was open, or `connecting`
+    /// through `connect_failed` if it was still connecting; queued output
+    /// is dropped, and the socket closes once the kernel gives back its
+    /// operations.
+    fn terminate(&mut self, key: usize, why: &str, connecting: ConnectError) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         tracing::debug!(conn = %ConnId { shard: self.index, key: key as u32, generation: conn.generation }, why, "terminating");
-        dial::fail(&mut self.handler, conn, crate::ConnectError::Closed, &self.dialer);
-        conn::finish(&mut self.handler, conn, CloseCode::ABNORMAL, why, false);
+        fail_connecting(&mut self.handler, conn, connecting, &self.dialer);
+        finish(&mut self.handler, conn, CloseCode::ABNORMAL, why, false);
         conn.phase = Phase::Finished;
         conn.flags = (conn.flags | flag::DYING) & !flag::REARM;
         conn.out.discard_unsent();
@@ -666,35 +594,33 @@ impl<H: Handler> Shard<H> {
         conn.flags &= !flag::TIMER;
         if !reached(conn.deadline, now) {
             let deadline = conn.deadline;
-            return Self::set_deadline(&mut self.wheel, conn, key, deadline);
+            return conn.set_deadline(&mut self.wheel, key, deadline);
         }
         match &mut conn.phase {
-            Phase::Handshake(_) => self.terminate(key, "handshake timeout"),
-            Phase::Connecting(_) => {
-                dial::fail(&mut self.handler, conn, crate::ConnectError::Timeout, &self.dialer);
-                self.terminate(key, "handshake timeout");
-            }
+            Phase::Handshake(_) => self.terminate(key, "handshake timeout", ConnectError::Closed),
+            Phase::Connecting(_) => self.terminate(key, "handshake timeout", ConnectError::Timeout),
             Phase::RawEcho => {}
-            Phase::Finished => self.terminate(key, "close timeout"),
-            Phase::Open { ws, .. } if ws.state() != State::Open => self.terminate(key, "close handshake timeout"),
+            Phase::Finished => self.terminate(key, "close timeout", ConnectError::Closed),
+            Phase::Open { ws, .. } if ws.state() != State::Open => {
+                self.terminate(key, "close handshake timeout", ConnectError::Closed)
+            }
             Phase::Open { ws, .. } => {
                 let Some(idle) = self.settings.idle_timeout else { return };
                 if conn.flags & flag::ACTIVE != 0 {
                     conn.flags &= !(flag::ACTIVE | flag::PING_SENT);
-                    let deadline = conn.last_rx.wrapping_add(Self::millis(idle));
+                    let deadline = conn.last_rx.wrapping_add(millis(idle));
                     if !reached(deadline, now) {
-                        return Self::set_deadline(&mut self.wheel, conn, key, deadline);
+                        return conn.set_deadline(&mut self.wheel, key, deadline);
                     }
                 }
                 if conn.flags & flag::PING_SENT != 0 {
-                    return self.terminate(key, "no pong within the pong timeout");
+                    return self.terminate(key, "no pong within the pong timeout", ConnectError::Closed);
                 }
                 // Idle: give back the send buffers, then ask for a sign of life.
                 conn.out.release();
                 let _ = ws.ping(b"", conn.out.queue());
                 conn.flags |= flag::PING_SENT;
-                let deadline = now.wrapping_add(Self::millis(self.settings.pong_timeout));
-                Self::set_deadline(&mut self.wheel, conn, key, deadline);
+                conn.deadline_in(&mut self.wheel, key, now, self.settings.pong_timeout);
                 self.review(key);
             }
         }
@@ -703,8 +629,8 @@ impl<H: Handler> Shard<H> {
     /// The server is stopping: refuse new connections, send 1001 to open
     /// ones, drop those still in their handshake.
     fn begin_stop(&mut self) {
-        let grace = Duration::from_millis(self.shared.grace_ms.load(Ordering::Acquire));
-        self.stop_deadline = Some(self.now.wrapping_add(Self::millis(grace)));
+        let grace = self.stop.grace();
+        self.stop_deadline = Some(self.now.wrapping_add(millis(grace)));
         tracing::debug!(connections = self.conns.len(), ?grace, "stopping");
         if self.accept_armed {
             self.io.ring.cancel(token(op::ACCEPT, 0, 0), token(op::IGNORE, 0, 0));
@@ -719,11 +645,8 @@ impl<H: Handler> Shard<H> {
                     let _ = ws.close(Some(CloseCode::GOING_AWAY), "server shutting down", conn.out.queue());
                     self.review(key);
                 }
-                Phase::Connecting(_) => {
-                    dial::fail(&mut self.handler, conn, crate::ConnectError::Stopping, &self.dialer);
-                    self.terminate(key, "stopping");
-                }
-                Phase::Handshake(_) | Phase::RawEcho => self.terminate(key, "server stopping"),
+                Phase::Connecting(_) => self.terminate(key, "stopping", ConnectError::Stopping),
+                Phase::Handshake(_) | Phase::RawEcho => self.terminate(key, "stopping", ConnectError::Closed),
                 Phase::Finished => {}
             }
         }
@@ -738,10 +661,75 @@ impl<H: Handler> Shard<H> {
             self.conns.iter().filter(|(_, conn)| !conn.has(flag::DYING)).map(|(key, _)| key).collect();
         if !keys.is_empty() {
             tracing::debug!(connections = keys.len(), "stop deadline passed; closing the rest");
-            self.shared.stats.forced.fetch_add(keys.len() as u64, Ordering::Relaxed);
+            self.shared_stats.add_forced(keys.len() as u64);
         }
         for key in keys {
-            self.terminate(key, "server stopped");
+            self.terminate(key, "stopped", ConnectError::Stopping);
         }
+    }
+
+    /// Starts the connect requests handed to this shard.
+    fn start_dials(&mut self) {
+        for request in self.dialer.take(usize::from(self.index)) {
+            self.start_dial(request);
+        }
+    }
+
+    fn start_dial(&mut self, request: DialRequest<H::Conn>) {
+        let DialRequest { addr, local, handshake, state } = request;
+        let refused = if self.stop_deadline.is_some() {
+            Some(ConnectError::Stopping)
+        } else if self.conns.len() >= self.max_connections {
+            Some(ConnectError::Limit)
+        } else {
+            None
+        };
+        let started = match refused {
+            Some(error) => Err(error),
+            None => dial::start_socket(addr, local).map_err(ConnectError::Io),
+        };
+        let (socket, connected) = match started {
+            Ok(started) => started,
+            Err(error) => return notify::connect_failed(&mut self.handler, state, addr, error, &self.dialer),
+        };
+        let generation = self.take_generation();
+        let fd = socket.as_raw_fd();
+        let dial = Dial { handshake, state, addr, head: Vec::new() };
+        let key = self.conns.insert(Slot::with_phase(socket, generation, Phase::Connecting(Box::new(dial)), self.now));
+        tracing::debug!(conn = %self.id(key, generation), %addr, "connecting");
+        let conn = &mut self.conns[key];
+        conn.deadline_in(&mut self.wheel, key, self.now, self.settings.handshake_timeout);
+        if connected {
+            self.on_tcp_connected(key);
+        } else {
+            conn.flags |= flag::CONNECT;
+            self.io.ring.poll_writable(fd, token(op::CONNECT, key, generation));
+        }
+    }
+
+    /// The socket became writable (or failed) while connecting.
+    fn on_connect(&mut self, key: usize, generation: u32, result: i32) {
+        let Some(conn) = self.conns.get_mut(key).filter(|conn| conn.generation == generation) else { return };
+        conn.flags &= !flag::CONNECT;
+        if conn.has(flag::DYING) {
+            return self.review(key);
+        }
+        match dial::connect_error(&conn.socket, result) {
+            None => self.on_tcp_connected(key),
+            Some(e) => self.terminate(key, "connect failed", ConnectError::Io(e)),
+        }
+    }
+
+    /// TCP is up: send the upgrade request, start receiving the answer.
+    fn on_tcp_connected(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        if let Phase::Connecting(dial) = &conn.phase {
+            // Checked when the request was made: it cannot fail here.
+            let _ = dial.handshake.write_request(conn.out.queue());
+        }
+        conn.flags |= flag::RECV_ARMED;
+        self.io.ring.recv_multi(conn.fd(), self.io.bufs.group(), token(op::RECV, key, conn.generation));
+        self.local.stats.accepted += 1;
+        self.review(key);
     }
 }

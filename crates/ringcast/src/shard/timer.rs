@@ -11,8 +11,16 @@
 //! (compared by difference, so the wrap after 49 days is harmless as long
 //! as no timeout exceeds 24 days).
 
+use std::time::Duration;
+
 /// Milliseconds since the shard started, wrapping.
 pub type Millis = u32;
+
+/// A duration on the shard clock, capped where the wrapping clock still
+/// compares correctly.
+pub fn millis(d: Duration) -> Millis {
+    d.as_millis().min(u128::from(u32::MAX / 2)) as Millis
+}
 
 /// `a` is at or before `b`.
 pub fn reached(deadline: Millis, now: Millis) -> bool {

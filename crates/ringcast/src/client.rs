@@ -38,23 +38,19 @@
 //! a faster ramp turn it off with
 //! [`ClientBuilder::one_connecting_per_host`].
 
-mod dialer;
-mod error;
-
-use std::marker::PhantomData;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ringcast_proto::handshake::{ClientHandshake, WsUri};
 
-pub(crate) use dialer::{DialRequest, Dialer};
-pub use error::ConnectError;
-
 use crate::config::Settings;
-use crate::handler::{Handler, Message};
-use crate::server::{self, ServerHandle, ShutdownReport, Stats};
-use crate::Error;
+use crate::dialer::{DialRequest, Dialer};
+use crate::error::{ConnectError, Error};
+use crate::handler::Handler;
+use crate::message::Message;
+use crate::runtime::{self, Runtime, ShutdownReport};
+use crate::stats::Stats;
 
 /// The entry point: `Client::builder()`.
 #[derive(Debug)]
@@ -184,8 +180,13 @@ impl ClientBuilder {
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
         let max_head = self.settings.max_header_bytes;
-        let runtime = server::launch(self.settings, None, self.one_connecting, factory)?;
-        Ok(ClientHandle { runtime, max_head, _state: PhantomData })
+        let settings = Arc::new(self.settings);
+        settings.check().map_err(Error::Config)?;
+        let no_listeners = (0..settings.shards).map(|_| None).collect();
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        let runtime::Launched { runtime, dialer } =
+            runtime::launch(settings, no_listeners, nowhere, self.one_connecting, factory)?;
+        Ok(ClientHandle { runtime, dialer, max_head })
     }
 }
 
@@ -254,14 +255,16 @@ impl Connect {
 
 /// A running client runtime. Cheap to clone, usable from any thread.
 pub struct ClientHandle<C> {
-    runtime: ServerHandle,
+    runtime: Runtime,
+    /// Where connect requests go (typed by the handler's per-connection
+    /// value).
+    dialer: Arc<Dialer<C>>,
     max_head: usize,
-    _state: PhantomData<fn(C)>,
 }
 
 impl<C> Clone for ClientHandle<C> {
     fn clone(&self) -> Self {
-        ClientHandle { runtime: self.runtime.clone(), max_head: self.max_head, _state: PhantomData }
+        ClientHandle { runtime: self.runtime.clone(), dialer: self.dialer.clone(), max_head: self.max_head }
     }
 }
 
@@ -291,8 +294,7 @@ impl<C: Send + 'static> ClientHandle<C> {
         // Checked here so that a bad header is the caller's error, now.
         handshake.write_request(&mut Vec::new()).map_err(ConnectError::InvalidRequest)?;
         let request = DialRequest { addr: target.addr, local: target.local, handshake, state };
-        let dialer = self.runtime.dialer();
-        dialer.submit(dialer.pick(target.shard), target.addr, Box::new(request));
+        self.dialer.submit(self.dialer.pick(target.shard), request);
         Ok(())
     }
 }
@@ -306,7 +308,7 @@ impl<C> ClientHandle<C> {
     /// Connect requests waiting for another connection to the same address
     /// to leave CONNECTING.
     pub fn waiting(&self) -> usize {
-        self.runtime.dialer().queued()
+        self.dialer.queued()
     }
 
     /// The counters, summed over the shards (`accepted` counts connections
@@ -316,7 +318,7 @@ impl<C> ClientHandle<C> {
     }
 
     /// Publishes to every subscribed connection of this runtime; see
-    /// [`ServerHandle::publish`].
+    /// [`ServerHandle::publish`](crate::ServerHandle::publish).
     pub fn publish(&self, topic: &str, message: Message<'_>) -> u64 {
         self.runtime.publish(topic, message)
     }
@@ -333,6 +335,3 @@ impl<C> ClientHandle<C> {
         self.runtime.wait()
     }
 }
-
-/// The dialer of a runtime, for the shards.
-pub(crate) type SharedDialer = Arc<Dialer>;

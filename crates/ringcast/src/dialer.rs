@@ -10,7 +10,6 @@
 //! its shard. The lock is taken once per connection set-up, never per
 //! message.
 
-use std::any::Any;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -19,10 +18,10 @@ use std::sync::{Arc, Mutex};
 
 use ringcast_proto::handshake::ClientHandshake;
 
-use crate::server::ShardShared;
+use crate::sys::Waker;
 
-/// One connection to open, as a shard receives it. The state type is the
-/// handler's, erased on the way through the shared mailbox.
+/// One connection to open, as a shard receives it, with the handler's
+/// per-connection value.
 pub(crate) struct DialRequest<C> {
     /// The server's resolved address (the key of the CONNECTING rule).
     pub addr: SocketAddr,
@@ -32,36 +31,62 @@ pub(crate) struct DialRequest<C> {
     pub state: C,
 }
 
+/// A request sealed for its trip to a shard thread. It can only be made
+/// from a request that may cross threads, so the queues that hold it may
+/// be shared whatever the handler's per-connection type is (a server's
+/// handler may keep values that never leave their shard; it never dials).
+struct Sealed<C>(Box<dyn FnOnce() -> DialRequest<C> + Send>);
+
+impl<C: Send + 'static> Sealed<C> {
+    fn new(request: DialRequest<C>) -> Self {
+        Sealed(Box::new(move || request))
+    }
+}
+
 /// A request waiting for its address to be free.
-struct Queued {
+struct Queued<C> {
     shard: usize,
-    request: Box<dyn Any + Send>,
+    request: Sealed<C>,
+}
+
+/// The requests handed to one shard, and the eventfd that wakes it.
+struct DialQueue<C> {
+    requests: Mutex<Vec<Sealed<C>>>,
+    waker: Arc<Waker>,
 }
 
 /// Routes connect requests to shards (round robin unless one is chosen).
-pub(crate) struct Dialer {
-    shards: Vec<Arc<ShardShared>>,
+pub(crate) struct Dialer<C> {
+    queues: Vec<DialQueue<C>>,
     next: AtomicUsize,
     /// Enforce one connection in CONNECTING per remote address.
     one_connecting: bool,
     /// Addresses with a connection in CONNECTING, and who waits behind it.
-    busy: Mutex<HashMap<SocketAddr, VecDeque<Queued>>>,
+    busy: Mutex<HashMap<SocketAddr, VecDeque<Queued<C>>>>,
 }
 
-impl Dialer {
-    pub fn new(shards: Vec<Arc<ShardShared>>, one_connecting: bool) -> Self {
-        Dialer { shards, next: AtomicUsize::new(0), one_connecting, busy: Mutex::new(HashMap::new()) }
+impl<C> Dialer<C> {
+    /// A dialer for shards woken by `wakers` (one per shard, in order).
+    pub fn new(wakers: &[Arc<Waker>], one_connecting: bool) -> Self {
+        let queues =
+            wakers.iter().map(|waker| DialQueue { requests: Mutex::default(), waker: waker.clone() }).collect();
+        Dialer { queues, next: AtomicUsize::new(0), one_connecting, busy: Mutex::new(HashMap::new()) }
     }
 
     /// The shard a request goes to: `chosen` (modulo the shard count) or
     /// the next in turn.
     pub fn pick(&self, chosen: Option<usize>) -> usize {
-        chosen.unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed)) % self.shards.len()
+        chosen.unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed)) % self.queues.len()
     }
 
     /// Starts `request` on `shard` now, or queues it behind the connection
     /// in CONNECTING to the same address.
-    pub fn submit(&self, shard: usize, addr: SocketAddr, request: Box<dyn Any + Send>) {
+    pub fn submit(&self, shard: usize, request: DialRequest<C>)
+    where
+        C: Send + 'static,
+    {
+        let addr = request.addr;
+        let request = Sealed::new(request);
         if self.one_connecting {
             let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
             match busy.entry(addr) {
@@ -105,9 +130,15 @@ impl Dialer {
         self.busy.lock().unwrap_or_else(|e| e.into_inner()).values().map(VecDeque::len).sum()
     }
 
-    fn hand_over(&self, shard: usize, request: Box<dyn Any + Send>) {
-        let shared = &self.shards[shard];
-        shared.dials.lock().unwrap_or_else(|e| e.into_inner()).push(request);
-        shared.waker.wake();
+    /// The requests handed to `shard` since its last call, in order.
+    pub fn take(&self, shard: usize) -> Vec<DialRequest<C>> {
+        let sealed = std::mem::take(&mut *self.queues[shard].requests.lock().unwrap_or_else(|e| e.into_inner()));
+        sealed.into_iter().map(|Sealed(open)| open()).collect()
+    }
+
+    fn hand_over(&self, shard: usize, request: Sealed<C>) {
+        let queue = &self.queues[shard];
+        queue.requests.lock().unwrap_or_else(|e| e.into_inner()).push(request);
+        queue.waker.wake();
     }
 }

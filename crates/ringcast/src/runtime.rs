@@ -1,0 +1,220 @@
+//! Starting the shards of a runtime and the role-independent handle that
+//! observes and stops them. A server and a client are the same runtime:
+//! the server hands each shard a listening socket, the client none.
+
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::Socket;
+
+use crate::config::Settings;
+use crate::dialer::Dialer;
+use crate::error::Error;
+use crate::handler::Handler;
+use crate::message::Message;
+use crate::pubsub::{self, Delivery, Hub, Mailbox};
+use crate::shard::{Links, Shard, Stop};
+use crate::stats::{SharedStats, Stats};
+use crate::sys::{Io, Waker};
+
+/// Starts the shards of a runtime, one per entry of `listeners` (a server
+/// gives each a listening socket, a client none). Returns once every shard
+/// is ready, or the first error, with the dialer that client connects go
+/// through.
+pub(crate) fn launch<H, F>(
+    settings: Arc<Settings>,
+    listeners: Vec<Option<Socket>>,
+    local_addr: SocketAddr,
+    one_connecting: bool,
+    factory: F,
+) -> Result<Launched<H::Conn>, Error>
+where
+    H: Handler,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
+    let cores = if settings.pin_threads { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let factory = Arc::new(factory);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
+    let mut shards = Vec::with_capacity(listeners.len());
+    for _ in 0..listeners.len() {
+        let waker = Arc::new(Waker::new().map_err(Error::Thread)?);
+        let mailbox = Arc::new(Mailbox::new(waker.clone()));
+        shards.push((ShardControl { waker, stop: Arc::default(), stats: Arc::default() }, mailbox));
+    }
+    let hub = Arc::new(Hub::new(shards.iter().map(|(_, mailbox)| mailbox.clone()).collect()));
+    let wakers: Vec<Arc<Waker>> = shards.iter().map(|(control, _)| control.waker.clone()).collect();
+    let dialer = Arc::new(Dialer::new(&wakers, one_connecting));
+    let mut threads = Vec::with_capacity(settings.shards);
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let (control, mailbox) = &shards[index];
+        let links = Links {
+            waker: control.waker.clone(),
+            stop: control.stop.clone(),
+            stats: control.stats.clone(),
+            mailbox: mailbox.clone(),
+            hub: hub.clone(),
+            dialer: dialer.clone(),
+        };
+        let (settings, factory, ready) = (settings.clone(), factory.clone(), ready_tx.clone());
+        let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
+        let thread = std::thread::Builder::new()
+            .name(format!("ringcast-shard-{index}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core) {
+                        tracing::warn!(shard = index, "could not pin the shard to a CPU");
+                    }
+                }
+                let io = match Io::new(settings.ring_entries, settings.recv_buffers, settings.recv_buffer_size) {
+                    Ok(io) => io,
+                    Err(e) => {
+                        let _ = ready.send(Err(Error::IoUring(e)));
+                        return;
+                    }
+                };
+                let handler = factory(index);
+                let shard = Shard::new(io, listener, handler, settings, links, index as u16);
+                let _ = ready.send(Ok(()));
+                shard.run();
+            })
+            .map_err(Error::Thread)?;
+        threads.push(thread);
+    }
+    drop(ready_tx);
+    let runtime = Runtime {
+        inner: Arc::new(Inner {
+            local_addr,
+            shards: shards.into_iter().map(|(control, _)| control).collect(),
+            hub,
+            threads: Mutex::new(threads),
+            report: Mutex::new(None),
+        }),
+    };
+    for _ in 0..settings.shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                runtime.shutdown(Duration::ZERO);
+                return Err(e);
+            }
+            Err(_) => {
+                runtime.shutdown(Duration::ZERO);
+                return Err(Error::Thread(std::io::Error::other("a shard thread died while starting")));
+            }
+        }
+    }
+    Ok(Launched { runtime, dialer })
+}
+
+/// A runtime whose shards are running, and the dialer that client
+/// connects go through (a server's stays unused).
+pub(crate) struct Launched<C> {
+    pub runtime: Runtime,
+    pub dialer: Arc<Dialer<C>>,
+}
+
+/// What the handle keeps of each shard: the way to wake and stop it, and
+/// its counters.
+struct ShardControl {
+    waker: Arc<Waker>,
+    stop: Arc<Stop>,
+    stats: Arc<SharedStats>,
+}
+
+struct Inner {
+    local_addr: SocketAddr,
+    shards: Vec<ShardControl>,
+    hub: Arc<Hub>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    report: Mutex<Option<ShutdownReport>>,
+}
+
+/// A running runtime, whatever its role: its shards' counters, pub/sub
+/// from any thread, and the way to stop it. The server's and the client's
+/// handles delegate to it. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Connections still there at the deadline, closed without a closing
+    /// handshake.
+    pub forced: u64,
+}
+
+impl Runtime {
+    /// The listening address (a client runtime has none: 0.0.0.0:0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The number of shards.
+    pub fn shards(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// A shutdown has been asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.shards.iter().any(|s| s.stop.is_requested())
+    }
+
+    /// Publishes to every subscriber of `topic` on every shard; see
+    /// [`ServerHandle::publish`](crate::ServerHandle::publish).
+    pub fn publish(&self, topic: &str, message: Message<'_>) -> u64 {
+        let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude: None };
+        self.inner.hub.forward(&delivery, None)
+    }
+
+    /// Subscribers of `topic` across all shards (as of their last change).
+    pub fn subscribers(&self, topic: &str) -> u64 {
+        self.inner.hub.subscribers(topic)
+    }
+
+    /// The counters, summed over the shards.
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for shard in &self.inner.shards {
+            total += shard.stats.load();
+        }
+        total
+    }
+
+    /// The counters of each shard, in shard order (for per-shard metrics:
+    /// an uneven spread shows up here).
+    pub fn shard_stats(&self) -> Vec<Stats> {
+        self.inner.shards.iter().map(|shard| shard.stats.load()).collect()
+    }
+
+    /// Stops the server gracefully: no new connections; every open
+    /// connection is sent close 1001 ("going away"); connections still
+    /// there after `grace` are cut. Returns when every shard has stopped.
+    /// Calling it again (from any clone) waits for the same stop.
+    pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        for shard in &self.inner.shards {
+            shard.stop.request(grace);
+            shard.waker.wake();
+        }
+        self.wait()
+    }
+
+    /// Waits until the server has stopped (after a `shutdown` from
+    /// anywhere).
+    pub fn wait(&self) -> ShutdownReport {
+        let mut threads = self.inner.threads.lock().unwrap_or_else(|e| e.into_inner());
+        for thread in threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!("a shard thread panicked");
+            }
+        }
+        let mut report = self.inner.report.lock().unwrap_or_else(|e| e.into_inner());
+        let report = report
+            .get_or_insert_with(|| ShutdownReport { forced: self.inner.shards.iter().map(|s| s.stats.forced()).sum() });
+        *report
+    }
+}
