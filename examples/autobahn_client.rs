@@ -33,12 +33,12 @@ struct Conn {
 }
 
 impl Handler for Echo {
-    type Conn = Conn;
+    type Data = Conn;
 
     fn message(&mut self, ws: &mut Ws<'_, Conn>, message: Message<'_>) {
-        if ws.state().count_query {
+        if ws.data().count_query {
             if let Message::Text(text) = message {
-                ws.state_mut().heard = text.trim().parse().ok();
+                ws.data_mut().heard = text.trim().parse().ok();
             }
             return;
         }

@@ -39,7 +39,7 @@ struct Load {
 
 impl Handler for Load {
     /// When the message in flight was sent.
-    type Conn = Instant;
+    type Data = Instant;
 
     fn connected(&mut self, ws: &mut Ws<'_, Instant>, _protocol: Option<&str>) {
         // Idle until every connection is open: the main thread then
@@ -53,14 +53,14 @@ impl Handler for Load {
         if ws.is_subscribed("go") {
             // The first echo: its round trip started with the publish.
             ws.unsubscribe("go");
-            *ws.state_mut() = self.counters.start.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(now);
+            *ws.data_mut() = self.counters.start.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(now);
         }
         if message.as_bytes() != self.payload.as_slice() {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
         }
         self.counters.echoes.fetch_add(1, Ordering::Relaxed);
-        self.counters.latency_ns.fetch_add((now - *ws.state()).as_nanos() as u64, Ordering::Relaxed);
-        *ws.state_mut() = now;
+        self.counters.latency_ns.fetch_add((now - *ws.data()).as_nanos() as u64, Ordering::Relaxed);
+        *ws.data_mut() = now;
         let _ = ws.send_binary(&self.payload);
     }
 

@@ -23,7 +23,7 @@ static GLOBAL: MiMalloc = MiMalloc;
 struct Echo;
 
 impl Handler for Echo {
-    type Conn = ();
+    type Data = ();
 
     fn upgrade(&mut self, _request: &Request<'_>) -> Decision<()> {
         Decision::accept(())

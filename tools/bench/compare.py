@@ -132,7 +132,19 @@ def main():
     p.add_argument("--cases", nargs="+", type=int, help="case numbers (0-based) to run")
     p.add_argument("--quick", action="store_true", help="1 round of 2 s: checks that everything runs")
     p.add_argument("--no-docs", action="store_true", help="print only, do not touch docs/")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="also run the echo example and ringcast-hub of another build (its target/release), as "
+                        "'baseline': a before/after check of a change, side by side")
     args = p.parse_args()
+    if args.baseline:
+        base = os.path.abspath(args.baseline)
+        SERVERS["baseline"] = {
+            "echo": (lambda p: [f"{base}/examples/echo", "--listen", f"127.0.0.1:{p}", "--shards", "1"], "/"),
+            "fanout": (lambda p: [f"{base}/ringcast-hub", "--listen", f"127.0.0.1:{p}", "--shards", "1"],
+                       "/topics/bench?echo=1"),
+        }
+        if "baseline" not in args.servers:
+            args.servers.append("baseline")
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 2.0, 0.5
     cases = [CASES[i] for i in args.cases] if args.cases else CASES

@@ -33,8 +33,9 @@ pub(crate) struct HubHandler {
     pub shared: Arc<Shared>,
 }
 
-/// A connection's role.
-pub(crate) enum Conn {
+/// The route a connection came in on, with that route's state (the
+/// handler's per-connection data).
+pub(crate) enum Route {
     /// `/topics/{name}`.
     Room { topic: Topic, echo: bool },
     /// `/ws`, with the number of topics it subscribes to.
@@ -57,8 +58,8 @@ impl HubHandler {
         }
     }
 
-    fn room_message(&mut self, ws: &mut Ws<'_, Conn>, message: Message<'_>) {
-        let Conn::Room { topic, echo } = ws.state() else { return };
+    fn room_message(&mut self, ws: &mut Ws<'_, Route>, message: Message<'_>) {
+        let Route::Room { topic, echo } = ws.data() else { return };
         let (raw, json, name, echo) = (topic.raw.clone(), topic.json.clone(), topic.name.clone(), *echo);
         let mut receivers = if echo { ws.publish_to_all(&raw, message) } else { ws.publish(&raw, message) };
         if ws.subscribers(&json) > 0 {
@@ -73,7 +74,7 @@ impl HubHandler {
         ShardMetrics::bump(&self.metrics().receivers, receivers);
     }
 
-    fn control_message(&mut self, ws: &mut Ws<'_, Conn>, message: Message<'_>) {
+    fn control_message(&mut self, ws: &mut Ws<'_, Route>, message: Message<'_>) {
         let Message::Text(text) = message else {
             return self.refuse(ws, &Refusal { error: "requests are JSON text messages".into(), id: None });
         };
@@ -89,7 +90,7 @@ impl HubHandler {
                 let json = topic::json_topic(&topic);
                 if !ws.is_subscribed(&json) {
                     let max = self.shared.config.max_topics_per_connection;
-                    let Conn::Control { subscribed } = ws.state_mut() else { return };
+                    let Route::Control { subscribed } = ws.data_mut() else { return };
                     if *subscribed >= max {
                         let error = format!("at most {max} topics per connection");
                         return self.refuse(ws, &Refusal { error, id });
@@ -103,7 +104,7 @@ impl HubHandler {
             }
             control::Request::Unsubscribe { topic, id } => {
                 if ws.unsubscribe(&topic::json_topic(&topic)) {
-                    if let Conn::Control { subscribed } = ws.state_mut() {
+                    if let Route::Control { subscribed } = ws.data_mut() {
                         *subscribed -= 1;
                     }
                 }
@@ -130,7 +131,7 @@ impl HubHandler {
         }
     }
 
-    fn refuse(&self, ws: &mut Ws<'_, Conn>, refusal: &Refusal<'_>) {
+    fn refuse(&self, ws: &mut Ws<'_, Route>, refusal: &Refusal<'_>) {
         ShardMetrics::bump(&self.metrics().request_errors, 1);
         let _ = ws.send_text(&control::error(refusal));
     }
@@ -180,21 +181,21 @@ fn echo_requested(query: Option<&str>) -> bool {
 }
 
 impl Handler for HubHandler {
-    type Conn = Conn;
+    type Data = Route;
 
-    fn upgrade(&mut self, request: &Request<'_>) -> Decision<Conn> {
+    fn upgrade(&mut self, request: &Request<'_>) -> Decision<Route> {
         if !self.origin_allowed(request) {
             return Decision::Reject(Response::new(403).body("origin not allowed\n"));
         }
         let path = request.path();
         if path == "/ws" {
-            return Decision::accept(Conn::Control { subscribed: 0 });
+            return Decision::accept(Route::Control { subscribed: 0 });
         }
         let Some(segment) = path.strip_prefix("/topics/") else {
             return Decision::Reject(Response::new(404).body("no WebSocket here: use /topics/{name} or /ws\n"));
         };
         match Topic::from_path(segment) {
-            Ok(topic) => Decision::accept(Conn::Room { topic, echo: echo_requested(request.query()) }),
+            Ok(topic) => Decision::accept(Route::Room { topic, echo: echo_requested(request.query()) }),
             Err(e) => Decision::Reject(Response::new(400).body(format!("{e}\n"))),
         }
     }
@@ -224,21 +225,21 @@ impl Handler for HubHandler {
         })
     }
 
-    fn open(&mut self, ws: &mut Ws<'_, Conn>) {
-        if let Conn::Room { topic, .. } = ws.state() {
+    fn open(&mut self, ws: &mut Ws<'_, Route>) {
+        if let Route::Room { topic, .. } = ws.data() {
             let raw = topic.raw.clone();
             ws.subscribe(&raw);
         }
     }
 
-    fn message(&mut self, ws: &mut Ws<'_, Conn>, message: Message<'_>) {
-        match ws.state() {
-            Conn::Room { .. } => self.room_message(ws, message),
-            Conn::Control { .. } => self.control_message(ws, message),
+    fn message(&mut self, ws: &mut Ws<'_, Route>, message: Message<'_>) {
+        match ws.data() {
+            Route::Room { .. } => self.room_message(ws, message),
+            Route::Control { .. } => self.control_message(ws, message),
         }
     }
 
-    fn close(&mut self, _conn: Conn, info: CloseInfo<'_>) {
+    fn close(&mut self, _route: Route, info: CloseInfo<'_>) {
         self.metrics().closed(info.code.0);
     }
 }

@@ -9,14 +9,14 @@
 //! struct Printer;
 //!
 //! impl Handler for Printer {
-//!     type Conn = u32;
+//!     type Data = u32;
 //!
 //!     fn open(&mut self, ws: &mut Ws<'_, u32>) {
 //!         let _ = ws.send_text("hello");
 //!     }
 //!
 //!     fn message(&mut self, ws: &mut Ws<'_, u32>, message: Message<'_>) {
-//!         println!("connection {} got {:?}", ws.state(), message);
+//!         println!("connection {} got {:?}", ws.data(), message);
 //!         let _ = ws.close(ringcast::CloseCode::NORMAL, "bye");
 //!     }
 //! }
@@ -44,6 +44,7 @@ use std::time::Duration;
 
 use ringcast_proto::handshake::{ClientHandshake, WsUri};
 
+use crate::builder::Builder;
 use crate::config::Settings;
 use crate::dialer::{DialRequest, Dialer};
 use crate::error::{ConnectError, Error};
@@ -61,111 +62,33 @@ impl Client {
     /// CONNECTING rule on, the server's limits.
     pub fn builder() -> ClientBuilder {
         let settings = Settings { shards: 1, pin_threads: false, ..Settings::default() };
-        ClientBuilder { settings, one_connecting: true }
+        Builder::with(settings, ClientRole { one_connecting: true })
     }
 }
 
-/// Configures and starts a client runtime. The limits protect the client
-/// from a hostile server exactly as the server's protect it from clients.
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    settings: Settings,
+/// Configures and starts a client runtime: the shared settings of
+/// [`Builder`] (limits, timeouts, shards), the CONNECTING rule and
+/// [`start`](Builder::start).
+pub type ClientBuilder = Builder<ClientRole>;
+
+/// The client role of a [`Builder`]: connections are opened, not accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientRole {
     one_connecting: bool,
 }
 
-impl ClientBuilder {
-    /// Number of shards (threads with their own ring). Default 1.
-    pub fn shards(mut self, shards: usize) -> Self {
-        self.settings.shards = shards;
-        self
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Client::builder()
     }
+}
 
-    /// Pin shard `i` to the `i`-th CPU (default false: a client usually
-    /// shares the machine with other work).
-    pub fn pin_threads(mut self, pin: bool) -> Self {
-        self.settings.pin_threads = pin;
-        self
-    }
-
+impl Builder<ClientRole> {
     /// At most one connection per remote address in CONNECTING at a time
     /// (default true, as RFC 6455 §4.1 requires). `false` lets a load
     /// generator open connections in parallel.
     pub fn one_connecting_per_host(mut self, on: bool) -> Self {
-        self.one_connecting = on;
-        self
-    }
-
-    /// Largest message the server may send, fragments together (default
-    /// 16 MiB); larger closes the connection with 1009.
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.settings.max_message_size = bytes;
-        self
-    }
-
-    /// Largest single frame (default 16 MiB); larger closes with 1009.
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.settings.max_frame_size = bytes;
-        self
-    }
-
-    /// Largest upgrade response head (default 8 KiB).
-    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
-        self.settings.max_header_bytes = bytes;
-        self
-    }
-
-    /// Unsent bytes a connection may queue (default 1 MiB); see
-    /// [`ServerBuilder::max_backpressure`](crate::ServerBuilder::max_backpressure).
-    pub fn max_backpressure(mut self, bytes: usize) -> Self {
-        self.settings.max_backpressure = bytes;
-        self
-    }
-
-    /// Open connections (default 100 000), split evenly over the shards;
-    /// past it, connects fail with [`ConnectError::Limit`].
-    pub fn max_connections(mut self, connections: usize) -> Self {
-        self.settings.max_connections = connections;
-        self
-    }
-
-    /// Time for the TCP connect and the upgrade response together (default
-    /// 10 s); past it, the connect fails with [`ConnectError::Timeout`].
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.handshake_timeout = timeout;
-        self
-    }
-
-    /// Silence after which the client pings the server (default 120 s);
-    /// `None` disables the check.
-    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.settings.idle_timeout = timeout;
-        self
-    }
-
-    /// Time the server has to answer the idle ping (default 30 s).
-    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.pong_timeout = timeout;
-        self
-    }
-
-    /// Time allowed for the closing handshake (default 5 s).
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.close_timeout = timeout;
-        self
-    }
-
-    /// Receive buffers per shard (default 512 × 32 KiB); see
-    /// [`ServerBuilder::recv_buffers`](crate::ServerBuilder::recv_buffers).
-    pub fn recv_buffers(mut self, count: u16, size: u32) -> Self {
-        self.settings.recv_buffers = count;
-        self.settings.recv_buffer_size = size;
-        self
-    }
-
-    /// Completion batching after a busy turn (default 20 µs); see
-    /// [`ServerBuilder::batch_wait`](crate::ServerBuilder::batch_wait).
-    pub fn batch_wait(mut self, wait: Duration) -> Self {
-        self.settings.batch_wait = wait;
+        self.role.one_connecting = on;
         self
     }
 
@@ -174,7 +97,7 @@ impl ClientBuilder {
     /// opened with [`ClientHandle::connect`]; the handler's `connected` (by
     /// default `open`), `message`, `close` and `connect_failed` callbacks
     /// tell what happens to them.
-    pub fn start<H, F>(self, factory: F) -> Result<ClientHandle<H::Conn>, Error>
+    pub fn start<H, F>(self, factory: F) -> Result<ClientHandle<H::Data>, Error>
     where
         H: Handler,
         F: Fn(usize) -> H + Send + Sync + 'static,
@@ -185,7 +108,7 @@ impl ClientBuilder {
         let no_listeners = (0..settings.shards).map(|_| None).collect();
         let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
         let runtime::Launched { runtime, dialer } =
-            runtime::launch(settings, no_listeners, nowhere, self.one_connecting, factory)?;
+            runtime::launch(settings, no_listeners, nowhere, self.role.one_connecting, factory)?;
         Ok(ClientHandle { runtime, dialer, max_head })
     }
 }
@@ -275,12 +198,12 @@ impl<C> std::fmt::Debug for ClientHandle<C> {
 }
 
 impl<C: Send + 'static> ClientHandle<C> {
-    /// Opens a connection with `state` as its per-connection state. Returns
+    /// Opens a connection with `data` as its per-connection data. Returns
     /// at once; the handler hears `connected` (or `connect_failed`, with
-    /// the state handed back) on the connection's shard. Fails here only
+    /// the data handed back) on the connection's shard. Fails here only
     /// when the request cannot start: headers that cannot be sent, or the
     /// runtime stopping.
-    pub fn connect(&self, target: &Connect, state: C) -> Result<(), ConnectError> {
+    pub fn connect(&self, target: &Connect, data: C) -> Result<(), ConnectError> {
         if self.runtime.is_stopping() {
             return Err(ConnectError::Stopping);
         }
@@ -293,7 +216,7 @@ impl<C: Send + 'static> ClientHandle<C> {
         }
         // Checked here so that a bad header is the caller's error, now.
         handshake.write_request(&mut Vec::new()).map_err(ConnectError::InvalidRequest)?;
-        let request = DialRequest { addr: target.addr, local: target.local, handshake, state };
+        let request = DialRequest { addr: target.addr, local: target.local, handshake, data };
         self.dialer.submit(self.dialer.pick(target.shard), request);
         Ok(())
     }

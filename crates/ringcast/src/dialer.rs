@@ -1,7 +1,7 @@
 //! Handing connect requests to shards, and the CONNECTING rule.
 //!
 //! RFC 6455 §4.1: a client may have at most one connection in the
-//! CONNECTING state (TCP connect and opening handshake) to the same remote
+//! CONNECTING data (TCP connect and opening handshake) to the same remote
 //! host and port; further ones wait until it opens or fails. Shards connect
 //! independently, so the rule is kept here, across shards: the first
 //! request for an address goes to its shard at once and marks the address
@@ -28,7 +28,7 @@ pub(crate) struct DialRequest<C> {
     /// The local address to bind first, if any.
     pub local: Option<SocketAddr>,
     pub handshake: ClientHandshake,
-    pub state: C,
+    pub data: C,
 }
 
 /// A request sealed for its trip to a shard thread. It can only be made

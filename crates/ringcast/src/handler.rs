@@ -18,18 +18,19 @@ use crate::ws::Ws;
 /// Callbacks run on the shard's event loop: keep them short and never block.
 /// Messages are lent straight from the receive buffer: copy what you keep.
 pub trait Handler: 'static {
-    /// Per-connection state, stored in the shard's connection table beside
-    /// the protocol state (a zero-sized type costs nothing).
-    type Conn: 'static;
+    /// The application's data for each connection, stored in the shard's
+    /// connection table beside the protocol state (a zero-sized type costs
+    /// nothing); reached through [`Ws::data`].
+    type Data: 'static;
 
-    /// A valid WebSocket upgrade request: accept it (with the state of the
+    /// A valid WebSocket upgrade request: accept it (with the data of the
     /// new connection and, optionally, one of the subprotocols the client
     /// offered) or answer with an HTTP response. The seeds' statuses: 403
     /// for a refused `Origin`, 404 for a path the server does not serve.
     ///
     /// Every server implements this; the default, for client-only
     /// handlers, refuses with 404.
-    fn upgrade(&mut self, request: &Request<'_>) -> Decision<Self::Conn> {
+    fn upgrade(&mut self, request: &Request<'_>) -> Decision<Self::Data> {
         let _ = request;
         Decision::reject(404)
     }
@@ -48,45 +49,45 @@ pub trait Handler: 'static {
 
     /// The connection is open (the 101 response is queued). Sending here is
     /// allowed.
-    fn open(&mut self, ws: &mut Ws<'_, Self::Conn>) {
+    fn open(&mut self, ws: &mut Ws<'_, Self::Data>) {
         let _ = ws;
     }
 
     /// A client connection completed its opening handshake; `protocol` is
     /// the subprotocol the server chose, if any. The default calls
     /// [`Handler::open`], so a handler serving both roles reacts the same.
-    fn connected(&mut self, ws: &mut Ws<'_, Self::Conn>, protocol: Option<&str>) {
+    fn connected(&mut self, ws: &mut Ws<'_, Self::Data>, protocol: Option<&str>) {
         let _ = protocol;
         self.open(ws);
     }
 
     /// A client connection never opened (refused, unreachable, timed out,
-    /// a status other than 101, an invalid answer): its state comes back
+    /// a status other than 101, an invalid answer): its data comes back
     /// with the reason. Called exactly once per request that does not
     /// reach `connected`; the default logs at debug level.
-    fn connect_failed(&mut self, conn: Self::Conn, error: &ConnectError) {
-        let _ = conn;
+    fn connect_failed(&mut self, data: Self::Data, error: &ConnectError) {
+        let _ = data;
         tracing::debug!(%error, "connect failed");
     }
 
     /// A whole message arrived.
-    fn message(&mut self, ws: &mut Ws<'_, Self::Conn>, message: Message<'_>);
+    fn message(&mut self, ws: &mut Ws<'_, Self::Data>, message: Message<'_>);
 
     /// A pong arrived (the answer to [`Ws::ping`] or to the idle check).
-    fn pong(&mut self, ws: &mut Ws<'_, Self::Conn>, payload: &[u8]) {
+    fn pong(&mut self, ws: &mut Ws<'_, Self::Data>, payload: &[u8]) {
         let _ = (ws, payload);
     }
 
     /// Everything queued for this connection has been handed to the kernel:
     /// the moment to resume sending after [`Ws::buffered_amount`] grew.
-    fn drain(&mut self, ws: &mut Ws<'_, Self::Conn>) {
+    fn drain(&mut self, ws: &mut Ws<'_, Self::Data>) {
         let _ = ws;
     }
 
     /// The connection is over, for whatever reason; called exactly once for
-    /// every connection that was opened, with its state handed back.
-    fn close(&mut self, conn: Self::Conn, info: CloseInfo<'_>) {
-        let _ = (conn, info);
+    /// every connection that was opened, with its data handed back.
+    fn close(&mut self, data: Self::Data, info: CloseInfo<'_>) {
+        let _ = (data, info);
     }
 }
 
@@ -100,9 +101,9 @@ pub enum Decision<C> {
 }
 
 impl<C> Decision<C> {
-    /// Accept with this connection state, no subprotocol, no extra fields.
-    pub fn accept(state: C) -> Self {
-        Decision::Accept(Accept::new(state))
+    /// Accept with this connection data, no subprotocol, no extra fields.
+    pub fn accept(data: C) -> Self {
+        Decision::Accept(Accept::new(data))
     }
 
     /// Refuse with a bare status (403, 404, 503…).
@@ -111,19 +112,19 @@ impl<C> Decision<C> {
     }
 }
 
-/// An accepted upgrade: the new connection's state and what the 101
+/// An accepted upgrade: the new connection's data and what the 101
 /// response carries.
 #[derive(Debug)]
 pub struct Accept<C> {
-    pub(crate) state: C,
+    pub(crate) data: C,
     pub(crate) protocol: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
 }
 
 impl<C> Accept<C> {
-    /// Accept with this connection state.
-    pub fn new(state: C) -> Self {
-        Accept { state, protocol: None, headers: Vec::new() }
+    /// Accept with this connection data.
+    pub fn new(data: C) -> Self {
+        Accept { data, protocol: None, headers: Vec::new() }
     }
 
     /// Select a subprotocol. It must be one the client offered (see

@@ -15,7 +15,7 @@
 //! struct Echo;
 //!
 //! impl Handler for Echo {
-//!     type Conn = ();
+//!     type Data = ();
 //!
 //!     fn upgrade(&mut self, request: &Request<'_>) -> Decision<()> {
 //!         if request.path() == "/" { Decision::accept(()) } else { Decision::reject(404) }
@@ -35,12 +35,13 @@
 //! Requires Linux 6.0 or later (multishot receive, provided buffer rings).
 //! Without root, the receive pool counts against `RLIMIT_MEMLOCK` on some
 //! kernels: raise `ulimit -l` or shrink it with
-//! [`ServerBuilder::recv_buffers`].
+//! [`Builder::recv_buffers`].
 
 // The modules from the bottom layer up; each imports only modules listed
 // before it (docs/architecture.md draws the arrows).
 mod sys;
 
+mod builder;
 mod config;
 mod error;
 mod message;
@@ -63,13 +64,14 @@ mod server;
 /// The sans-IO protocol core this runtime drives.
 pub use ringcast_proto as proto;
 
-pub use client::{Client, ClientBuilder, ClientHandle, Connect};
+pub use builder::Builder;
+pub use client::{Client, ClientBuilder, ClientHandle, ClientRole, Connect};
 pub use config::SlowConsumer;
 pub use error::{ConnectError, Error};
 pub use handler::{Accept, CloseInfo, Decision, Handler, Response};
 pub use message::Message;
 pub use ringcast_proto::CloseCode;
 pub use runtime::ShutdownReport;
-pub use server::{Server, ServerBuilder, ServerHandle};
+pub use server::{Server, ServerBuilder, ServerHandle, ServerRole};
 pub use stats::Stats;
 pub use ws::{ConnId, SendError, Ws};

@@ -29,7 +29,7 @@ pub(crate) fn launch<H, F>(
     local_addr: SocketAddr,
     one_connecting: bool,
     factory: F,
-) -> Result<Launched<H::Conn>, Error>
+) -> Result<Launched<H::Data>, Error>
 where
     H: Handler,
     F: Fn(usize) -> H + Send + Sync + 'static,

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::{Settings, SlowConsumer};
+use crate::builder::Builder;
+use crate::config::Settings;
 use crate::error::Error;
 use crate::handler::{Decision, Handler};
 use crate::message::Message;
@@ -14,12 +15,14 @@ use crate::runtime::{self, Runtime, ShutdownReport};
 use crate::stats::Stats;
 use crate::ws::Ws;
 
-/// Configures and starts a server. Every limit has a safe default; see each
-/// setter.
-#[derive(Debug, Clone, Default)]
-pub struct ServerBuilder {
-    settings: Settings,
-}
+/// Configures and starts a server: the shared settings of [`Builder`]
+/// (limits, timeouts, shards) and [`start`](Builder::start).
+pub type ServerBuilder = Builder<ServerRole>;
+
+/// The server role of a [`Builder`]: a listening socket per shard.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct ServerRole;
 
 /// The entry point: `Server::builder()`.
 #[derive(Debug)]
@@ -32,115 +35,13 @@ impl Server {
     }
 }
 
-impl ServerBuilder {
-    /// Number of shards (threads, each with its own ring and listener).
-    /// Default: one per CPU the process may run on.
-    pub fn shards(mut self, shards: usize) -> Self {
-        self.settings.shards = shards;
-        self
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Builder::with(Settings::default(), ServerRole)
     }
+}
 
-    /// The number of shards `start` will run (the default is one per CPU
-    /// this process may use): for sizing per-shard state before starting.
-    pub fn shard_count(&self) -> usize {
-        self.settings.shards
-    }
-
-    /// Pin shard `i` to the `i`-th CPU the process may run on (default
-    /// true): a shard never migrates and keeps its caches warm.
-    pub fn pin_threads(mut self, pin: bool) -> Self {
-        self.settings.pin_threads = pin;
-        self
-    }
-
-    /// Largest message, all fragments together (default 16 MiB); larger
-    /// closes the connection with 1009.
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.settings.max_message_size = bytes;
-        self
-    }
-
-    /// Largest single frame (default 16 MiB); larger closes with 1009.
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.settings.max_frame_size = bytes;
-        self
-    }
-
-    /// Largest HTTP request head (default 8 KiB); larger is answered 431.
-    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
-        self.settings.max_header_bytes = bytes;
-        self
-    }
-
-    /// Unsent bytes a connection may have queued before a further send
-    /// closes it with 1008 (default 1 MiB). One message is always accepted
-    /// into an empty queue, whatever its size.
-    pub fn max_backpressure(mut self, bytes: usize) -> Self {
-        self.settings.max_backpressure = bytes;
-        self
-    }
-
-    /// What to do with a connection past `max_backpressure`: close it with
-    /// 1008 (default) or drop what is sent to it and count the drops.
-    pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
-        self.settings.slow_consumer = policy;
-        self
-    }
-
-    /// Open connections the server admits, split evenly over the shards
-    /// (default 100 000). Past it, new connections are answered 503.
-    pub fn max_connections(mut self, connections: usize) -> Self {
-        self.settings.max_connections = connections;
-        self
-    }
-
-    /// Time a client has to send its whole request head (default 10 s).
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.handshake_timeout = timeout;
-        self
-    }
-
-    /// Silence after which the server pings a connection (default 120 s);
-    /// `None` disables the check.
-    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.settings.idle_timeout = timeout;
-        self
-    }
-
-    /// Time the peer has to answer the idle ping with anything (default
-    /// 30 s) before the connection is dropped.
-    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.pong_timeout = timeout;
-        self
-    }
-
-    /// Time allowed for the closing handshake and for the peer to hang up
-    /// after it (default 5 s).
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.close_timeout = timeout;
-        self
-    }
-
-    /// Receive buffers per shard, shared by all its connections: `count`
-    /// (a power of two) buffers of `size` bytes (default 512 × 32 KiB).
-    /// A read fills one buffer; messages larger than a buffer are
-    /// assembled.
-    pub fn recv_buffers(mut self, count: u16, size: u32) -> Self {
-        self.settings.recv_buffers = count;
-        self.settings.recv_buffer_size = size;
-        self
-    }
-
-    /// After a busy loop turn, how long the shard may wait for the next
-    /// batch of completions to fill up before handling what it has
-    /// (default 20 µs; kernels 6.12+; zero disables). Busy shards then make
-    /// fewer system calls; a quiet shard never waits, so light traffic
-    /// sees no added latency.
-    pub fn batch_wait(mut self, wait: Duration) -> Self {
-        self.settings.batch_wait = wait;
-        self
-    }
-
+impl Builder<ServerRole> {
     /// Runs a plain TCP echo server on this same runtime (same shards,
     /// rings, buffers, corked sends) instead of a WebSocket server. It is
     /// the floor for this machine: WebSocket echo is measured against it.
@@ -175,7 +76,7 @@ impl ServerBuilder {
 struct TcpEcho;
 
 impl Handler for TcpEcho {
-    type Conn = ();
+    type Data = ();
 
     fn upgrade(&mut self, _request: &ringcast_proto::handshake::Request<'_>) -> Decision<()> {
         Decision::reject(500)

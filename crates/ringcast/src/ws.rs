@@ -66,15 +66,15 @@ impl fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
-/// A connection, as a callback sees it: send, ping, close, and the
-/// application's per-connection state.
+/// A connection, as a callback sees it: send, ping, close, pub/sub, and
+/// the application's per-connection data.
 ///
 /// Everything sent during one loop turn leaves in one system call at the end
 /// of the turn, whichever connection it is for.
 pub struct Ws<'a, C> {
     tx: &'a mut Sender,
     out: &'a mut OutQueue,
-    state: &'a mut C,
+    data: &'a mut C,
     subs: &'a mut Subscriptions,
     id: ConnId,
     shard: &'a mut ShardCtx,
@@ -98,24 +98,24 @@ impl<'a, C> Ws<'a, C> {
     pub(crate) fn new(
         tx: &'a mut Sender,
         out: &'a mut OutQueue,
-        state: &'a mut C,
+        data: &'a mut C,
         subs: &'a mut Subscriptions,
         id: ConnId,
         shard: &'a mut ShardCtx,
     ) -> Self {
-        Ws { tx, out, state, subs, id, shard }
+        Ws { tx, out, data, subs, id, shard }
     }
 }
 
 impl<C> Ws<'_, C> {
-    /// The connection's state.
-    pub fn state(&self) -> &C {
-        self.state
+    /// The application's data for this connection ([`Handler::Data`](crate::Handler::Data)).
+    pub fn data(&self) -> &C {
+        self.data
     }
 
-    /// The connection's state, mutably.
-    pub fn state_mut(&mut self) -> &mut C {
-        self.state
+    /// The application's data for this connection, mutably.
+    pub fn data_mut(&mut self) -> &mut C {
+        self.data
     }
 
     /// This connection's id.

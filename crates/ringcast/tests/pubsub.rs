@@ -14,7 +14,7 @@ use ringcast::{Decision, Handler, Message, Server, ServerBuilder, ServerHandle, 
 struct Rooms;
 
 impl Handler for Rooms {
-    type Conn = String;
+    type Data = String;
 
     fn upgrade(&mut self, request: &Request<'_>) -> Decision<String> {
         match request.path().strip_prefix("/topics/") {
@@ -24,14 +24,14 @@ impl Handler for Rooms {
     }
 
     fn open(&mut self, ws: &mut Ws<'_, String>) {
-        let topic = ws.state().clone();
+        let topic = ws.data().clone();
         assert!(ws.subscribe(&topic));
         assert!(!ws.subscribe(&topic), "a second subscribe is a no-op");
         assert!(ws.is_subscribed(&topic));
     }
 
     fn message(&mut self, ws: &mut Ws<'_, String>, message: Message<'_>) {
-        let topic = ws.state().clone();
+        let topic = ws.data().clone();
         ws.publish(&topic, message);
     }
 }

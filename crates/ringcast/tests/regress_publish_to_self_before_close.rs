@@ -13,7 +13,7 @@ use ringcast::{Decision, Handler, Message, Server, Ws};
 struct EchoRoom;
 
 impl Handler for EchoRoom {
-    type Conn = ();
+    type Data = ();
 
     fn upgrade(&mut self, _request: &Request<'_>) -> Decision<()> {
         Decision::accept(())

@@ -49,12 +49,12 @@ pub fn start_socket(addr: SocketAddr, local: Option<SocketAddr>) -> std::io::Res
 /// the head go straight to the WebSocket path.
 pub fn on_response<H: Handler>(
     handler: &mut H,
-    slot: &mut Slot<H::Conn>,
+    slot: &mut Slot<H::Data>,
     input: &mut [u8],
     id: ConnId,
-    proto: Config,
+    config: Config,
     shard: &mut ShardCtx,
-    dialer: &Dialer<H::Conn>,
+    dialer: &Dialer<H::Data>,
 ) -> Step {
     let Phase::Connecting(dial) = &mut slot.phase else { return Step::Waiting };
     let in_place = dial.head.is_empty();
@@ -77,9 +77,9 @@ pub fn on_response<H: Handler>(
         Ok(Some(response)) => (response.protocol().map(str::to_owned), response.head_len()),
     };
     let Phase::Connecting(dial) = std::mem::replace(&mut slot.phase, Phase::Finished) else { return Step::Failed };
-    let Dial { state, addr, mut head, .. } = *dial;
+    let Dial { data, addr, mut head, .. } = *dial;
     dialer.release(addr);
-    slot.phase = Phase::Open { ws: Connection::client(proto), state };
+    slot.phase = Phase::Open { proto: Connection::client(config), data };
     if !with_ws(handler, slot, id, shard, "connected", |handler, ws| handler.connected(ws, protocol.as_deref())) {
         return Step::Opened(0);
     }

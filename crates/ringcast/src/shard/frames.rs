@@ -18,16 +18,16 @@ use crate::ws::{ConnId, ShardCtx, Ws};
 /// then in the out queue. Returns how many messages were delivered.
 pub fn on_frames<H: Handler>(
     handler: &mut H,
-    slot: &mut Slot<H::Conn>,
+    slot: &mut Slot<H::Data>,
     input: &mut [u8],
     id: ConnId,
     shard: &mut ShardCtx,
 ) -> u64 {
-    let Phase::Open { ws, state } = &mut slot.phase else { return 0 };
+    let Phase::Open { proto, data } = &mut slot.phase else { return 0 };
     let out = &mut slot.out;
     let subs = &mut slot.subs;
     let budget = shard.budget;
-    let (rx, tx) = ws.split();
+    let (rx, tx) = proto.split();
     let mut messages = 0;
     let mut pos = 0;
     // Set when the connection ends: code, reason (copied: it may be lent
@@ -49,7 +49,7 @@ pub fn on_frames<H: Handler>(
         };
         pos += read.consumed;
         let Some(event) = read.event else { break };
-        let mut handle = Ws::new(&mut *tx, &mut *out, &mut *state, &mut *subs, id, &mut *shard);
+        let mut handle = Ws::new(&mut *tx, &mut *out, &mut *data, &mut *subs, id, &mut *shard);
         let survived = match event {
             Event::Text(text) => {
                 messages += 1;

@@ -22,13 +22,13 @@ enum Next<C> {
 /// head go straight to the WebSocket path. Returns the messages delivered.
 pub fn on_data<H: Handler>(
     handler: &mut H,
-    slot: &mut Slot<H::Conn>,
+    slot: &mut Slot<H::Data>,
     input: &mut [u8],
     id: ConnId,
     limits: (Config, usize),
     shard: &mut ShardCtx,
 ) -> u64 {
-    let (proto, max_body) = limits;
+    let (config, max_body) = limits;
     let Phase::Handshake(mut hs) = std::mem::replace(&mut slot.phase, Phase::Finished) else { return 0 };
     let in_place = hs.head.is_empty();
     if !in_place {
@@ -82,8 +82,8 @@ pub fn on_data<H: Handler>(
         slot.phase = Phase::Handshake(hs);
         return 0;
     };
-    let Next::Open(state) = next else { return 0 };
-    slot.phase = Phase::Open { ws: Connection::server(proto), state };
+    let Next::Open(data) = next else { return 0 };
+    slot.phase = Phase::Open { proto: Connection::server(config), data };
     if !with_ws(handler, slot, id, shard, "open", |handler, ws| handler.open(ws)) {
         return 0;
     }
@@ -96,7 +96,7 @@ pub fn on_data<H: Handler>(
 }
 
 /// Validates the request and asks the handler; queues the response.
-fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, body: &[u8], out: &mut Vec<u8>) -> Next<H::Conn> {
+fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, body: &[u8], out: &mut Vec<u8>) -> Next<H::Data> {
     let upgrade = match request.validate() {
         Ok(upgrade) => upgrade,
         Err(why) => {
@@ -122,7 +122,7 @@ fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, body: &[u8], out: 
         }
         Decision::Accept(accept) => {
             match upgrade.write_response(accept.protocol.as_deref(), &fields(&accept.headers), out) {
-                Ok(()) => Next::Open(accept.state),
+                Ok(()) => Next::Open(accept.data),
                 Err(e) => {
                     tracing::error!(error = %e, "the handler's 101 response is invalid; answering 500");
                     write_http(&Response::new(500), out);

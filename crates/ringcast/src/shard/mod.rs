@@ -38,12 +38,12 @@ use crate::stats::SharedStats;
 use crate::sys::{self, Completion, Io, Waker};
 use crate::ws::{offer_frame, ConnId, Offer, ShardCtx};
 
-/// One shard's state. `io` is the first field on purpose: dropping it
+/// One shard's data. `io` is the first field on purpose: dropping it
 /// cancels every kernel operation before the connections (whose send
 /// buffers the kernel may be reading) are dropped.
 pub(crate) struct Shard<H: Handler> {
     io: Io,
-    conns: Slab<Slot<H::Conn>>,
+    conns: Slab<Slot<H::Data>>,
     handler: H,
     settings: Arc<Settings>,
     waker: Arc<Waker>,
@@ -74,7 +74,7 @@ pub(crate) struct Shard<H: Handler> {
     /// Connections that got a delivery, to look at afterwards.
     touched: Vec<usize>,
     /// Client connect requests and the CONNECTING rule.
-    dialer: Arc<Dialer<H::Conn>>,
+    dialer: Arc<Dialer<H::Data>>,
 }
 
 impl<H: Handler> Shard<H> {
@@ -83,7 +83,7 @@ impl<H: Handler> Shard<H> {
         listener: Option<Socket>,
         handler: H,
         settings: Arc<Settings>,
-        links: Links<H::Conn>,
+        links: Links<H::Data>,
         index: u16,
     ) -> Self {
         let Links { waker, stop, stats, mailbox, hub, dialer } = links;
@@ -236,15 +236,15 @@ impl<H: Handler> Shard<H> {
         let (budget, policy) = (self.local.budget, self.local.policy);
         let mut drops = 0;
         let mut delivered = 0;
-        for conn_ref in self.local.topics.subscribers(&delivery.topic) {
-            if Some(conn_ref) == delivery.exclude {
+        for slot_ref in self.local.topics.subscribers(&delivery.topic) {
+            if Some(slot_ref) == delivery.exclude {
                 continue;
             }
-            let key = conn_ref.0 as usize;
-            let Some(conn) = self.conns.get_mut(key).filter(|c| c.generation == conn_ref.1) else { continue };
-            let Phase::Open { ws, .. } = &mut conn.phase else { continue };
-            let id = ConnId { shard: self.index, key: conn_ref.0, generation: conn_ref.1 };
-            match offer_frame(&delivery.frame, ws.sender(), &mut conn.out, &mut conn.subs, id, budget, policy) {
+            let key = slot_ref.0 as usize;
+            let Some(slot) = self.conns.get_mut(key).filter(|c| c.generation == slot_ref.1) else { continue };
+            let Phase::Open { proto, .. } = &mut slot.phase else { continue };
+            let id = ConnId { shard: self.index, key: slot_ref.0, generation: slot_ref.1 };
+            match offer_frame(&delivery.frame, proto.sender(), &mut slot.out, &mut slot.subs, id, budget, policy) {
                 Offer::Queued => delivered += 1,
                 Offer::Closing => {}
                 Offer::Dropped => {
@@ -333,14 +333,14 @@ impl<H: Handler> Shard<H> {
     fn on_recv(&mut self, key: usize, generation: u32, c: Completion) {
         let buffer = c.buffer_id();
         let id = self.id(key, generation);
-        let Some(conn) = self.conns.get_mut(key).filter(|conn| conn.generation == generation) else {
+        let Some(slot) = self.conns.get_mut(key).filter(|slot| slot.generation == generation) else {
             if let Some(b) = buffer {
                 self.io.bufs.recycle(b);
             }
             return;
         };
         if !c.more() {
-            conn.flags &= !flag::RECV_ARMED;
+            slot.flags &= !flag::RECV_ARMED;
         }
         if c.result <= 0 {
             if let Some(b) = buffer {
@@ -351,8 +351,8 @@ impl<H: Handler> Shard<H> {
                 r if r == -libc::ENOBUFS => {
                     // The pool ran dry this turn; buffers come back before
                     // the next one, so arm again then.
-                    if !conn.has(flag::DYING) {
-                        conn.flags |= flag::REARM;
+                    if !slot.has(flag::DYING) {
+                        slot.flags |= flag::REARM;
                     }
                     self.review(key);
                 }
@@ -369,29 +369,29 @@ impl<H: Handler> Shard<H> {
             tracing::error!(conn = %id, "a receive completed without a buffer");
             return self.terminate(key, "receive without buffer", ConnectError::Closed);
         };
-        conn.last_rx = self.now;
-        conn.flags |= flag::ACTIVE;
+        slot.last_rx = self.now;
+        slot.flags |= flag::ACTIVE;
         let local = &mut self.local;
         local.stats.reads += 1;
         local.stats.bytes_in += c.result as u64;
         let input = self.io.bufs.filled(buffer, c.result as usize);
-        if !conn.has(flag::DYING | flag::LINGER) {
-            match conn.phase {
+        if !slot.has(flag::DYING | flag::LINGER) {
+            match slot.phase {
                 Phase::Open { .. } => {
-                    local.stats.messages += frames::on_frames(&mut self.handler, conn, input, id, local);
+                    local.stats.messages += frames::on_frames(&mut self.handler, slot, input, id, local);
                 }
                 Phase::Handshake(_) => {
                     let limits = (self.proto, self.settings.max_message_size);
-                    local.stats.messages += handshake::on_data(&mut self.handler, conn, input, id, limits, local);
-                    Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, conn, id);
+                    local.stats.messages += handshake::on_data(&mut self.handler, slot, input, id, limits, local);
+                    Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, slot, id);
                 }
                 Phase::Connecting(_) => {
                     let dialer = &*self.dialer;
-                    match dial::on_response(&mut self.handler, conn, input, id, self.proto, local, dialer) {
+                    match dial::on_response(&mut self.handler, slot, input, id, self.proto, local, dialer) {
                         dial::Step::Waiting => {}
                         dial::Step::Opened(messages) => {
                             local.stats.messages += messages;
-                            Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, conn, id);
+                            Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, slot, id);
                         }
                         dial::Step::Failed => {
                             self.io.bufs.recycle(buffer);
@@ -400,22 +400,22 @@ impl<H: Handler> Shard<H> {
                     }
                 }
                 Phase::RawEcho => {
-                    conn.out.queue().extend_from_slice(input);
+                    slot.out.queue().extend_from_slice(input);
                     local.stats.messages += 1;
                 }
                 Phase::Finished => {}
             }
         }
         self.io.bufs.recycle(buffer);
-        if !c.more() && !conn.has(flag::DYING) {
-            conn.flags |= flag::REARM;
+        if !c.more() && !slot.has(flag::DYING) {
+            slot.flags |= flag::REARM;
         }
         self.review(key);
     }
 
     /// After a handshake step: if the connection just opened, its idle
     /// timer starts.
-    fn opened(wheel: &mut Wheel, idle: Option<Duration>, now: Millis, slot: &mut Slot<H::Conn>, id: ConnId) {
+    fn opened(wheel: &mut Wheel, idle: Option<Duration>, now: Millis, slot: &mut Slot<H::Data>, id: ConnId) {
         if let Phase::Open { .. } = slot.phase {
             tracing::debug!(conn = %id, "open");
             if let Some(idle) = idle {
@@ -426,27 +426,27 @@ impl<H: Handler> Shard<H> {
 
     fn on_send(&mut self, key: usize, generation: u32, result: i32) {
         let id = self.id(key, generation);
-        let Some(conn) = self.conns.get_mut(key).filter(|conn| conn.generation == generation) else { return };
+        let Some(slot) = self.conns.get_mut(key).filter(|slot| slot.generation == generation) else { return };
         if result < 0 {
             // Nothing more can be written (reset, broken pipe): whatever is
             // left is dropped and the connection ends now. (Retrying would
             // fail again at once, forever.)
-            conn.out.abort_send();
+            slot.out.abort_send();
             if result != -libc::ECANCELED {
                 let e = std::io::Error::from_raw_os_error(-result);
                 tracing::debug!(conn = %id, error = %e, "send failed");
             }
-            finish(&mut self.handler, conn, CloseCode::ABNORMAL, "send failed", true);
+            finish(&mut self.handler, slot, CloseCode::ABNORMAL, "send failed", true);
             return self.terminate(key, "send failed", ConnectError::Closed);
         }
         self.local.stats.bytes_out += result as u64;
-        let all_out = conn.out.complete_send(result as usize);
-        if let Phase::Open { ws, .. } = &mut conn.phase {
+        let all_out = slot.out.complete_send(result as usize);
+        if let Phase::Open { proto, .. } = &mut slot.phase {
             // Pongs held back while the queue was over budget.
-            frames::move_pending(ws.sender(), &mut conn.out, false, self.local.budget);
+            frames::move_pending(proto.sender(), &mut slot.out, false, self.local.budget);
         }
-        if all_out && conn.out.is_empty() {
-            with_ws(&mut self.handler, conn, id, &mut self.local, "drain", |handler, ws| handler.drain(ws));
+        if all_out && slot.out.is_empty() {
+            with_ws(&mut self.handler, slot, id, &mut self.local, "drain", |handler, ws| handler.drain(ws));
         }
         self.review(key);
     }
@@ -455,52 +455,52 @@ impl<H: Handler> Shard<H> {
     /// next step of its life: flush, close timer, linger, teardown.
     fn review(&mut self, key: usize) {
         let now = self.now;
-        let Some(conn) = self.conns.get_mut(key) else { return };
-        let recv_alive = conn.has(flag::RECV_ARMED | flag::REARM);
-        if matches!(conn.phase, Phase::Finished) && conn.subs.is_some() {
+        let Some(slot) = self.conns.get_mut(key) else { return };
+        let recv_alive = slot.has(flag::RECV_ARMED | flag::REARM);
+        if matches!(slot.phase, Phase::Finished) && slot.subs.is_some() {
             // The WebSocket is over: it leaves its topics now, not after
             // the TCP linger, so subscriber counts are exact.
-            self.local.topics.unsubscribe_all(&mut conn.subs);
+            self.local.topics.unsubscribe_all(&mut slot.subs);
         }
-        match &conn.phase {
-            Phase::Open { ws, .. } if ws.state() == State::CloseSent && !conn.has(flag::CLOSE_TIMER) => {
+        match &slot.phase {
+            Phase::Open { proto, .. } if proto.state() == State::CloseSent && !slot.has(flag::CLOSE_TIMER) => {
                 // Our close is out: bound the wait for the peer's.
-                conn.flags |= flag::CLOSE_TIMER;
-                conn.deadline_in(&mut self.wheel, key, now, self.settings.close_timeout);
+                slot.flags |= flag::CLOSE_TIMER;
+                slot.deadline_in(&mut self.wheel, key, now, self.settings.close_timeout);
             }
-            Phase::Finished if conn.out.is_empty() && !conn.has(flag::DYING) => {
+            Phase::Finished if slot.out.is_empty() && !slot.has(flag::DYING) => {
                 if !recv_alive {
                     // The peer already hung up: nothing left to wait for.
-                    conn.flags |= flag::DYING;
-                } else if !conn.has(flag::LINGER) {
+                    slot.flags |= flag::DYING;
+                } else if !slot.has(flag::LINGER) {
                     // Everything we owed is sent: end our direction and read
                     // until the peer ends its own (closing with unread data
                     // would reset the connection and could destroy our last
                     // frame in the peer's buffers).
-                    conn.flags |= flag::LINGER;
+                    slot.flags |= flag::LINGER;
                     // A plain system call, not a ring operation: io_uring
                     // runs shutdown in a worker thread that looks the
                     // descriptor up later, when our close may already have
                     // freed the number for another connection.
-                    let _ = socket2::SockRef::from(&conn.socket).shutdown(std::net::Shutdown::Write);
-                    conn.deadline_in(&mut self.wheel, key, now, self.settings.close_timeout);
+                    let _ = socket2::SockRef::from(&slot.socket).shutdown(std::net::Shutdown::Write);
+                    slot.deadline_in(&mut self.wheel, key, now, self.settings.close_timeout);
                 }
             }
             _ => {}
         }
-        if conn.has(flag::DYING) {
-            if !conn.has(flag::RECV_ARMED | flag::CONNECT) && !conn.out.in_flight() {
-                let mut conn = self.conns.remove(key);
-                self.local.topics.unsubscribe_all(&mut conn.subs);
-                let generation = conn.generation;
-                self.io.ring.close(conn.socket.into_raw_fd(), token(op::IGNORE, 0, 0));
+        if slot.has(flag::DYING) {
+            if !slot.has(flag::RECV_ARMED | flag::CONNECT) && !slot.out.in_flight() {
+                let mut slot = self.conns.remove(key);
+                self.local.topics.unsubscribe_all(&mut slot.subs);
+                let generation = slot.generation;
+                self.io.ring.close(slot.socket.into_raw_fd(), token(op::IGNORE, 0, 0));
                 tracing::debug!(conn = %self.id(key, generation), "closed");
             }
             return;
         }
-        let wants_send = !conn.out.in_flight() && !conn.out.is_empty();
-        if (wants_send || conn.has(flag::REARM)) && !conn.has(flag::IN_FLUSH_LIST) {
-            conn.flags |= flag::IN_FLUSH_LIST;
+        let wants_send = !slot.out.in_flight() && !slot.out.is_empty();
+        if (wants_send || slot.has(flag::REARM)) && !slot.has(flag::IN_FLUSH_LIST) {
+            slot.flags |= flag::IN_FLUSH_LIST;
             self.flush_list.push(key);
         }
     }
@@ -509,20 +509,20 @@ impl<H: Handler> Shard<H> {
     fn flush(&mut self) {
         let mut list = std::mem::take(&mut self.flush_list);
         for &key in &list {
-            let Some(conn) = self.conns.get_mut(key) else { continue };
-            conn.flags &= !flag::IN_FLUSH_LIST;
-            if conn.has(flag::DYING) {
+            let Some(slot) = self.conns.get_mut(key) else { continue };
+            slot.flags &= !flag::IN_FLUSH_LIST;
+            if slot.has(flag::DYING) {
                 continue;
             }
-            if conn.has(flag::REARM) {
-                conn.flags = (conn.flags & !flag::REARM) | flag::RECV_ARMED;
-                self.io.ring.recv_multi(conn.fd(), self.io.bufs.group(), token(op::RECV, key, conn.generation));
+            if slot.has(flag::REARM) {
+                slot.flags = (slot.flags & !flag::REARM) | flag::RECV_ARMED;
+                self.io.ring.recv_multi(slot.fd(), self.io.bufs.group(), token(op::RECV, key, slot.generation));
             }
-            if !conn.out.in_flight() {
-                self.io.ring.send(conn.fd(), &mut conn.out, token(op::SEND, key, conn.generation));
+            if !slot.out.in_flight() {
+                self.io.ring.send(slot.fd(), &mut slot.out, token(op::SEND, key, slot.generation));
             }
             // A queue buffer taken but left empty goes back to the pool.
-            conn.out.release();
+            slot.out.release();
         }
         list.clear();
         // Keep the capacity; `review` may have pushed nothing meanwhile.
@@ -538,12 +538,12 @@ impl<H: Handler> Shard<H> {
 
     /// The peer is gone (end of stream, reset) or unusable.
     fn peer_gone(&mut self, key: usize, why: &str) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
-        match conn.phase {
+        let Some(slot) = self.conns.get_mut(key) else { return };
+        match slot.phase {
             // Our last frames may still be queued: send them, then close.
             Phase::Finished => self.review(key),
             _ => {
-                finish(&mut self.handler, conn, CloseCode::ABNORMAL, why, true);
+                finish(&mut self.handler, slot, CloseCode::ABNORMAL, why, true);
                 self.terminate(key, why, ConnectError::Closed);
             }
         }
@@ -555,21 +555,21 @@ impl<H: Handler> Shard<H> {
     /// is dropped, and the socket closes once the kernel gives back its
     /// operations.
     fn terminate(&mut self, key: usize, why: &str, connecting: ConnectError) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
-        tracing::debug!(conn = %ConnId { shard: self.index, key: key as u32, generation: conn.generation }, why, "terminating");
-        fail_connecting(&mut self.handler, conn, connecting, &self.dialer);
-        finish(&mut self.handler, conn, CloseCode::ABNORMAL, why, false);
-        conn.phase = Phase::Finished;
-        conn.flags = (conn.flags | flag::DYING) & !flag::REARM;
-        conn.out.discard_unsent();
-        if conn.has(flag::RECV_ARMED) {
-            self.io.ring.cancel(token(op::RECV, key, conn.generation), token(op::IGNORE, 0, 0));
+        let Some(slot) = self.conns.get_mut(key) else { return };
+        tracing::debug!(conn = %ConnId { shard: self.index, key: key as u32, generation: slot.generation }, why, "terminating");
+        fail_connecting(&mut self.handler, slot, connecting, &self.dialer);
+        finish(&mut self.handler, slot, CloseCode::ABNORMAL, why, false);
+        slot.phase = Phase::Finished;
+        slot.flags = (slot.flags | flag::DYING) & !flag::REARM;
+        slot.out.discard_unsent();
+        if slot.has(flag::RECV_ARMED) {
+            self.io.ring.cancel(token(op::RECV, key, slot.generation), token(op::IGNORE, 0, 0));
         }
-        if conn.out.in_flight() {
-            self.io.ring.cancel(token(op::SEND, key, conn.generation), token(op::IGNORE, 0, 0));
+        if slot.out.in_flight() {
+            self.io.ring.cancel(token(op::SEND, key, slot.generation), token(op::IGNORE, 0, 0));
         }
-        if conn.has(flag::CONNECT) {
-            self.io.ring.cancel(token(op::CONNECT, key, conn.generation), token(op::IGNORE, 0, 0));
+        if slot.has(flag::CONNECT) {
+            self.io.ring.cancel(token(op::CONNECT, key, slot.generation), token(op::IGNORE, 0, 0));
         }
         self.review(key);
     }
@@ -587,40 +587,40 @@ impl<H: Handler> Shard<H> {
     fn on_timer(&mut self, entry: timer::Entry) {
         let key = entry.key as usize;
         let now = self.now;
-        let Some(conn) = self.conns.get_mut(key) else { return };
-        if conn.generation != entry.generation || conn.timer_tick != entry.tick || !conn.has(flag::TIMER) {
+        let Some(slot) = self.conns.get_mut(key) else { return };
+        if slot.generation != entry.generation || slot.timer_tick != entry.tick || !slot.has(flag::TIMER) {
             return; // superseded by a newer entry
         }
-        conn.flags &= !flag::TIMER;
-        if !reached(conn.deadline, now) {
-            let deadline = conn.deadline;
-            return conn.set_deadline(&mut self.wheel, key, deadline);
+        slot.flags &= !flag::TIMER;
+        if !reached(slot.deadline, now) {
+            let deadline = slot.deadline;
+            return slot.set_deadline(&mut self.wheel, key, deadline);
         }
-        match &mut conn.phase {
+        match &mut slot.phase {
             Phase::Handshake(_) => self.terminate(key, "handshake timeout", ConnectError::Closed),
             Phase::Connecting(_) => self.terminate(key, "handshake timeout", ConnectError::Timeout),
             Phase::RawEcho => {}
             Phase::Finished => self.terminate(key, "close timeout", ConnectError::Closed),
-            Phase::Open { ws, .. } if ws.state() != State::Open => {
+            Phase::Open { proto, .. } if proto.state() != State::Open => {
                 self.terminate(key, "close handshake timeout", ConnectError::Closed)
             }
-            Phase::Open { ws, .. } => {
+            Phase::Open { proto, .. } => {
                 let Some(idle) = self.settings.idle_timeout else { return };
-                if conn.flags & flag::ACTIVE != 0 {
-                    conn.flags &= !(flag::ACTIVE | flag::PING_SENT);
-                    let deadline = conn.last_rx.wrapping_add(millis(idle));
+                if slot.flags & flag::ACTIVE != 0 {
+                    slot.flags &= !(flag::ACTIVE | flag::PING_SENT);
+                    let deadline = slot.last_rx.wrapping_add(millis(idle));
                     if !reached(deadline, now) {
-                        return conn.set_deadline(&mut self.wheel, key, deadline);
+                        return slot.set_deadline(&mut self.wheel, key, deadline);
                     }
                 }
-                if conn.flags & flag::PING_SENT != 0 {
+                if slot.flags & flag::PING_SENT != 0 {
                     return self.terminate(key, "no pong within the pong timeout", ConnectError::Closed);
                 }
                 // Idle: give back the send buffers, then ask for a sign of life.
-                conn.out.release();
-                let _ = ws.ping(b"", conn.out.queue());
-                conn.flags |= flag::PING_SENT;
-                conn.deadline_in(&mut self.wheel, key, now, self.settings.pong_timeout);
+                slot.out.release();
+                let _ = proto.ping(b"", slot.out.queue());
+                slot.flags |= flag::PING_SENT;
+                slot.deadline_in(&mut self.wheel, key, now, self.settings.pong_timeout);
                 self.review(key);
             }
         }
@@ -639,10 +639,10 @@ impl<H: Handler> Shard<H> {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
         for key in keys {
-            let conn = &mut self.conns[key];
-            match &mut conn.phase {
-                Phase::Open { ws, .. } => {
-                    let _ = ws.close(Some(CloseCode::GOING_AWAY), "server shutting down", conn.out.queue());
+            let slot = &mut self.conns[key];
+            match &mut slot.phase {
+                Phase::Open { proto, .. } => {
+                    let _ = proto.close(Some(CloseCode::GOING_AWAY), "server shutting down", slot.out.queue());
                     self.review(key);
                 }
                 Phase::Connecting(_) => self.terminate(key, "stopping", ConnectError::Stopping),
@@ -658,7 +658,7 @@ impl<H: Handler> Shard<H> {
             return;
         }
         let keys: Vec<usize> =
-            self.conns.iter().filter(|(_, conn)| !conn.has(flag::DYING)).map(|(key, _)| key).collect();
+            self.conns.iter().filter(|(_, slot)| !slot.has(flag::DYING)).map(|(key, _)| key).collect();
         if !keys.is_empty() {
             tracing::debug!(connections = keys.len(), "stop deadline passed; closing the rest");
             self.shared_stats.add_forced(keys.len() as u64);
@@ -675,8 +675,8 @@ impl<H: Handler> Shard<H> {
         }
     }
 
-    fn start_dial(&mut self, request: DialRequest<H::Conn>) {
-        let DialRequest { addr, local, handshake, state } = request;
+    fn start_dial(&mut self, request: DialRequest<H::Data>) {
+        let DialRequest { addr, local, handshake, data } = request;
         let refused = if self.stop_deadline.is_some() {
             Some(ConnectError::Stopping)
         } else if self.conns.len() >= self.max_connections {
@@ -690,31 +690,31 @@ impl<H: Handler> Shard<H> {
         };
         let (socket, connected) = match started {
             Ok(started) => started,
-            Err(error) => return notify::connect_failed(&mut self.handler, state, addr, error, &self.dialer),
+            Err(error) => return notify::connect_failed(&mut self.handler, data, addr, error, &self.dialer),
         };
         let generation = self.take_generation();
         let fd = socket.as_raw_fd();
-        let dial = Dial { handshake, state, addr, head: Vec::new() };
+        let dial = Dial { handshake, data, addr, head: Vec::new() };
         let key = self.conns.insert(Slot::with_phase(socket, generation, Phase::Connecting(Box::new(dial)), self.now));
         tracing::debug!(conn = %self.id(key, generation), %addr, "connecting");
-        let conn = &mut self.conns[key];
-        conn.deadline_in(&mut self.wheel, key, self.now, self.settings.handshake_timeout);
+        let slot = &mut self.conns[key];
+        slot.deadline_in(&mut self.wheel, key, self.now, self.settings.handshake_timeout);
         if connected {
             self.on_tcp_connected(key);
         } else {
-            conn.flags |= flag::CONNECT;
+            slot.flags |= flag::CONNECT;
             self.io.ring.poll_writable(fd, token(op::CONNECT, key, generation));
         }
     }
 
     /// The socket became writable (or failed) while connecting.
     fn on_connect(&mut self, key: usize, generation: u32, result: i32) {
-        let Some(conn) = self.conns.get_mut(key).filter(|conn| conn.generation == generation) else { return };
-        conn.flags &= !flag::CONNECT;
-        if conn.has(flag::DYING) {
+        let Some(slot) = self.conns.get_mut(key).filter(|slot| slot.generation == generation) else { return };
+        slot.flags &= !flag::CONNECT;
+        if slot.has(flag::DYING) {
             return self.review(key);
         }
-        match dial::connect_error(&conn.socket, result) {
+        match dial::connect_error(&slot.socket, result) {
             None => self.on_tcp_connected(key),
             Some(e) => self.terminate(key, "connect failed", ConnectError::Io(e)),
         }
@@ -722,13 +722,13 @@ impl<H: Handler> Shard<H> {
 
     /// TCP is up: send the upgrade request, start receiving the answer.
     fn on_tcp_connected(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        if let Phase::Connecting(dial) = &conn.phase {
+        let slot = &mut self.conns[key];
+        if let Phase::Connecting(dial) = &slot.phase {
             // Checked when the request was made: it cannot fail here.
-            let _ = dial.handshake.write_request(conn.out.queue());
+            let _ = dial.handshake.write_request(slot.out.queue());
         }
-        conn.flags |= flag::RECV_ARMED;
-        self.io.ring.recv_multi(conn.fd(), self.io.bufs.group(), token(op::RECV, key, conn.generation));
+        slot.flags |= flag::RECV_ARMED;
+        self.io.ring.recv_multi(slot.fd(), self.io.bufs.group(), token(op::RECV, key, slot.generation));
         self.local.stats.accepted += 1;
         self.review(key);
     }

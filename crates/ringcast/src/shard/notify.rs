@@ -32,14 +32,14 @@ pub fn guarded(callback: &'static str, conn: Option<ConnId>, f: impl FnOnce()) -
 /// Returns false then. Does nothing (and returns true) in other phases.
 pub fn with_ws<H: Handler>(
     handler: &mut H,
-    slot: &mut Slot<H::Conn>,
+    slot: &mut Slot<H::Data>,
     id: ConnId,
     shard: &mut ShardCtx,
     callback: &'static str,
-    call: impl FnOnce(&mut H, &mut Ws<'_, H::Conn>),
+    call: impl FnOnce(&mut H, &mut Ws<'_, H::Data>),
 ) -> bool {
-    let Phase::Open { ws, state } = &mut slot.phase else { return true };
-    let mut handle = Ws::new(ws.sender(), &mut slot.out, state, &mut slot.subs, id, shard);
+    let Phase::Open { proto, data } = &mut slot.phase else { return true };
+    let mut handle = Ws::new(proto.sender(), &mut slot.out, data, &mut slot.subs, id, shard);
     if guarded(callback, Some(id), || call(handler, &mut handle)) {
         return true;
     }
@@ -49,20 +49,20 @@ pub fn with_ws<H: Handler>(
 
 /// Closes an open connection with 1011 after its handler panicked, and
 /// tells the handler it is over.
-pub fn fail_internal<H: Handler>(handler: &mut H, slot: &mut Slot<H::Conn>) {
-    if let Phase::Open { ws, .. } = &mut slot.phase {
-        let _ = ws.close(Some(CloseCode::INTERNAL_ERROR), "", slot.out.queue());
+pub fn fail_internal<H: Handler>(handler: &mut H, slot: &mut Slot<H::Data>) {
+    if let Phase::Open { proto, .. } = &mut slot.phase {
+        let _ = proto.close(Some(CloseCode::INTERNAL_ERROR), "", slot.out.queue());
     }
     finish(handler, slot, CloseCode::INTERNAL_ERROR, "handler panicked", false);
 }
 
-/// Ends an open connection: hands the state back to the handler and moves to
+/// Ends an open connection: hands the data back to the handler and moves to
 /// `Finished`. Does nothing in other phases.
-pub fn finish<H: Handler>(handler: &mut H, slot: &mut Slot<H::Conn>, code: CloseCode, reason: &str, by_peer: bool) {
+pub fn finish<H: Handler>(handler: &mut H, slot: &mut Slot<H::Data>, code: CloseCode, reason: &str, by_peer: bool) {
     if let Phase::Open { .. } = slot.phase {
-        if let Phase::Open { state, .. } = std::mem::replace(&mut slot.phase, Phase::Finished) {
+        if let Phase::Open { data, .. } = std::mem::replace(&mut slot.phase, Phase::Finished) {
             // Nothing is left to clean up if `close` itself panics.
-            guarded("close", None, || handler.close(state, CloseInfo { code, reason, by_peer }));
+            guarded("close", None, || handler.close(data, CloseInfo { code, reason, by_peer }));
         }
     }
 }
@@ -71,27 +71,27 @@ pub fn finish<H: Handler>(handler: &mut H, slot: &mut Slot<H::Conn>, code: Close
 /// see [`connect_failed`].
 pub fn fail_connecting<H: Handler>(
     handler: &mut H,
-    slot: &mut Slot<H::Conn>,
+    slot: &mut Slot<H::Data>,
     error: ConnectError,
-    dialer: &Dialer<H::Conn>,
+    dialer: &Dialer<H::Data>,
 ) {
     if let Phase::Connecting(_) = slot.phase {
         if let Phase::Connecting(dial) = std::mem::replace(&mut slot.phase, Phase::Finished) {
-            connect_failed(handler, dial.state, dial.addr, error, dialer);
+            connect_failed(handler, dial.data, dial.addr, error, dialer);
         }
     }
 }
 
 /// A connect request that will not open: its address is free for the next
-/// one, and the handler gets the state back with the reason.
+/// one, and the handler gets the data back with the reason.
 pub fn connect_failed<H: Handler>(
     handler: &mut H,
-    state: H::Conn,
+    data: H::Data,
     addr: SocketAddr,
     error: ConnectError,
-    dialer: &Dialer<H::Conn>,
+    dialer: &Dialer<H::Data>,
 ) {
     dialer.release(addr);
     tracing::debug!(%addr, %error, "connect failed");
-    guarded("connect_failed", None, || handler.connect_failed(state, &error));
+    guarded("connect_failed", None, || handler.connect_failed(data, &error));
 }

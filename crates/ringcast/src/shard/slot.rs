@@ -51,7 +51,7 @@ pub struct Handshake {
 /// request out and the response coming in.
 pub struct Dial<C> {
     pub handshake: ClientHandshake,
-    pub state: C,
+    pub data: C,
     /// The server's address: the key of the CONNECTING rule.
     pub addr: SocketAddr,
     /// Response bytes so far, when the head spans several reads.
@@ -68,7 +68,7 @@ pub enum Phase<C> {
     /// `ServerBuilder::start_tcp_echo`): bytes in, same bytes out.
     RawEcho,
     /// A WebSocket connection; the handler has been told `open`.
-    Open { ws: Connection, state: C },
+    Open { proto: Connection, data: C },
     /// The exchange is over (the handler has been told `close`, or never
     /// saw an open connection): the last bytes leave, then the socket goes.
     Finished,
@@ -146,8 +146,8 @@ mod tests {
 
     #[test]
     fn an_idle_connection_stays_small() {
-        // The slot of a connection with no state of its own: the protocol
-        // state, the send queue, the subscriptions and the bookkeeping. The
+        // The slot of a connection with no data of its own: the protocol
+        // data, the send queue, the subscriptions and the bookkeeping. The
         // budget per idle connection is 256 bytes: this, the table's tag
         // and a 12-byte timer entry.
         let size = std::mem::size_of::<Slot<()>>();

@@ -37,7 +37,7 @@ pub struct TestHandler {
 }
 
 impl Handler for TestHandler {
-    type Conn = ();
+    type Data = ();
 
     fn upgrade(&mut self, request: &Request<'_>) -> Decision<()> {
         if request.origin() == Some("https://evil.example") {

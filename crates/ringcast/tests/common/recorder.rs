@@ -77,10 +77,10 @@ pub struct Recorder {
 }
 
 impl Handler for Recorder {
-    type Conn = Plan;
+    type Data = Plan;
 
     fn connected(&mut self, ws: &mut Ws<'_, Plan>, protocol: Option<&str>) {
-        let plan = ws.state().clone();
+        let plan = ws.data().clone();
         if let Some(topic) = &plan.subscribe {
             ws.subscribe(topic);
         }
@@ -96,7 +96,7 @@ impl Handler for Recorder {
     }
 
     fn message(&mut self, ws: &mut Ws<'_, Plan>, message: Message<'_>) {
-        let plan = ws.state_mut();
+        let plan = ws.data_mut();
         plan.received += 1;
         let (tag, done) = (plan.tag, plan.close_after == Some(plan.received));
         let _ = self.events.send(Ev::Message { tag, text: message.is_text(), data: message.as_bytes().to_vec() });
