@@ -93,13 +93,16 @@ pub enum ProtocolError {
     FrameTooLarge,
     /// A message larger than the configured maximum message size.
     MessageTooLarge,
+    /// The negotiated extension could not decode a message (see
+    /// [`Extension::decode`](crate::Extension::decode)).
+    ExtensionData,
 }
 
 impl ProtocolError {
     /// The close code RFC 6455 prescribes for this violation.
     pub fn close_code(self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::ExtensionData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => CloseCode::TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -125,6 +128,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::InvalidUtf8 => f.write_str("invalid UTF-8 in text"),
             ProtocolError::FrameTooLarge => f.write_str("frame exceeds the maximum frame size"),
             ProtocolError::MessageTooLarge => f.write_str("message exceeds the maximum message size"),
+            ProtocolError::ExtensionData => f.write_str("the extension could not decode a message"),
         }
     }
 }

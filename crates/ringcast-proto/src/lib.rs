@@ -43,6 +43,7 @@
 pub mod close;
 pub mod connection;
 pub mod error;
+pub mod extension;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
@@ -51,3 +52,4 @@ pub mod utf8;
 pub use close::CloseCode;
 pub use connection::{CloseFrame, Config, Connection, Event, MessageKind, Read, Role, State};
 pub use error::{Error, ProtocolError, RequestError, ResponseError, UsageError};
+pub use extension::{Extension, ExtensionError};

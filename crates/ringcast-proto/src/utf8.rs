@@ -187,6 +187,28 @@ impl MessageBuffer {
         Ok(())
     }
 
+    /// Takes the bytes out (to be transformed by an extension), leaving
+    /// the buffer empty, without capacity, and ready for the next `begin`.
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        let bytes = std::mem::take(&mut self.bytes);
+        self.clear(0);
+        bytes
+    }
+
+    /// Installs a whole message produced elsewhere (an extension's decoded
+    /// payload), validating it at once when it is text.
+    pub(crate) fn set_message(&mut self, bytes: Vec<u8>, is_text: bool) -> Result<(), Utf8Error> {
+        self.clear(0);
+        self.is_text = is_text;
+        if is_text && !is_valid(&bytes) {
+            self.poisoned = true;
+            return Err(Utf8Error);
+        }
+        self.bytes = bytes;
+        self.finished = true;
+        Ok(())
+    }
+
     /// Bytes allocated, for the memory tests.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {

@@ -27,6 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::close::CloseCode;
 use crate::error::{Error, UsageError};
+use crate::extension::Extension;
 
 pub use read::{CloseFrame, Event, Read, Receiver};
 pub use send::Sender;
@@ -62,9 +63,16 @@ impl Connection {
     /// A client-side connection with masking keys from a fixed seed: for
     /// reproducible tests, never for traffic a hostile script could observe.
     pub fn client_with_seed(config: Config, seed: [u8; 32]) -> Self {
-        let rng = Box::new(ChaCha8Rng::from_seed(seed));
+        let rng = ChaCha8Rng::from_seed(seed);
         let pair = next_pair_id();
         Connection { rx: Receiver::new(config, pair), tx: Sender::new(Role::Client, Some(rng), pair) }
+    }
+
+    /// Gives the connection a negotiated extension: it claims RSV bits and
+    /// transforms whole messages both ways (see [`crate::extension`]).
+    pub fn with_extension(mut self, extension: Box<dyn Extension>) -> Self {
+        self.tx.set_extension(extension);
+        self
     }
 
     /// The two halves: read with [`Receiver::read`] (passing the sender),

@@ -13,6 +13,7 @@ use super::send::Sender;
 use super::shared::{Config, MessageKind, Role, State};
 use crate::close::{self, CloseCode};
 use crate::error::{Error, ProtocolError, UsageError};
+use crate::extension::ExtensionError;
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::mask;
 use crate::utf8::MessageBuffer;
@@ -155,6 +156,9 @@ pub struct Receiver {
     frame: Option<PartialFrame>,
     /// The data message in progress, if its frames or bytes span reads.
     message: Option<MessageKind>,
+    /// The RSV bits of that message's first frame: non-zero when the
+    /// negotiated extension must decode it once it is complete.
+    message_rsv: u8,
     assembly: MessageBuffer,
     /// Payload of a control frame that spans reads (at most 125 bytes),
     /// allocated only when one does: most connections never need it.
@@ -173,6 +177,7 @@ impl Receiver {
             header_len: 0,
             frame: None,
             message: None,
+            message_rsv: 0,
             assembly: MessageBuffer::default(),
             control: None,
             lent: Lent::Nothing,
@@ -299,7 +304,7 @@ impl Receiver {
             };
             pos += used;
             let discard = !header.opcode.is_control() && tx.state() == State::CloseSent;
-            self.check_header(tx.role(), &header, discard)?;
+            self.check_header(tx.role(), tx.claimed_rsv(), &header, discard)?;
             let len = header.payload_len;
             let whole = len <= (input.len() - pos) as u64;
             if header.opcode.is_control() {
@@ -319,18 +324,27 @@ impl Receiver {
             } else {
                 self.track_message(tx.state(), header.opcode, header.fin);
                 if whole && !discard && self.message.is_none() && header.fin {
-                    // The fast path: a whole one-frame message, handed over in place.
+                    // The fast path: a whole one-frame message, handed over in
+                    // place (or decoded from where it lies, for an extension).
                     let range = pos..pos + len as usize;
                     pos = range.end;
                     if let Some(key) = header.mask {
                         mask::apply_mask(&mut input[range.clone()], key, 0);
+                    }
+                    if header.rsv != 0 {
+                        self.decode(tx, kind_of(header.opcode), header.rsv, &input[range])?;
+                        return Ok((pos, Some(data_ready(header.opcode, Source::Assembly))));
                     }
                     let src = Source::Input(range);
                     return Ok((pos, Some(data_ready(header.opcode, src))));
                 }
                 if !discard && header.opcode != OpCode::Continuation {
                     self.message = Some(kind_of(header.opcode));
-                    self.assembly.begin(header.opcode == OpCode::Text, self.limits.retain_capacity as usize);
+                    self.message_rsv = header.rsv;
+                    // A message the extension transformed is checked for
+                    // UTF-8 after decoding, not as it arrives.
+                    let validate = header.opcode == OpCode::Text && header.rsv == 0;
+                    self.assembly.begin(validate, self.limits.retain_capacity as usize);
                 }
             }
             self.frame = Some(PartialFrame {
@@ -387,14 +401,17 @@ impl Receiver {
     }
 
     /// The rules that depend on role, extensions, fragmentation and limits.
-    /// Size limits do not apply to data we discard unread.
-    fn check_header(&self, role: Role, header: &FrameHeader, discard: bool) -> Result<(), ProtocolError> {
+    /// RSV bits are allowed only when the negotiated extension claims them
+    /// (`claimed`), and only on the first frame of a data message. Size
+    /// limits do not apply to data we discard unread.
+    fn check_header(&self, role: Role, claimed: u8, header: &FrameHeader, discard: bool) -> Result<(), ProtocolError> {
         match (role, header.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
-        if header.rsv != 0 {
+        let first_data_frame = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if header.rsv & !claimed != 0 || (header.rsv != 0 && !first_data_frame) {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }
         match header.opcode {
@@ -449,8 +466,30 @@ impl Receiver {
         }
         self.assembly.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         let kind = self.message.take().unwrap_or(MessageKind::Binary);
-        let opcode = kind.opcode();
-        Ok((n, Some(data_ready(opcode, Source::Assembly))))
+        let rsv = std::mem::take(&mut self.message_rsv);
+        if rsv != 0 {
+            let encoded = self.assembly.take_bytes();
+            self.decode(tx, kind, rsv, &encoded)?;
+        }
+        Ok((n, Some(data_ready(kind.opcode(), Source::Assembly))))
+    }
+
+    /// The extension seam, inbound: a whole message whose first frame
+    /// carried `rsv` is decoded by the negotiated extension into the
+    /// assembly buffer, then checked for UTF-8 if it is text.
+    fn decode(&mut self, tx: &mut Sender, kind: MessageKind, rsv: u8, encoded: &[u8]) -> Result<(), ProtocolError> {
+        let max = self.limits.max_message_size as usize;
+        // `check_header` let the bits through, so there is an extension.
+        let extension = tx.extension().ok_or(ProtocolError::ReservedBits(rsv))?;
+        let mut decoded = Vec::new();
+        extension.decode(rsv, encoded, max, &mut decoded).map_err(|e| match e {
+            ExtensionError::TooLarge => ProtocolError::MessageTooLarge,
+            _ => ProtocolError::ExtensionData,
+        })?;
+        if decoded.len() > max {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        self.assembly.set_message(decoded, kind == MessageKind::Text).map_err(|_| ProtocolError::InvalidUtf8)
     }
 
     /// Acts on a whole control frame.
@@ -495,6 +534,7 @@ impl Receiver {
         tx.set_closed();
         self.frame = None;
         self.message = None;
+        self.message_rsv = 0;
         self.header_len = 0;
         self.assembly.clear(0);
         self.control = None;

@@ -7,7 +7,8 @@ use rand_chacha::ChaCha8Rng;
 use super::shared::{MessageKind, Role, State};
 use crate::close::{self, CloseCode};
 use crate::error::UsageError;
-use crate::frame::{encode_frame, OpCode};
+use crate::extension::Extension;
+use crate::frame::{encode_frame, encode_frame_rsv, OpCode};
 
 /// Pongs kept in the queue before newer ones replace the newest: enough for
 /// a burst of pings to each get its answer (Autobahn 2.10 sends nine at once).
@@ -31,14 +32,25 @@ pub struct Sender {
     /// the queue past about 2 KiB.
     queued_pongs: u8,
     last_pong_at: u32,
-    /// Source of masking keys (client role only).
-    rng: Option<Box<ChaCha8Rng>>,
+    /// What only some connections have, boxed so that an idle server
+    /// connection without extensions stays small.
+    cold: Option<Box<Cold>>,
     /// Matches the receiver of the same connection.
     pub(super) pair: u32,
 }
 
+/// The parts of a sender most server connections never use.
+#[derive(Debug, Default)]
+struct Cold {
+    /// Source of masking keys (client role only).
+    rng: Option<ChaCha8Rng>,
+    /// The negotiated extension, if any; the receiver reaches it through
+    /// the sender it is given.
+    extension: Option<Box<dyn Extension>>,
+}
+
 impl Sender {
-    pub(super) fn new(role: Role, rng: Option<Box<ChaCha8Rng>>, pair: u32) -> Self {
+    pub(super) fn new(role: Role, rng: Option<ChaCha8Rng>, pair: u32) -> Self {
         Sender {
             role,
             state: State::Open,
@@ -46,9 +58,24 @@ impl Sender {
             pending: Vec::new(),
             queued_pongs: 0,
             last_pong_at: 0,
-            rng,
+            cold: rng.map(|rng| Box::new(Cold { rng: Some(rng), extension: None })),
             pair,
         }
+    }
+
+    /// Installs the negotiated extension (see [`crate::extension`]).
+    pub(super) fn set_extension(&mut self, extension: Box<dyn Extension>) {
+        self.cold.get_or_insert_with(Default::default).extension = Some(extension);
+    }
+
+    /// The negotiated extension, if any.
+    pub(super) fn extension(&mut self) -> Option<&mut (dyn Extension + 'static)> {
+        self.cold.as_mut().and_then(|cold| cold.extension.as_deref_mut())
+    }
+
+    /// The RSV bits the negotiated extension claims (0 without one).
+    pub(super) fn claimed_rsv(&self) -> u8 {
+        self.cold.as_ref().and_then(|cold| cold.extension.as_ref()).map_or(0, |e| e.rsv_bits() & 0b111)
     }
 
     /// Our role.
@@ -98,9 +125,19 @@ impl Sender {
     /// Sends a whole message as one frame. The caller guarantees that a
     /// `Text` payload is UTF-8 (it is unchecked here, because callers
     /// usually hold a `&str` already).
+    ///
+    /// With a negotiated extension, the extension may transform the payload
+    /// first and set RSV bits on the frame (see [`crate::extension`]).
     pub fn send(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Result<(), UsageError> {
         if self.sending.is_some() {
             return Err(UsageError::FragmentState);
+        }
+        let claimed = self.claimed_rsv();
+        if let Some(extension) = self.extension() {
+            let mut encoded = Vec::new();
+            if let Some(rsv) = extension.encode(kind, payload, &mut encoded) {
+                return self.write_rsv(kind.opcode(), rsv & claimed, &encoded, out);
+            }
         }
         self.write(kind.opcode(), true, payload, out)
     }
@@ -160,6 +197,16 @@ impl Sender {
         Ok(())
     }
 
+    /// One final frame whose payload an extension transformed.
+    fn write_rsv(&mut self, opcode: OpCode, rsv: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), UsageError> {
+        if self.state != State::Open {
+            return Err(UsageError::Closing);
+        }
+        let key = self.next_key();
+        encode_frame_rsv(out, true, rsv, opcode, payload, key);
+        Ok(())
+    }
+
     fn write_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Result<(), UsageError> {
         if payload.len() > 125 {
             return Err(UsageError::ControlTooLong);
@@ -169,7 +216,7 @@ impl Sender {
 
     /// A fresh masking key for a client frame; `None` for a server.
     fn next_key(&mut self) -> Option<[u8; 4]> {
-        self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes())
+        self.cold.as_mut().and_then(|cold| cold.rng.as_mut()).map(|rng| rng.next_u32().to_ne_bytes())
     }
 
     /// Queues the automatic answer to a ping (see `queued_pongs`).

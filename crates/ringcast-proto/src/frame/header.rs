@@ -118,7 +118,13 @@ impl FrameHeader {
 /// Appends a whole frame (header, then the payload masked with `mask` if
 /// given) to `out`. Server frames pass `None`, client frames a fresh key.
 pub fn encode_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) {
-    let header = FrameHeader { fin, rsv: 0, opcode, mask, payload_len: payload.len() as u64 };
+    encode_frame_rsv(out, fin, 0, opcode, payload, mask);
+}
+
+/// [`encode_frame`] with RSV bits set (`rsv` as in [`FrameHeader::rsv`]),
+/// for a payload a negotiated extension transformed.
+pub fn encode_frame_rsv(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) {
+    let header = FrameHeader { fin, rsv, opcode, mask, payload_len: payload.len() as u64 };
     let mut head = [0u8; MAX_HEADER_LEN];
     let head_len = header.encode(&mut head);
     out.reserve(head_len + payload.len());

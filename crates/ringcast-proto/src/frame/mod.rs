@@ -6,4 +6,4 @@ mod coding;
 mod header;
 
 pub use coding::OpCode;
-pub use header::{encode_frame, FrameHeader, MAX_HEADER_LEN};
+pub use header::{encode_frame, encode_frame_rsv, FrameHeader, MAX_HEADER_LEN};
