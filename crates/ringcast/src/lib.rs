@@ -40,6 +40,7 @@
 // The modules from the bottom layer up; each imports only modules listed
 // before it (docs/architecture.md draws the arrows).
 mod sys;
+mod transport;
 
 mod builder;
 mod config;

@@ -18,6 +18,7 @@ use crate::pubsub::{self, Delivery, Hub, Mailbox};
 use crate::shard::{Links, Shard, Stop};
 use crate::stats::{SharedStats, Stats};
 use crate::sys::{Io, Waker};
+use crate::transport::Plain;
 
 /// Starts the shards of a runtime, one per entry of `listeners` (a server
 /// gives each a listening socket, a client none). Returns once every shard
@@ -75,7 +76,7 @@ where
                     }
                 };
                 let handler = factory(index);
-                let shard = Shard::new(io, listener, handler, settings, links, index as u16);
+                let shard = Shard::new(io, listener, handler, settings, links, index as u16, Plain);
                 let _ = ready.send(Ok(()));
                 shard.run();
             })

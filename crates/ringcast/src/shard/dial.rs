@@ -47,9 +47,9 @@ pub fn start_socket(addr: SocketAddr, local: Option<SocketAddr>) -> std::io::Res
 /// Feeds received bytes to a connection waiting for its upgrade response.
 /// Parses in place when the head arrives in one read; on a 101, bytes after
 /// the head go straight to the WebSocket path.
-pub fn on_response<H: Handler>(
+pub fn on_response<H: Handler, S>(
     handler: &mut H,
-    slot: &mut Slot<H::Data>,
+    slot: &mut Slot<H::Data, S>,
     input: &mut [u8],
     id: ConnId,
     config: Config,

@@ -16,9 +16,9 @@ use crate::ws::{ConnId, ShardCtx, Ws};
 /// every event. Ends the connection (phase `Finished`, handler told) on a
 /// close frame or a protocol violation; the close frame owed to the peer is
 /// then in the out queue. Returns how many messages were delivered.
-pub fn on_frames<H: Handler>(
+pub fn on_frames<H: Handler, S>(
     handler: &mut H,
-    slot: &mut Slot<H::Data>,
+    slot: &mut Slot<H::Data, S>,
     input: &mut [u8],
     id: ConnId,
     shard: &mut ShardCtx,

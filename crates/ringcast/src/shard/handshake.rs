@@ -20,9 +20,9 @@ enum Next<C> {
 /// Parses in place when the head arrives in one read (the usual case) and
 /// copies only a head split across reads. On an upgrade, bytes after the
 /// head go straight to the WebSocket path. Returns the messages delivered.
-pub fn on_data<H: Handler>(
+pub fn on_data<H: Handler, S>(
     handler: &mut H,
-    slot: &mut Slot<H::Data>,
+    slot: &mut Slot<H::Data, S>,
     input: &mut [u8],
     id: ConnId,
     limits: (Config, usize),

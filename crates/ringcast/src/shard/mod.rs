@@ -36,14 +36,22 @@ use crate::handler::Handler;
 use crate::pubsub::{Delivery, LocalTopics, Mailbox};
 use crate::stats::SharedStats;
 use crate::sys::{self, Completion, Io, Waker};
+use crate::transport::{Plain, Transport, TransportError};
 use crate::ws::{offer_frame, ConnId, Offer, ShardCtx};
 
-/// One shard's data. `io` is the first field on purpose: dropping it
+/// One shard's state. `io` is the first field on purpose: dropping it
 /// cancels every kernel operation before the connections (whose send
-/// buffers the kernel may be reading) are dropped.
-pub(crate) struct Shard<H: Handler> {
+/// buffers the kernel may be reading) are dropped. `T` is the transport
+/// seam (see `crate::transport`): plain TCP unless a layer such as TLS is
+/// put in.
+pub(crate) struct Shard<H: Handler, T: Transport = Plain> {
     io: Io,
-    conns: Slab<Slot<H::Data>>,
+    conns: Slab<Slot<H::Data, T::Session>>,
+    transport: T,
+    /// Plaintext a transport could not leave in the receive buffer.
+    scratch: Vec<u8>,
+    /// Connections whose transport failed while their output was sealed.
+    unsealed: Vec<(usize, TransportError)>,
     handler: H,
     settings: Arc<Settings>,
     waker: Arc<Waker>,
@@ -77,7 +85,7 @@ pub(crate) struct Shard<H: Handler> {
     dialer: Arc<Dialer<H::Data>>,
 }
 
-impl<H: Handler> Shard<H> {
+impl<H: Handler, T: Transport> Shard<H, T> {
     pub(crate) fn new(
         io: Io,
         listener: Option<Socket>,
@@ -85,6 +93,7 @@ impl<H: Handler> Shard<H> {
         settings: Arc<Settings>,
         links: Links<H::Data>,
         index: u16,
+        transport: T,
     ) -> Self {
         let Links { waker, stop, stats, mailbox, hub, dialer } = links;
         let max_connections = settings.max_connections_per_shard();
@@ -97,6 +106,9 @@ impl<H: Handler> Shard<H> {
             // Reserved up front: untouched capacity costs address space, not
             // memory, and the table never moves under load.
             conns: Slab::with_capacity(max_connections.min(1 << 20)),
+            transport,
+            scratch: Vec::new(),
+            unsealed: Vec::new(),
             handler,
             waker,
             stop,
@@ -311,7 +323,14 @@ impl<H: Handler> Shard<H> {
         let generation = self.take_generation();
         let fd = socket.as_raw_fd();
         let reader = (!self.settings.tcp_echo).then(|| RequestReader::new(self.request_limits));
-        let key = self.conns.insert(Slot::new(socket, generation, reader, self.now));
+        let session = match self.transport.accept() {
+            Ok(session) => session,
+            Err(e) => {
+                tracing::warn!(reason = e.reason, "the transport refused a connection");
+                return;
+            }
+        };
+        let key = self.conns.insert(Slot::new(socket, generation, reader, self.now, session));
         tracing::debug!(conn = %self.id(key, generation), fd, "accepted");
         self.io.ring.recv_multi(fd, self.io.bufs.group(), token(op::RECV, key, generation));
         let slot = &mut self.conns[key];
@@ -374,7 +393,15 @@ impl<H: Handler> Shard<H> {
         let local = &mut self.local;
         local.stats.reads += 1;
         local.stats.bytes_in += c.result as u64;
-        let input = self.io.bufs.filled(buffer, c.result as usize);
+        let wire = self.io.bufs.filled(buffer, c.result as usize);
+        // The transport seam, inbound: socket bytes become plaintext.
+        let input = match self.transport.open(&mut slot.session, wire, &mut self.scratch, &mut slot.out) {
+            Ok(plaintext) => plaintext,
+            Err(e) => {
+                self.io.bufs.recycle(buffer);
+                return self.terminate(key, e.reason, ConnectError::Closed);
+            }
+        };
         if !slot.has(flag::DYING | flag::LINGER) {
             match slot.phase {
                 Phase::Open { .. } => {
@@ -415,7 +442,13 @@ impl<H: Handler> Shard<H> {
 
     /// After a handshake step: if the connection just opened, its idle
     /// timer starts.
-    fn opened(wheel: &mut Wheel, idle: Option<Duration>, now: Millis, slot: &mut Slot<H::Data>, id: ConnId) {
+    fn opened(
+        wheel: &mut Wheel,
+        idle: Option<Duration>,
+        now: Millis,
+        slot: &mut Slot<H::Data, T::Session>,
+        id: ConnId,
+    ) {
         if let Phase::Open { .. } = slot.phase {
             tracing::debug!(conn = %id, "open");
             if let Some(idle) = idle {
@@ -519,6 +552,11 @@ impl<H: Handler> Shard<H> {
                 self.io.ring.recv_multi(slot.fd(), self.io.bufs.group(), token(op::RECV, key, slot.generation));
             }
             if !slot.out.in_flight() {
+                // The transport seam, outbound: plaintext becomes wire bytes.
+                if let Err(e) = self.transport.seal(&mut slot.session, &mut slot.out) {
+                    self.unsealed.push((key, e));
+                    continue;
+                }
                 self.io.ring.send(slot.fd(), &mut slot.out, token(op::SEND, key, slot.generation));
             }
             // A queue buffer taken but left empty goes back to the pool.
@@ -528,6 +566,9 @@ impl<H: Handler> Shard<H> {
         // Keep the capacity; `review` may have pushed nothing meanwhile.
         list.append(&mut self.flush_list);
         self.flush_list = list;
+        while let Some((key, e)) = self.unsealed.pop() {
+            self.terminate(key, e.reason, ConnectError::Closed);
+        }
         if !self.accept_armed
             && self.stop_deadline.is_none()
             && self.accept_retry_at.is_some_and(|at| reached(at, self.now))
@@ -684,18 +725,22 @@ impl<H: Handler> Shard<H> {
         } else {
             None
         };
+        let transport_refused = |e: TransportError| ConnectError::Io(std::io::Error::other(e.reason));
         let started = match refused {
             Some(error) => Err(error),
-            None => dial::start_socket(addr, local).map_err(ConnectError::Io),
+            None => self.transport.connect(handshake.uri().host()).map_err(transport_refused).and_then(|session| {
+                dial::start_socket(addr, local).map(|socket| (socket, session)).map_err(ConnectError::Io)
+            }),
         };
-        let (socket, connected) = match started {
+        let ((socket, connected), session) = match started {
             Ok(started) => started,
             Err(error) => return notify::connect_failed(&mut self.handler, data, addr, error, &self.dialer),
         };
         let generation = self.take_generation();
         let fd = socket.as_raw_fd();
         let dial = Dial { handshake, data, addr, head: Vec::new() };
-        let key = self.conns.insert(Slot::with_phase(socket, generation, Phase::Connecting(Box::new(dial)), self.now));
+        let phase = Phase::Connecting(Box::new(dial));
+        let key = self.conns.insert(Slot::with_phase(socket, generation, phase, self.now, session));
         tracing::debug!(conn = %self.id(key, generation), %addr, "connecting");
         let slot = &mut self.conns[key];
         slot.deadline_in(&mut self.wheel, key, self.now, self.settings.handshake_timeout);

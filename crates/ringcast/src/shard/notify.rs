@@ -30,9 +30,9 @@ pub fn guarded(callback: &'static str, conn: Option<ConnId>, f: impl FnOnce()) -
 /// Runs a callback on an open connection with its [`Ws`] handle; if it
 /// panics, the connection closes with 1011 and the handler hears `close`.
 /// Returns false then. Does nothing (and returns true) in other phases.
-pub fn with_ws<H: Handler>(
+pub fn with_ws<H: Handler, S>(
     handler: &mut H,
-    slot: &mut Slot<H::Data>,
+    slot: &mut Slot<H::Data, S>,
     id: ConnId,
     shard: &mut ShardCtx,
     callback: &'static str,
@@ -49,7 +49,7 @@ pub fn with_ws<H: Handler>(
 
 /// Closes an open connection with 1011 after its handler panicked, and
 /// tells the handler it is over.
-pub fn fail_internal<H: Handler>(handler: &mut H, slot: &mut Slot<H::Data>) {
+pub fn fail_internal<H: Handler, S>(handler: &mut H, slot: &mut Slot<H::Data, S>) {
     if let Phase::Open { proto, .. } = &mut slot.phase {
         let _ = proto.close(Some(CloseCode::INTERNAL_ERROR), "", slot.out.queue());
     }
@@ -58,7 +58,13 @@ pub fn fail_internal<H: Handler>(handler: &mut H, slot: &mut Slot<H::Data>) {
 
 /// Ends an open connection: hands the data back to the handler and moves to
 /// `Finished`. Does nothing in other phases.
-pub fn finish<H: Handler>(handler: &mut H, slot: &mut Slot<H::Data>, code: CloseCode, reason: &str, by_peer: bool) {
+pub fn finish<H: Handler, S>(
+    handler: &mut H,
+    slot: &mut Slot<H::Data, S>,
+    code: CloseCode,
+    reason: &str,
+    by_peer: bool,
+) {
     if let Phase::Open { .. } = slot.phase {
         if let Phase::Open { data, .. } = std::mem::replace(&mut slot.phase, Phase::Finished) {
             // Nothing is left to clean up if `close` itself panics.
@@ -69,9 +75,9 @@ pub fn finish<H: Handler>(handler: &mut H, slot: &mut Slot<H::Data>, code: Close
 
 /// Ends a connection still in CONNECTING (does nothing in other phases):
 /// see [`connect_failed`].
-pub fn fail_connecting<H: Handler>(
+pub fn fail_connecting<H: Handler, S>(
     handler: &mut H,
-    slot: &mut Slot<H::Data>,
+    slot: &mut Slot<H::Data, S>,
     error: ConnectError,
     dialer: &Dialer<H::Data>,
 ) {

@@ -74,8 +74,9 @@ pub enum Phase<C> {
     Finished,
 }
 
-/// One entry of the shard's connection table.
-pub struct Slot<C> {
+/// One entry of the shard's connection table; `S` is the transport's
+/// per-connection session (zero-sized for plain TCP).
+pub struct Slot<C, S = ()> {
     /// The socket; closed through the ring when the connection ends, or
     /// by drop if the shard goes down with it.
     pub socket: OwnedFd,
@@ -91,18 +92,20 @@ pub struct Slot<C> {
     pub out: OutQueue,
     /// Topics this connection is subscribed to.
     pub subs: Subscriptions,
+    /// The transport's state (see `crate::transport`).
+    pub session: S,
 }
 
-impl<C> Slot<C> {
-    pub fn new(socket: OwnedFd, generation: u32, reader: Option<RequestReader>, now: Millis) -> Self {
+impl<C, S> Slot<C, S> {
+    pub fn new(socket: OwnedFd, generation: u32, reader: Option<RequestReader>, now: Millis, session: S) -> Self {
         let phase = match reader {
             Some(reader) => Phase::Handshake(Box::new(Handshake { reader, head: Vec::new(), body: None })),
             None => Phase::RawEcho,
         };
-        Self::with_phase(socket, generation, phase, now)
+        Self::with_phase(socket, generation, phase, now, session)
     }
 
-    pub fn with_phase(socket: OwnedFd, generation: u32, phase: Phase<C>, now: Millis) -> Self {
+    pub fn with_phase(socket: OwnedFd, generation: u32, phase: Phase<C>, now: Millis, session: S) -> Self {
         Slot {
             socket,
             generation,
@@ -113,6 +116,7 @@ impl<C> Slot<C> {
             phase,
             out: OutQueue::default(),
             subs: None,
+            session,
         }
     }
 
@@ -147,7 +151,7 @@ mod tests {
     #[test]
     fn an_idle_connection_stays_small() {
         // The slot of a connection with no data of its own: the protocol
-        // data, the send queue, the subscriptions and the bookkeeping. The
+        // state, the send queue, the subscriptions and the bookkeeping. The
         // budget per idle connection is 256 bytes: this, the table's tag
         // and a 12-byte timer entry.
         let size = std::mem::size_of::<Slot<()>>();

@@ -1,0 +1,122 @@
+//! The transport seam: where the bytes a socket delivers become the
+//! plaintext the WebSocket layer reads, and where the plaintext it queued
+//! becomes the bytes the socket sends.
+//!
+//! A shard calls its [`Transport`] at exactly two points, and the HTTP and
+//! WebSocket code above never sees the difference:
+//!
+//! - **in**: every receive completion's bytes go through [`Transport::open`]
+//!   before the handshake or frame parser looks at them;
+//! - **out**: just before a connection's queued bytes are handed to the
+//!   kernel, [`Transport::seal`] turns them into wire bytes in place.
+//!
+//! Each connection carries a [`Transport::Session`] in its slot, made when
+//! it is accepted ([`Transport::accept`]) or opened
+//! ([`Transport::connect`]). Plain TCP ([`Plain`]) is the only transport
+//! today: its session is zero-sized and both calls compile to nothing, so
+//! the seam costs an idle connection no bytes and a message no
+//! instructions.
+//!
+//! A TLS layer (rustls in user space) implements the same four functions:
+//! `accept`/`connect` make a rustls connection; `open` feeds the records in
+//! `wire` to it and hands back the plaintext (decrypted in place in `wire`,
+//! or gathered in `scratch` when a record spans reads), queueing any
+//! handshake records it owes the peer in `out`; `seal` encrypts the queued
+//! plaintext into records. Where the kernel offers TLS offload (kTLS), the
+//! session hands its keys to the socket after the handshake and both calls
+//! become pass-through, as for `Plain`. Two places bypass the seam and
+//! would need it too: `sys::refuse` (the 503 written straight to a socket
+//! over the connection limit) and the linger's `shutdown` (a TLS session
+//! sends close_notify first).
+
+use crate::sys::OutQueue;
+
+/// Turns socket bytes into plaintext and back, per connection.
+pub(crate) trait Transport: Send + 'static {
+    /// What the transport keeps per connection (a TLS session; nothing for
+    /// plain TCP).
+    type Session;
+
+    /// A session for a connection the shard accepted.
+    fn accept(&self) -> Result<Self::Session, TransportError>;
+
+    /// A session for a connection the shard opens to `server_name` (the
+    /// host of the URL, e.g. for TLS server name indication).
+    fn connect(&self, server_name: &str) -> Result<Self::Session, TransportError>;
+
+    /// Bytes arrived on the socket: returns the plaintext they carry, which
+    /// lies in `wire` (decrypted in place) or in `scratch` (the shard's
+    /// buffer, emptied by the caller's next use). Bytes the transport
+    /// itself owes the peer (handshake records) go to `out`.
+    fn open<'w>(
+        &self,
+        session: &mut Self::Session,
+        wire: &'w mut [u8],
+        scratch: &'w mut Vec<u8>,
+        out: &mut OutQueue,
+    ) -> Result<&'w mut [u8], TransportError>;
+
+    /// The queued bytes are about to be sent: turns the plaintext queued
+    /// since the last call into wire bytes, in the queue.
+    fn seal(&self, session: &mut Self::Session, out: &mut OutQueue) -> Result<(), TransportError>;
+}
+
+/// The transport failed a connection (e.g. a TLS alert): it is cut, and
+/// the handler hears 1006 with this reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TransportError {
+    /// What went wrong, for the logs and `CloseInfo::reason`.
+    pub reason: &'static str,
+}
+
+/// Plain TCP: the bytes are the plaintext.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Plain;
+
+impl Transport for Plain {
+    type Session = ();
+
+    #[inline]
+    fn accept(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    #[inline]
+    fn connect(&self, _server_name: &str) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    #[inline]
+    fn open<'w>(
+        &self,
+        _session: &mut (),
+        wire: &'w mut [u8],
+        _scratch: &'w mut Vec<u8>,
+        _out: &mut OutQueue,
+    ) -> Result<&'w mut [u8], TransportError> {
+        Ok(wire)
+    }
+
+    #[inline]
+    fn seal(&self, _session: &mut (), _out: &mut OutQueue) -> Result<(), TransportError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_hands_the_received_bytes_over_as_they_are_and_seals_nothing() {
+        let mut wire = *b"GET / HTTP/1.1\r\n";
+        let mut scratch = Vec::new();
+        let mut out = OutQueue::default();
+        out.queue().extend_from_slice(b"queued");
+        let plain = Plain.open(&mut (), &mut wire, &mut scratch, &mut out).unwrap();
+        assert_eq!(plain, b"GET / HTTP/1.1\r\n");
+        Plain.seal(&mut (), &mut out).unwrap();
+        assert_eq!(out.queue().as_slice(), b"queued");
+        assert_eq!(std::mem::size_of::<<Plain as Transport>::Session>(), 0);
+    }
+}
