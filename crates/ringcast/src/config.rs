@@ -1,9 +1,9 @@
-//! Server settings: every limit a peer could push against, with a safe
-//! default.
+//! Runtime settings, for servers and clients alike: every limit a peer
+//! could push against, with a safe default.
 
 use std::time::Duration;
 
-/// The settings of a server, built with [`ServerBuilder`](crate::ServerBuilder).
+/// The settings of a runtime, built with [`Builder`](crate::Builder).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settings {
     pub shards: usize,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use ringcast_proto::{ResponseError, UsageError};
 
-/// A server failed to start. Errors once running are per connection and go
+/// A runtime (server or client) failed to start. Errors once running are per connection and go
 /// to the handler or the logs, never here.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -32,7 +32,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Config(why) => write!(f, "invalid server settings: {why}"),
+            Error::Config(why) => write!(f, "invalid settings: {why}"),
             Error::Resolve(e) => write!(f, "cannot resolve the listen address: {e}"),
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::IoUring(e) => {

@@ -192,7 +192,7 @@ impl Runtime {
         self.inner.shards.iter().map(|shard| shard.stats.load()).collect()
     }
 
-    /// Stops the server gracefully: no new connections; every open
+    /// Stops the runtime gracefully: no new connections; every open
     /// connection is sent close 1001 ("going away"); connections still
     /// there after `grace` are cut. Returns when every shard has stopped.
     /// Calling it again (from any clone) waits for the same stop.
@@ -204,7 +204,7 @@ impl Runtime {
         self.wait()
     }
 
-    /// Waits until the server has stopped (after a `shutdown` from
+    /// Waits until the runtime has stopped (after a `shutdown` from
     /// anywhere).
     pub fn wait(&self) -> ShutdownReport {
         let mut threads = self.inner.threads.lock().unwrap_or_else(|e| e.into_inner());

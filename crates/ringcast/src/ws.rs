@@ -219,12 +219,14 @@ impl<C> Ws<'_, C> {
     }
 
     /// Publishes `message` to every subscriber of `topic` on every shard,
-    /// except this connection. The frame is built once and shared; this
-    /// shard's subscribers get it when the callback returns, in publish
-    /// order. A subscriber past its backpressure budget is treated by the
-    /// slow-consumer policy (closed with 1008, or the message is dropped
-    /// for it and counted). Returns the number of receivers at the time of
-    /// the call.
+    /// except this connection. The frame is built once and shared. This
+    /// shard's other subscribers get it once the shard has handled the
+    /// completion whose callback published it (with that completion's other
+    /// publishes, in publish order); other shards get it through their
+    /// mailboxes at once. A subscriber past its backpressure budget is
+    /// treated by the slow-consumer policy (closed with 1008, or the
+    /// message is dropped for it and counted). Returns the number of
+    /// receivers at the time of the call.
     pub fn publish(&mut self, topic: &str, message: Message<'_>) -> u64 {
         self.publish_from(topic, message, true)
     }

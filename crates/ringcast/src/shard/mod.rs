@@ -70,7 +70,7 @@ pub(crate) struct Shard<H: Handler, T: Transport = Plain> {
     epoch: Instant,
     now: Millis,
     next_generation: u32,
-    /// Set once the server is stopping: the moment to stop waiting.
+    /// Set once the runtime is stopping: the moment to stop waiting.
     stop_deadline: Option<Millis>,
     /// Completions handled in the last turn.
     last_batch: usize,
@@ -142,7 +142,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         }
     }
 
-    /// Runs until the server stops and every connection is gone.
+    /// Runs until the runtime stops and every connection is gone.
     pub(crate) fn run(mut self) {
         let _span = tracing::info_span!("shard", index = self.index).entered();
         tracing::debug!(setup = ?self.io.ring.setup_flags(), "ring ready");
@@ -667,8 +667,9 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         }
     }
 
-    /// The server is stopping: refuse new connections, send 1001 to open
-    /// ones, drop those still in their handshake.
+    /// The runtime is stopping: refuse new connections, send 1001 to open
+    /// ones, drop those still in their handshake (a client's connects in
+    /// progress fail with `ConnectError::Stopping`).
     fn begin_stop(&mut self) {
         let grace = self.stop.grace();
         self.stop_deadline = Some(self.now.wrapping_add(millis(grace)));
