@@ -1,5 +1,5 @@
-//! What an application plugs into the server: the [`Handler`] trait and the
-//! values its callbacks take and return.
+//! What an application plugs into a runtime, server or client: the
+//! [`Handler`] trait and the values its callbacks take and return.
 
 use ringcast_proto::handshake::Request;
 use ringcast_proto::{CloseCode, RequestError};
@@ -11,7 +11,8 @@ use crate::ws::Ws;
 /// An application's connection logic, for servers and clients alike.
 ///
 /// Each shard owns its own handler value, made by the factory given to
-/// [`ServerBuilder::start`](crate::ServerBuilder::start) on the shard's
+/// [`ServerBuilder::start`](crate::ServerBuilder::start) or
+/// [`ClientBuilder::start`](crate::ClientBuilder::start) on the shard's
 /// thread, so callbacks take `&mut self` and need no locks; state shared
 /// across shards goes behind an `Arc` captured by the factory.
 ///

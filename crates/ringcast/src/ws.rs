@@ -13,7 +13,7 @@ use crate::pubsub::{self, Delivery, LocalTopics, Subscriptions};
 use crate::stats::Stats;
 use crate::sys::OutQueue;
 
-/// Identifies a connection for logs and maps: unique within a server's life
+/// Identifies a connection for logs and maps: unique within a runtime's life
 /// as long as fewer than 2^24 connections reuse the same table slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId {
