@@ -6,9 +6,11 @@
 //! [`ServerBuilder`]: crate::ServerBuilder
 //! [`ClientBuilder`]: crate::ClientBuilder
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Settings, SlowConsumer};
+use crate::error::Error;
 
 /// Configures and starts a runtime; see [`ServerBuilder`](crate::ServerBuilder)
 /// and [`ClientBuilder`](crate::ClientBuilder). Every limit has a safe
@@ -22,6 +24,13 @@ pub struct Builder<R> {
 impl<R> Builder<R> {
     pub(crate) fn with(settings: Settings, role: R) -> Self {
         Builder { settings, role }
+    }
+
+    /// The settings, checked for values that cannot work (the check both
+    /// roles' `start` make first), and the role.
+    pub(crate) fn into_checked(self) -> Result<(Arc<Settings>, R), Error> {
+        self.settings.check().map_err(Error::Config)?;
+        Ok((Arc::new(self.settings), self.role))
     }
 
     /// Number of shards (threads, each with its own ring; a server's each

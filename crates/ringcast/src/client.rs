@@ -102,13 +102,12 @@ impl Builder<ClientRole> {
         H: Handler,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
-        let max_head = self.settings.max_header_bytes;
-        let settings = Arc::new(self.settings);
-        settings.check().map_err(Error::Config)?;
+        let (settings, role) = self.into_checked()?;
+        let max_head = settings.max_header_bytes;
         let no_listeners = (0..settings.shards).map(|_| None).collect();
         let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
         let runtime::Launched { runtime, dialer } =
-            runtime::launch(settings, no_listeners, nowhere, self.role.one_connecting, factory)?;
+            runtime::launch(settings, no_listeners, nowhere, role.one_connecting, factory)?;
         Ok(ClientHandle { runtime, dialer, max_head })
     }
 }

@@ -1,7 +1,7 @@
 //! Handing connect requests to shards, and the CONNECTING rule.
 //!
 //! RFC 6455 §4.1: a client may have at most one connection in the
-//! CONNECTING data (TCP connect and opening handshake) to the same remote
+//! CONNECTING state (TCP connect and opening handshake) to the same remote
 //! host and port; further ones wait until it opens or fails. Shards connect
 //! independently, so the rule is kept here, across shards: the first
 //! request for an address goes to its shard at once and marks the address
@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use ringcast_proto::handshake::ClientHandshake;
 
+use crate::inbox::Inbox;
 use crate::sys::Waker;
 
 /// One connection to open, as a shard receives it, with the handler's
@@ -49,15 +50,10 @@ struct Queued<C> {
     request: Sealed<C>,
 }
 
-/// The requests handed to one shard, and the eventfd that wakes it.
-struct DialQueue<C> {
-    requests: Mutex<Vec<Sealed<C>>>,
-    waker: Arc<Waker>,
-}
-
 /// Routes connect requests to shards (round robin unless one is chosen).
 pub(crate) struct Dialer<C> {
-    queues: Vec<DialQueue<C>>,
+    /// The requests handed to each shard.
+    queues: Vec<Inbox<Sealed<C>>>,
     next: AtomicUsize,
     /// Enforce one connection in CONNECTING per remote address.
     one_connecting: bool,
@@ -68,8 +64,7 @@ pub(crate) struct Dialer<C> {
 impl<C> Dialer<C> {
     /// A dialer for shards woken by `wakers` (one per shard, in order).
     pub fn new(wakers: &[Arc<Waker>], one_connecting: bool) -> Self {
-        let queues =
-            wakers.iter().map(|waker| DialQueue { requests: Mutex::default(), waker: waker.clone() }).collect();
+        let queues = wakers.iter().map(|waker| Inbox::new(waker.clone())).collect();
         Dialer { queues, next: AtomicUsize::new(0), one_connecting, busy: Mutex::new(HashMap::new()) }
     }
 
@@ -132,13 +127,10 @@ impl<C> Dialer<C> {
 
     /// The requests handed to `shard` since its last call, in order.
     pub fn take(&self, shard: usize) -> Vec<DialRequest<C>> {
-        let sealed = std::mem::take(&mut *self.queues[shard].requests.lock().unwrap_or_else(|e| e.into_inner()));
-        sealed.into_iter().map(|Sealed(open)| open()).collect()
+        self.queues[shard].take().into_iter().map(|Sealed(open)| open()).collect()
     }
 
     fn hand_over(&self, shard: usize, request: Sealed<C>) {
-        let queue = &self.queues[shard];
-        queue.requests.lock().unwrap_or_else(|e| e.into_inner()).push(request);
-        queue.waker.wake();
+        self.queues[shard].post(request);
     }
 }

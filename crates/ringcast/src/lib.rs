@@ -45,6 +45,7 @@ mod transport;
 mod builder;
 mod config;
 mod error;
+mod inbox;
 mod message;
 mod stats;
 

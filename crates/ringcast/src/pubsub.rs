@@ -10,13 +10,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use slab::Slab;
 
+use crate::inbox::Inbox;
 use crate::message::Message;
-use crate::sys::Waker;
 
 /// A framed message on its way to a topic's subscribers.
 #[derive(Debug, Clone)]
@@ -35,29 +35,8 @@ struct Interest {
     per_shard: Box<[AtomicU64]>,
 }
 
-/// A shard's mailbox: deliveries from other shards and from the handle,
-/// and the eventfd that wakes the shard when one arrives.
-pub(crate) struct Mailbox {
-    deliveries: Mutex<Vec<Delivery>>,
-    waker: Arc<Waker>,
-}
-
-impl Mailbox {
-    pub fn new(waker: Arc<Waker>) -> Self {
-        Mailbox { deliveries: Mutex::default(), waker }
-    }
-
-    /// Leaves a delivery and wakes the shard.
-    fn post(&self, delivery: Delivery) {
-        self.deliveries.lock().unwrap_or_else(|e| e.into_inner()).push(delivery);
-        self.waker.wake();
-    }
-
-    /// Everything delivered since the last call, in arrival order.
-    pub fn take(&self) -> Vec<Delivery> {
-        std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
+/// A shard's mailbox: deliveries from other shards and from the handle.
+pub(crate) type Mailbox = Inbox<Delivery>;
 
 /// What the shards and the handle share: which shards have subscribers of
 /// which topic, and each shard's mailbox.

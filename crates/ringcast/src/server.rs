@@ -1,7 +1,6 @@
 //! Starting a server, and the handle that observes and stops it.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -60,8 +59,7 @@ impl Builder<ServerRole> {
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
         let addr = addr.to_socket_addrs().map_err(Error::Resolve)?.next().ok_or(Error::Config("no address to bind"))?;
-        let settings = Arc::new(self.settings);
-        settings.check().map_err(Error::Config)?;
+        let (settings, ServerRole) = self.into_checked()?;
         let listeners = bind_all(addr, &settings)?;
         let local_addr = listeners[0].local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(addr);
         let listeners = listeners.into_iter().map(Some).collect();

@@ -132,11 +132,11 @@ impl Sender {
         if self.sending.is_some() {
             return Err(UsageError::FragmentState);
         }
-        let claimed = self.claimed_rsv();
         if let Some(extension) = self.extension() {
             let mut encoded = Vec::new();
             if let Some(rsv) = extension.encode(kind, payload, &mut encoded) {
-                return self.write_rsv(kind.opcode(), rsv & claimed, &encoded, out);
+                let rsv = rsv & extension.rsv_bits() & 0b111;
+                return self.write_rsv(kind.opcode(), rsv, &encoded, out);
             }
         }
         self.write(kind.opcode(), true, payload, out)

@@ -15,7 +15,8 @@ mod slot;
 mod timer;
 mod token;
 
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -319,10 +320,6 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             sys::refuse(socket, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return;
         }
-        self.local.stats.accepted += 1;
-        let generation = self.take_generation();
-        let fd = socket.as_raw_fd();
-        let reader = (!self.settings.tcp_echo).then(|| RequestReader::new(self.request_limits));
         let session = match self.transport.accept() {
             Ok(session) => session,
             Err(e) => {
@@ -330,6 +327,10 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                 return;
             }
         };
+        self.local.stats.accepted += 1;
+        let generation = self.take_generation();
+        let fd = socket.as_raw_fd();
+        let reader = (!self.settings.tcp_echo).then(|| RequestReader::new(self.request_limits));
         let key = self.conns.insert(Slot::new(socket, generation, reader, self.now, session));
         tracing::debug!(conn = %self.id(key, generation), fd, "accepted");
         self.io.ring.recv_multi(fd, self.io.bufs.group(), token(op::RECV, key, generation));
@@ -688,7 +689,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                     self.review(key);
                 }
                 Phase::Connecting(_) => self.terminate(key, "stopping", ConnectError::Stopping),
-                Phase::Handshake(_) | Phase::RawEcho => self.terminate(key, "stopping", ConnectError::Closed),
+                Phase::Handshake(_) | Phase::RawEcho => self.terminate(key, "server stopping", ConnectError::Closed),
                 Phase::Finished => {}
             }
         }
@@ -706,7 +707,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             self.shared_stats.add_forced(keys.len() as u64);
         }
         for key in keys {
-            self.terminate(key, "stopped", ConnectError::Stopping);
+            self.terminate(key, "server stopped", ConnectError::Closed);
         }
     }
 
@@ -719,21 +720,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
 
     fn start_dial(&mut self, request: DialRequest<H::Data>) {
         let DialRequest { addr, local, handshake, data } = request;
-        let refused = if self.stop_deadline.is_some() {
-            Some(ConnectError::Stopping)
-        } else if self.conns.len() >= self.max_connections {
-            Some(ConnectError::Limit)
-        } else {
-            None
-        };
-        let transport_refused = |e: TransportError| ConnectError::Io(std::io::Error::other(e.reason));
-        let started = match refused {
-            Some(error) => Err(error),
-            None => self.transport.connect(handshake.uri().host()).map_err(transport_refused).and_then(|session| {
-                dial::start_socket(addr, local).map(|socket| (socket, session)).map_err(ConnectError::Io)
-            }),
-        };
-        let ((socket, connected), session) = match started {
+        let ((socket, connected), session) = match self.start_connection(addr, local, handshake.uri().host()) {
             Ok(started) => started,
             Err(error) => return notify::connect_failed(&mut self.handler, data, addr, error, &self.dialer),
         };
@@ -751,6 +738,26 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             slot.flags |= flag::CONNECT;
             self.io.ring.poll_writable(fd, token(op::CONNECT, key, generation));
         }
+    }
+
+    /// Opens the transport session and the socket of a client connection,
+    /// unless the shard is stopping or full.
+    fn start_connection(
+        &self,
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+        server_name: &str,
+    ) -> Result<((OwnedFd, bool), T::Session), ConnectError> {
+        if self.stop_deadline.is_some() {
+            return Err(ConnectError::Stopping);
+        }
+        if self.conns.len() >= self.max_connections {
+            return Err(ConnectError::Limit);
+        }
+        let session =
+            self.transport.connect(server_name).map_err(|e| ConnectError::Io(std::io::Error::other(e.reason)))?;
+        let socket = dial::start_socket(addr, local).map_err(ConnectError::Io)?;
+        Ok((socket, session))
     }
 
     /// The socket became writable (or failed) while connecting.
