@@ -45,10 +45,17 @@ struct Args {
     shards: Option<usize>,
     recv_buffers: Option<(u16, u32)>,
     handshake_timeout: Option<Duration>,
+    batch_wait: Option<Duration>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { listen: "127.0.0.1:9001".into(), shards: None, recv_buffers: None, handshake_timeout: None };
+    let mut args = Args {
+        listen: "127.0.0.1:9001".into(),
+        shards: None,
+        recv_buffers: None,
+        handshake_timeout: None,
+        batch_wait: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -68,9 +75,14 @@ fn parse_args() -> Result<Args, String> {
                 let ms = v.parse().map_err(|_| format!("--handshake-timeout-ms: not a number: {v}"))?;
                 args.handshake_timeout = Some(Duration::from_millis(ms));
             }
+            "--batch-wait-us" => {
+                let v = value("--batch-wait-us")?;
+                let us = v.parse().map_err(|_| format!("--batch-wait-us: not a number: {v}"))?;
+                args.batch_wait = Some(Duration::from_micros(us));
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES] [--handshake-timeout-ms MS]"
+                    "usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES] [--handshake-timeout-ms MS] [--batch-wait-us US]"
                 );
                 std::process::exit(0);
             }
@@ -101,6 +113,9 @@ fn main() -> ExitCode {
     if let Some(timeout) = args.handshake_timeout {
         builder = builder.handshake_timeout(timeout);
     }
+    if let Some(wait) = args.batch_wait {
+        builder = builder.batch_wait(wait);
+    }
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
         Err(e) => {
@@ -122,8 +137,8 @@ fn main() -> ExitCode {
     let stats = server.stats();
     let report = server.shutdown(Duration::from_secs(5));
     println!(
-        "echo: stopped ({} connection(s) cut at the deadline); messages {} io_uring_enter {} turns {} reads {}",
-        report.forced, stats.messages, stats.enters, stats.turns, stats.reads
+        "echo: stopped ({} connection(s) cut at the deadline); messages {} io_uring_enter {} turns {} reads {} batch waits {} misses {}",
+        report.forced, stats.messages, stats.enters, stats.turns, stats.reads, stats.batch_waits, stats.batch_misses
     );
     ExitCode::SUCCESS
 }

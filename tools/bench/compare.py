@@ -34,6 +34,15 @@ SERVERS = {
                     for m in ("echo", "fanout")},
 }
 
+# uWebSockets cannot be built on a fresh machine (../shared/bench/uws/README.md
+# builds it from fetched sources): its rows appear only when UWS_ECHO (echo
+# cases) and UWS_ROOM (fan-out cases) name the binaries. They read their port
+# from the environment; uws_room puts every connection, sender included, in
+# one room, like the hub's /topics/bench?echo=1.
+UWS = {mode: os.environ.get(var) for mode, var in (("echo", "UWS_ECHO"), ("fanout", "UWS_ROOM"))}
+if any(UWS.values()):
+    SERVERS["uwebsockets"] = {mode: (lambda p, b=binary: [b], "/") for mode, binary in UWS.items() if binary}
+
 # (label, scenario, bench arguments, the JSON field that is the rate)
 CASES = [
     ("echo 100 conns x 20 B", "echo", ["--connections", "100", "--size", "20"], "msgs_per_sec"),
@@ -50,7 +59,7 @@ def run_one(server, case, port, args):
     label, mode, extra, field = case
     command, path = SERVERS[server][mode]
     proc = subprocess.Popen(["taskset", "-c", args.server_cpu] + command(port), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PORT=str(port)))
     out_json = os.path.join(ROOT, "target", "compare", f"{server}-{mode}-{port}.json")
     try:
         wait_port(port, proc, tries=300)
@@ -148,12 +157,17 @@ def main():
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 2.0, 0.5
     cases = [CASES[i] for i in args.cases] if args.cases else CASES
+    for mode, var in (("echo", "UWS_ECHO"), ("fanout", "UWS_ROOM")):
+        if not UWS[mode] and any(c[1] == mode for c in cases):
+            print(f"uWebSockets {mode}: skipped (set {var} to the binary built with ../shared/bench/uws/README.md)")
     os.makedirs(os.path.join(ROOT, "target", "compare"), exist_ok=True)
     rows, port = [], 9400
     load = os.getloadavg()[0]
     for rnd in range(args.rounds):
         for case in cases:
             for server in args.servers:
+                if case[1] not in SERVERS[server]:
+                    continue
                 port += 1
                 row = run_one(server, case, port, args)
                 row["round"] = rnd
@@ -168,6 +182,8 @@ def main():
         base = median(base_rows, "rate") if base_rows else float("nan")
         for server in args.servers:
             mine = [r for r in rows if r["server"] == server and r["case"] == case[0]]
+            if not mine:
+                continue
             rate = median(mine, "rate")
             summary[(server, case[0])] = {
                 "rate": rate, "ratio": rate / base if base else float("nan"),
@@ -179,7 +195,6 @@ def main():
              f"{args.server_cpu}, ringcast-bench (one thread) on CPU {args.client_cpu}; load average up to {load:.2f} "
              f"during the runs. Rate = median of the rounds; ratio = ringcast / peer (above 1: ringcast is faster); "
              f"CPU = share of one core over the measured window (median).", ""]
-    peers = [s for s in args.servers if s != "ringcast"]
     for case in cases:
         label = case[0]
         lines.append(f"**{label}**" + (" (deliveries/s)" if case[1] == "fanout" else " (echoes/s)"))
@@ -187,7 +202,9 @@ def main():
         lines.append("| server | rate | ringcast / server | p50 µs | p99 µs | server CPU | generator CPU | runs |")
         lines.append("|---|---|---|---|---|---|---|---|")
         for server in args.servers:
-            s = summary[(server, label)]
+            s = summary.get((server, label))
+            if s is None:
+                continue
             ratio = "—" if server == "ringcast" else f"{1 / s['ratio']:.2f}×" if s["ratio"] else "n/a"
             lines.append(f"| {server} | {s['rate']:,.0f} | {ratio} | {s['p50_us']:.1f} | {s['p99_us']:.1f} | "
                          f"{s['server_cpu']:.2f} | {s['generator_cpu']:.2f} | {', '.join(f'{v:,}' for v in s['runs'])} |")

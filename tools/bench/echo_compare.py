@@ -23,9 +23,17 @@ SERVERS = {
     "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-peer", f"127.0.0.1:{port}", "echo"],
 }
 
+# uWebSockets cannot be built on a fresh machine (../shared/bench/uws/README.md
+# builds it from fetched sources): its row is there only when UWS_ECHO names
+# the binary. It reads its port from the environment.
+UWS_ECHO = os.environ.get("UWS_ECHO")
+if UWS_ECHO:
+    SERVERS["uwebsockets"] = lambda port: [UWS_ECHO]
+
 def run_one(name, port, conns, size, args):
     server = subprocess.Popen(["taskset", "-c", args.server_cpu] + SERVERS[name](port),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, PORT=str(port)))
     try:
         wait_port(port, server)
         target = ["--tcp", f"127.0.0.1:{port}"] if name == "tcp_floor" else ["--url", f"ws://127.0.0.1:{port}/"]
@@ -71,9 +79,20 @@ def main():
     p.add_argument("--server-cpu", default="0")
     p.add_argument("--client-cpu", default="1")
     p.add_argument("--no-build", action="store_true")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="also run the echo example of another build (its target/release) as 'baseline'")
     args = p.parse_args()
+    if args.baseline:
+        base = os.path.abspath(args.baseline)
+        SERVERS["baseline"] = lambda port: [f"{base}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"]
     cases = [tuple(int(x) for x in c.split("x")) for c in (args.case or ["100x20", "500x16384"])]
     servers = args.servers.split(",")
+    if args.baseline and "baseline" not in servers:
+        servers.append("baseline")
+    if UWS_ECHO and "uwebsockets" not in servers:
+        servers.append("uwebsockets")
+    elif not UWS_ECHO:
+        print("uWebSockets: skipped (set UWS_ECHO to a uws_echo built with ../shared/bench/uws/README.md)")
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "ringcast", "--examples",
                         "-p", "ringcast-peers", "-p", "ringcast-bench"], cwd=ROOT, check=True)

@@ -49,6 +49,13 @@ pub struct HubConfig {
     /// Open connections the hub admits (more get 503).
     #[arg(long, env = "RINGCAST_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
+
+    /// After a busy loop turn, how long (µs) a shard may wait for more
+    /// completions to arrive before handling them; 0 never waits. The
+    /// shard stops waiting by itself where waits do not fill (see the
+    /// library's `batch_wait`).
+    #[arg(long, env = "RINGCAST_BATCH_WAIT_US", default_value_t = 20)]
+    pub batch_wait_us: u64,
 }
 
 impl Default for HubConfig {

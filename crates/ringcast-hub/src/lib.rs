@@ -8,6 +8,7 @@
 //! `GET /metrics`, `GET /healthz` and the chat page at `/`.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use ringcast::{Server, ServerHandle};
 
@@ -27,7 +28,8 @@ pub fn start(config: HubConfig) -> Result<ServerHandle, ringcast::Error> {
         .slow_consumer(config.slow_consumer.into())
         .max_message_size(config.max_message_size)
         .max_frame_size(config.max_message_size)
-        .max_connections(config.max_connections);
+        .max_connections(config.max_connections)
+        .batch_wait(Duration::from_micros(config.batch_wait_us));
     if let Some(shards) = config.shards {
         builder = builder.shards(shards);
     }

@@ -57,6 +57,12 @@ counters! {
     turns,
     /// `io_uring_enter` system calls.
     enters,
+    /// Enters that waited for a batch of completions (see
+    /// [`batch_wait`](crate::ServerBuilder::batch_wait)).
+    batch_waits,
+    /// Batch waits that ended at the deadline short of their batch: the
+    /// shard then stops batching for a while.
+    batch_misses,
     /// Messages dropped under [`SlowConsumer::Drop`](crate::SlowConsumer).
     dropped,
     /// Data messages queued for sending: handler sends plus pub/sub

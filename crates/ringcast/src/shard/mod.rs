@@ -6,6 +6,7 @@
 //! Output produced anywhere in the turn is corked per connection and leaves
 //! at the start of the next turn.
 
+mod batch;
 mod dial;
 mod frames;
 mod handshake;
@@ -25,6 +26,7 @@ use ringcast_proto::{CloseCode, State};
 use slab::Slab;
 use socket2::Socket;
 
+use self::batch::Batcher;
 pub(crate) use self::link::{Links, Stop};
 use self::notify::{fail_connecting, finish, with_ws};
 use self::slot::{flag, Dial, Phase, Slot};
@@ -75,6 +77,10 @@ pub(crate) struct Shard<H: Handler, T: Transport = Plain> {
     stop_deadline: Option<Millis>,
     /// Completions handled in the last turn.
     last_batch: usize,
+    /// Whether the next enter waits for a batch (see `batch.rs`).
+    batcher: Batcher,
+    /// Sends started by the last flush.
+    sends: usize,
     max_connections: usize,
     proto: ringcast_proto::Config,
     request_limits: RequestLimits,
@@ -128,6 +134,8 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             next_generation: 0,
             stop_deadline: None,
             last_batch: 0,
+            batcher: Batcher::default(),
+            sends: 0,
             max_connections,
             proto,
             request_limits,
@@ -158,13 +166,20 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                 break;
             }
             let timeout = self.next_timeout();
-            if let Err(e) = self.io.ring.submit_and_wait(timeout, self.batch()) {
+            let wait_us = match self.io.ring.can_batch() {
+                true => self.settings.batch_wait.as_micros().min(u128::from(u32::MAX)) as u32,
+                false => 0,
+            };
+            let batch = self.batcher.next(self.last_batch, self.sends, wait_us);
+            if let Err(e) = self.io.ring.submit_and_wait(timeout, batch) {
                 tracing::error!(error = %e, "io_uring_enter failed; the shard stops");
                 break;
             }
             self.now = self.clock();
             self.io.ring.reap(&mut self.completions);
             self.last_batch = self.completions.len();
+            self.local.stats.batch_waits += u64::from(batch.is_some());
+            self.local.stats.batch_misses += u64::from(self.batcher.observe(self.last_batch));
             let completions = std::mem::take(&mut self.completions);
             for c in &completions {
                 self.dispatch(*c);
@@ -181,14 +196,6 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         self.io.ring.submit();
         self.publish_stats();
         tracing::debug!("shard stopped");
-    }
-
-    /// How many completions to wait for: after a busy turn, about as many
-    /// as that turn had, for at most `batch_wait`; after a quiet one, just
-    /// the first (no added latency when the load is light).
-    fn batch(&self) -> Option<(u32, u32)> {
-        let wait = self.settings.batch_wait.as_micros().min(u128::from(u32::MAX)) as u32;
-        (wait > 0 && self.last_batch >= 4).then(|| (self.last_batch.min(64) as u32, wait))
     }
 
     fn clock(&self) -> Millis {
@@ -542,6 +549,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
     /// Starts the sends and receives that this turn made necessary.
     fn flush(&mut self) {
         let mut list = std::mem::take(&mut self.flush_list);
+        self.sends = 0;
         for &key in &list {
             let Some(slot) = self.conns.get_mut(key) else { continue };
             slot.flags &= !flag::IN_FLUSH_LIST;
@@ -558,7 +566,8 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                     self.unsealed.push((key, e));
                     continue;
                 }
-                self.io.ring.send(slot.fd(), &mut slot.out, token(op::SEND, key, slot.generation));
+                let id = token(op::SEND, key, slot.generation);
+                self.sends += usize::from(self.io.ring.send(slot.fd(), &mut slot.out, id));
             }
             // A queue buffer taken but left empty goes back to the pool.
             slot.out.release();

@@ -113,6 +113,13 @@ impl Ring {
         self.flags
     }
 
+    /// Whether the kernel can wait for a batch with a deadline (6.12+
+    /// `min_wait`); without it, [`submit_and_wait`](Self::submit_and_wait)
+    /// ignores its `batch`.
+    pub fn can_batch(&self) -> bool {
+        self.min_timeout
+    }
+
     /// How many times this ring entered the kernel.
     pub fn enters(&self) -> u64 {
         self.enters
