@@ -1,6 +1,8 @@
 //! The hub's settings: command-line flags, each with an environment variable
 //! (flags win), so the same binary runs from a shell or a container.
 
+use std::time::Duration;
+
 use clap::{Parser, ValueEnum};
 use ringcast::SlowConsumer;
 
@@ -56,6 +58,12 @@ pub struct HubConfig {
     /// library's `batch_wait`).
     #[arg(long, env = "RINGCAST_BATCH_WAIT_US", default_value_t = 20)]
     pub batch_wait_us: u64,
+
+    /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001
+    /// close before cutting them; the process exits within this plus a
+    /// fraction of a second (accepts 500ms, 5s, 1m).
+    #[arg(long, env = "RINGCAST_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for HubConfig {
@@ -98,6 +106,22 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     number.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(|| format!("size out of range: {text:?}"))
 }
 
+/// Parses `250ms`, `5s`, `2m` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| format!("not a duration: {text:?} (examples: 500ms, 5s, 1m)"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" | "min" => {
+            number.checked_mul(60).map(Duration::from_secs).ok_or(format!("duration out of range: {text:?}"))
+        }
+        other => Err(format!("unknown duration unit {other:?} (use ms, s or m)")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +137,17 @@ mod tests {
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("99999999999999999999m").is_err());
     }
 
     #[test]

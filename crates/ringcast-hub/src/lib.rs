@@ -18,7 +18,7 @@ mod metrics;
 mod routes;
 mod topic;
 
-pub use config::{parse_size, HubConfig, Policy};
+pub use config::{parse_duration, parse_size, HubConfig, Policy};
 
 /// Starts the hub on `config.listen` and returns the server's handle (for
 /// its address, counters and shutdown).

@@ -5,11 +5,11 @@
 //! cargo run --release -p ringcast-hub -- --help
 //! ```
 //!
-//! SIGINT or SIGTERM closes every connection with 1001 (waiting up to 5 s
-//! for the closing handshakes) and exits 0.
+//! SIGINT or SIGTERM closes every connection with 1001 (waiting up to
+//! `--shutdown-grace`, 5 s by default, for the closing handshakes) and
+//! exits 0.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use mimalloc::MiMalloc;
@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let grace = config.shutdown_grace;
     let handle = match ringcast_hub::start(config) {
         Ok(handle) => handle,
         Err(e) => {
@@ -51,9 +52,9 @@ fn main() -> ExitCode {
     println!("  publish      curl -H 'Content-Type: text/plain' -d 'hello' http://{addr}/publish/{{name}}");
     println!("  metrics      http://{addr}/metrics");
     if let Some(signal) = signals.forever().next() {
-        eprintln!("ringcast-hub: signal {signal}: closing connections (up to 5 s)");
+        eprintln!("ringcast-hub: signal {signal}: closing connections (up to {grace:?})");
     }
-    let report = handle.shutdown(Duration::from_secs(5));
+    let report = handle.shutdown(grace);
     let stats = handle.stats();
     eprintln!(
         "ringcast-hub: stopped; accepted {} connections, received {} messages, sent {}, dropped {}, {} cut at the deadline",

@@ -42,6 +42,41 @@ async fn sigterm_closes_clients_with_1001_and_exits_0() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// Starts the hub binary with `args` and returns it with its address.
+fn spawn_hub(args: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
+    let mut child = Command::new(HUB)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the hub starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let addr = first.split_whitespace().nth(3).and_then(|a| a.parse().ok());
+    (child, addr.unwrap_or_else(|| panic!("no address in {first:?}")))
+}
+
+#[test]
+fn shutdown_ends_within_the_grace_when_clients_never_answer() {
+    let grace = Duration::from_millis(1000);
+    let (mut child, addr) = spawn_hub(&["--shards", "2", "--shutdown-grace", "1000ms"]);
+    // Ten subscribers that never read (their kernel buffers fill with
+    // queued deliveries) and so never answer the close.
+    let stalled: Vec<Stalled> = (0..10).map(|_| Stalled::join(addr, "/topics/a")).collect();
+    for _ in 0..4 {
+        assert_eq!(publish(addr, "a", "application/octet-stream", &[7u8; 200_000]), 10);
+    }
+    let started = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(took >= grace - Duration::from_millis(100), "it waited for the closes: {took:?}");
+    assert!(took <= grace + Duration::from_millis(250), "exited {took:?} after SIGTERM, grace {grace:?}");
+    drop(stalled);
+}
+
 #[test]
 fn bad_settings_are_explained() {
     let out = Command::new(HUB).args(["--max-backpressure", "lots"]).output().unwrap();

@@ -173,7 +173,7 @@ fn shutdown_cuts_clients_that_ignore_the_close_at_the_deadline() {
     let report = stopper.join().unwrap();
     let took = started.elapsed();
     assert_eq!(report.forced, 1);
-    assert!(took >= Duration::from_millis(280) && took < Duration::from_secs(3), "{took:?}");
+    assert!(took >= Duration::from_millis(280) && took <= Duration::from_millis(300 + 250), "{took:?}");
     client.expect_eof();
     assert_eq!(server.wait_closes(1)[0].0, 1006);
 }
