@@ -4,6 +4,8 @@ use std::fmt;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use ringcast_proto::connection::Sender;
 use ringcast_proto::{CloseCode, MessageKind, Role, State, UsageError};
 
@@ -258,7 +260,7 @@ impl<C> Ws<'_, C> {
     }
 
     /// Queues a published frame on this connection, like any delivery.
-    fn queue_delivery(&mut self, frame: &[u8]) {
+    fn queue_delivery(&mut self, frame: &Bytes) {
         let (budget, policy) = (self.shard.budget, self.shard.policy);
         match offer_frame(frame, self.tx, self.out, self.subs, self.id, budget, policy) {
             Offer::Queued => self.shard.stats.messages_out += 1,
@@ -287,7 +289,7 @@ pub(crate) enum Offer {
 /// slow-consumer policy. The one rule for deliveries, whether the shard
 /// delivers after a callback or a publisher serves itself at once.
 pub(crate) fn offer_frame(
-    frame: &[u8],
+    frame: &Bytes,
     tx: &mut Sender,
     out: &mut OutQueue,
     subs: &mut Subscriptions,
@@ -305,7 +307,7 @@ pub(crate) fn offer_frame(
             let (kind, payload) = pubsub::unframe(frame);
             let _ = tx.send(kind, payload, out.queue());
         } else {
-            out.queue().extend_from_slice(frame);
+            out.push_frame(frame);
         }
         return Offer::Queued;
     }

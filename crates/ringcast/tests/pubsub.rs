@@ -80,6 +80,37 @@ fn every_subscriber_on_every_shard_gets_every_message_in_order() {
     handle.shutdown(Duration::from_secs(1));
 }
 
+/// Large frames are queued by reference (one shared buffer for every
+/// subscriber, sent with an iovec each), small ones corked: interleaved,
+/// they must still reach everyone whole and in order.
+#[test]
+fn large_and_small_messages_interleaved_arrive_whole_and_in_order() {
+    let handle = start(Server::builder().shards(2));
+    let mut subscribers: Vec<RawClient> = (0..40).map(|_| join(&handle, "mix")).collect();
+    let mut publisher = join(&handle, "mix");
+    wait_subscribers(&handle, "mix", 41);
+    let sizes = [3usize, 100_000, 8 << 10, 10, (8 << 10) - 1, 65_536, 1, 200_000, 7, 20_000];
+    let payload = |i: usize, size: usize| (0..size).map(|j| (i * 31 + j) as u8).collect::<Vec<u8>>();
+    for round in 0..3 {
+        for (i, &size) in sizes.iter().enumerate() {
+            publisher.send_raw(&masked(0x2, &payload(round * 100 + i, size)));
+        }
+    }
+    for (s, sub) in subscribers.iter_mut().enumerate() {
+        for round in 0..3 {
+            for (i, &size) in sizes.iter().enumerate() {
+                let frame = sub.read_frame().unwrap();
+                assert_eq!(frame.opcode, 0x2);
+                assert!(
+                    frame.payload == payload(round * 100 + i, size),
+                    "subscriber {s}, message {i} of round {round}"
+                );
+            }
+        }
+    }
+    handle.shutdown(Duration::from_secs(1));
+}
+
 #[test]
 fn the_handle_publishes_from_any_thread_and_counts_receivers() {
     let handle = start(Server::builder().shards(2));

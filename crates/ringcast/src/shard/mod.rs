@@ -376,8 +376,10 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             match c.result {
                 0 => self.peer_gone(key, "end of stream"),
                 r if r == -libc::ENOBUFS => {
-                    // The pool ran dry this turn; buffers come back before
-                    // the next one, so arm again then.
+                    // The ring ran dry this turn: it gets a wider window,
+                    // buffers come back before the next turn, and the
+                    // receive is armed again then.
+                    self.io.bufs.starved();
                     if !slot.has(flag::DYING) {
                         slot.flags |= flag::REARM;
                     }

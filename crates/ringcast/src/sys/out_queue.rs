@@ -1,15 +1,24 @@
-//! A connection's outgoing bytes: the frames queued this turn and the buffer
-//! the kernel is sending.
+//! A connection's outgoing bytes: a chain of segments, some of them in the
+//! kernel's hands.
 //!
-//! Two buffers, because the kernel reads the in-flight one until its send
-//! completes: appending to it could move it. Neither belongs to the
-//! connection for long: a queue takes a buffer from its thread's pool when
-//! the first frame is written, the buffer goes in flight at the next flush,
-//! and returns to the pool when the send completes. The pool is a stack, so
-//! the next frame is written into the buffer the kernel just finished
-//! reading, still in cache; and an idle connection holds no buffer at all.
+//! Small frames are corked: appended to an owned buffer, so one send carries
+//! every frame a turn produced. A large published frame is not copied: its
+//! shared [`Bytes`] becomes a segment of its own in every subscriber's
+//! chain, and the send hands the kernel a list of segments (`sendmsg` with
+//! an iovec per segment). While a send is in flight, the segments it covers
+//! are frozen: new frames go to a segment after them.
+//!
+//! Nothing belongs to the connection for long. The chain's box and its
+//! buffers come from the thread's pool when the first frame is written and
+//! go back when everything is sent. The pool is a stack, so the next frame
+//! is written into the buffer the kernel just finished reading, still in
+//! cache, and an idle connection holds one empty pointer.
+#![allow(unsafe_code)]
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use bytes::Bytes;
 
 /// Buffers kept per thread (shard) for reuse.
 const POOL_BUFFERS: usize = 1024;
@@ -18,24 +27,101 @@ const POOL_MAX_CAPACITY: usize = 256 << 10;
 /// Capacity the pool may hold in all, so that after a burst that filled
 /// many queues the shard gives the memory back instead of keeping it warm.
 const POOL_MAX_BYTES: usize = 8 << 20;
+/// Shared frames at least this large are queued by reference; smaller ones
+/// are copied into the cork buffer, where they cost less than an iovec
+/// (and a reference count) of their own. Measured: see `docs/benchmarks.md`.
+pub const SHARE_MIN: usize = 8 << 10;
+/// The most segments one send hands the kernel (well under `IOV_MAX`).
+const MAX_IOV: usize = 64;
 
-/// A buffer handed to the kernel, and how much of it is sent.
-#[derive(Debug, Default)]
-struct Flight {
-    buf: Vec<u8>,
-    sent: usize,
-    /// A send is in flight: `buf` is untouchable until it completes.
-    busy: bool,
+/// A run of outgoing bytes.
+#[derive(Debug)]
+enum Segment {
+    /// Frames written into a buffer of ours (from the pool).
+    Owned(Vec<u8>),
+    /// A frame shared with other connections, sent from where it is.
+    Shared(Bytes),
 }
 
-/// The calling thread's spare buffers (each shard is one thread).
+impl Segment {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Segment::Owned(buf) => buf,
+            Segment::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// The segments of one connection, and the send descriptor the kernel
+/// reads while a vectored send is in flight (boxed: its address must not
+/// change, and an idle connection should not pay for it).
+#[derive(Debug)]
+struct Chain {
+    segs: VecDeque<Segment>,
+    /// Bytes of the front segment already sent.
+    sent: usize,
+    /// How many front segments the send in flight covers (0: none).
+    flying: usize,
+    /// Bytes of every segment but an owned tail (whose length changes as
+    /// frames are appended, so it is read when asked).
+    closed: usize,
+    iov: Vec<libc::iovec>,
+    msg: libc::msghdr,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        // SAFETY: `msghdr` is a plain C struct for which all-zero bytes are
+        // a valid value (no name, no iovecs, no control data).
+        let msg = unsafe { std::mem::zeroed() };
+        Chain { segs: VecDeque::new(), sent: 0, flying: 0, closed: 0, iov: Vec::new(), msg }
+    }
+}
+
+impl Chain {
+    fn tail_len(&self) -> usize {
+        match self.segs.back() {
+            Some(Segment::Owned(buf)) => buf.len(),
+            _ => 0,
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.closed + self.tail_len()
+    }
+
+    fn push(&mut self, segment: Segment) {
+        self.closed += self.tail_len();
+        if let Segment::Shared(bytes) = &segment {
+            self.closed += bytes.len();
+        }
+        self.segs.push_back(segment);
+    }
+
+    fn pop_back(&mut self) -> Option<Segment> {
+        let segment = self.segs.pop_back()?;
+        if let Segment::Shared(bytes) = &segment {
+            self.closed -= bytes.len();
+        }
+        self.closed -= self.tail_len();
+        Some(segment)
+    }
+
+    fn pop_front(&mut self) -> Option<Segment> {
+        let segment = self.segs.pop_front()?;
+        self.closed = if self.segs.is_empty() { 0 } else { self.closed - segment.bytes().len() };
+        Some(segment)
+    }
+}
+
+/// The calling thread's spare buffers and chains (each shard is a thread).
 #[derive(Default)]
 struct Pool {
     buffers: Vec<Vec<u8>>,
     /// Sum of the capacities in `buffers`.
     bytes: usize,
     #[allow(clippy::vec_box)] // the boxes are what connections hold: moved, not copied
-    flights: Vec<Box<Flight>>,
+    chains: Vec<Box<Chain>>,
 }
 
 thread_local! {
@@ -65,53 +151,88 @@ fn give_buffer(mut buf: Vec<u8>) {
     });
 }
 
-fn take_flight() -> Box<Flight> {
-    POOL.with(|p| p.borrow_mut().flights.pop()).unwrap_or_default()
+fn give_segment(segment: Segment) {
+    if let Segment::Owned(buf) = segment {
+        give_buffer(buf);
+    }
 }
 
-/// Returns a finished (or abandoned, not in-flight) flight and its buffer
-/// to the pool.
-fn recycle(mut flight: Box<Flight>) {
-    give_buffer(std::mem::take(&mut flight.buf));
-    give_flight(flight);
+fn take_chain() -> Box<Chain> {
+    POOL.with(|p| p.borrow_mut().chains.pop()).unwrap_or_default()
 }
 
-fn give_flight(flight: Box<Flight>) {
+/// Returns an empty chain (nothing in flight) to the pool.
+fn give_chain(mut chain: Box<Chain>) {
+    debug_assert!(chain.flying == 0);
+    for segment in chain.segs.drain(..) {
+        give_segment(segment);
+    }
+    chain.sent = 0;
+    chain.closed = 0;
+    chain.iov.clear();
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
-        if pool.flights.len() < POOL_BUFFERS {
-            pool.flights.push(flight);
+        if pool.chains.len() < POOL_BUFFERS {
+            pool.chains.push(chain);
         }
     });
+}
+
+/// What the kernel is to send: one run of bytes, or a `sendmsg`
+/// descriptor with several.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SendBuf {
+    /// `send(ptr, len)`.
+    One(*const u8, u32),
+    /// `sendmsg(msg)`.
+    Many(*const libc::msghdr),
 }
 
 /// Outgoing bytes of one connection. See the module docs.
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    /// Written during this turn; not yet handed to the kernel.
-    queued: Vec<u8>,
-    /// Handed to the kernel (or partly sent and waiting to be resumed).
-    flight: Option<Box<Flight>>,
+    chain: Option<Box<Chain>>,
 }
 
 impl OutQueue {
-    /// The buffer new frames are appended to. Never the in-flight one.
+    fn chain(&mut self) -> &mut Chain {
+        self.chain.get_or_insert_with(take_chain)
+    }
+
+    /// The buffer new frames are appended to. Never one the kernel is
+    /// reading.
     pub fn queue(&mut self) -> &mut Vec<u8> {
-        if self.queued.capacity() == 0 {
-            self.queued = take_buffer();
+        let chain = self.chain();
+        let writable = chain.segs.len() > chain.flying && matches!(chain.segs.back(), Some(Segment::Owned(_)));
+        if !writable {
+            chain.push(Segment::Owned(take_buffer()));
         }
-        &mut self.queued
+        match chain.segs.back_mut() {
+            Some(Segment::Owned(buf)) => buf,
+            _ => unreachable!("the tail is an owned buffer"),
+        }
+    }
+
+    /// Queues a frame shared with other connections: by reference from
+    /// [`SHARE_MIN`] bytes up, copied into the cork buffer below.
+    pub fn push_frame(&mut self, frame: &Bytes) {
+        if frame.len() >= SHARE_MIN {
+            self.chain().push(Segment::Shared(frame.clone()));
+        } else {
+            self.queue().extend_from_slice(frame);
+        }
     }
 
     /// Bytes waiting to be sent, in flight or queued.
     pub fn buffered(&self) -> usize {
-        self.queued.len() + self.flight.as_ref().map_or(0, |f| f.buf.len() - f.sent)
+        self.chain.as_ref().map_or(0, |c| c.held() - c.sent)
     }
 
-    /// Bytes of memory the queue holds: the queued bytes and the whole
-    /// buffer in flight (its sent part is freed only when all of it is).
+    /// Bytes of memory the queue holds: every segment's whole length (a
+    /// buffer's sent part is freed only when all of it is; a shared frame
+    /// is counted in full, as this connection alone may be keeping it).
     pub fn held(&self) -> usize {
-        self.queued.len() + self.flight.as_ref().map_or(0, |f| f.buf.len())
+        self.chain.as_ref().map_or(0, |c| c.held())
     }
 
     /// Whether `len` more bytes fit the budget: a message always fits an
@@ -126,7 +247,7 @@ impl OutQueue {
 
     /// A send is in flight.
     pub fn in_flight(&self) -> bool {
-        self.flight.as_ref().is_some_and(|f| f.busy)
+        self.chain.as_ref().is_some_and(|c| c.flying > 0)
     }
 
     /// Nothing queued and nothing in flight.
@@ -134,66 +255,91 @@ impl OutQueue {
         self.buffered() == 0
     }
 
-    /// Marks the next bytes to send as in flight and returns where they are.
+    /// Marks the next bytes to send as in flight and says where they are.
     /// Called only by `Ring::send`, which hands them to the kernel.
-    pub(super) fn begin_send(&mut self) -> Option<(*const u8, u32)> {
-        if self.in_flight() {
+    pub(super) fn begin_send(&mut self) -> Option<SendBuf> {
+        let chain = self.chain.as_mut()?;
+        if chain.flying > 0 {
             return None;
         }
-        if self.flight.is_none() {
-            if self.queued.is_empty() {
+        // An empty tail buffer (taken, then nothing written) is not sent.
+        while chain.segs.len() > 1 && chain.segs.back().is_some_and(|s| s.bytes().is_empty()) {
+            give_segment(chain.pop_back()?);
+        }
+        let front = chain.segs.front()?.bytes();
+        if chain.segs.len() == 1 {
+            let rest = &front[chain.sent..];
+            if rest.is_empty() {
                 return None;
             }
-            let mut flight = take_flight();
-            flight.buf = std::mem::take(&mut self.queued);
-            flight.sent = 0;
-            self.flight = Some(flight);
+            chain.flying = 1;
+            return Some(SendBuf::One(rest.as_ptr(), u32::try_from(rest.len()).unwrap_or(u32::MAX)));
         }
-        let flight = self.flight.as_mut()?;
-        flight.busy = true;
-        let rest = &flight.buf[flight.sent..];
-        Some((rest.as_ptr(), u32::try_from(rest.len()).unwrap_or(u32::MAX)))
+        let count = chain.segs.len().min(MAX_IOV);
+        chain.iov.clear();
+        for (i, segment) in chain.segs.iter().take(count).enumerate() {
+            let bytes = if i == 0 { &segment.bytes()[chain.sent..] } else { segment.bytes() };
+            chain.iov.push(libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() });
+        }
+        chain.msg.msg_iov = chain.iov.as_mut_ptr();
+        chain.msg.msg_iovlen = chain.iov.len() as _;
+        chain.flying = count;
+        Some(SendBuf::Many(&chain.msg))
     }
 
-    /// The kernel sent `n` bytes of the in-flight buffer. Returns true when
+    /// The kernel sent `n` bytes of what was in flight. Returns true when
     /// all of it is out (false: send the rest).
-    pub fn complete_send(&mut self, n: usize) -> bool {
-        let Some(flight) = self.flight.as_mut() else { return true };
-        debug_assert!(flight.busy);
-        flight.busy = false;
-        flight.sent = (flight.sent + n).min(flight.buf.len());
-        if flight.sent < flight.buf.len() {
-            return false;
+    pub fn complete_send(&mut self, mut n: usize) -> bool {
+        let Some(chain) = self.chain.as_mut() else { return true };
+        debug_assert!(chain.flying > 0);
+        let flying = std::mem::take(&mut chain.flying);
+        let mut done = 0;
+        while done < flying {
+            let Some(front) = chain.segs.front() else { break };
+            let rest = front.bytes().len() - chain.sent;
+            if n < rest {
+                chain.sent += n;
+                return false;
+            }
+            n -= rest;
+            chain.sent = 0;
+            give_segment(chain.pop_front().expect("the front segment"));
+            done += 1;
         }
-        if let Some(flight) = self.flight.take() {
-            recycle(flight);
+        if chain.segs.is_empty() {
+            if let Some(chain) = self.chain.take() {
+                give_chain(chain);
+            }
         }
         true
     }
 
     /// The send failed: the connection is going away, nothing is in flight.
     pub fn abort_send(&mut self) {
-        if let Some(flight) = self.flight.as_mut() {
-            flight.busy = false;
+        if let Some(chain) = self.chain.as_mut() {
+            chain.flying = 0;
         }
     }
 
-    /// Gives an empty queue's buffer back to the pool (after a turn that
+    /// Gives an idle queue's memory back to the pool (after a turn that
     /// wrote nothing, or when the connection goes idle).
     pub fn release(&mut self) {
-        if self.queued.is_empty() {
-            give_buffer(std::mem::take(&mut self.queued));
+        if self.chain.as_ref().is_some_and(|c| c.flying == 0 && c.held() == 0) {
+            if let Some(chain) = self.chain.take() {
+                give_chain(chain);
+            }
         }
     }
 
-    /// Drops everything not in the kernel's hands: the queue, and a
-    /// partly sent buffer that is not in flight.
+    /// Drops everything not in the kernel's hands.
     pub fn discard_unsent(&mut self) {
-        self.queued.clear();
-        self.release();
-        if !self.in_flight() {
-            if let Some(flight) = self.flight.take() {
-                recycle(flight);
+        let Some(chain) = self.chain.as_mut() else { return };
+        while chain.segs.len() > chain.flying {
+            give_segment(chain.pop_back().expect("a segment past the flight"));
+        }
+        if chain.flying == 0 {
+            if let Some(chain) = self.chain.take() {
+                give_chain(chain);
             }
         }
     }
@@ -201,28 +347,54 @@ impl OutQueue {
 
 impl Drop for OutQueue {
     fn drop(&mut self) {
-        // A buffer still in flight belongs to the kernel until the ring is
-        // torn down; it is freed, not pooled (`Io` has cancelled everything
-        // by the time connections are dropped).
-        if !self.in_flight() {
-            if let Some(flight) = self.flight.take() {
-                recycle(flight);
+        // Segments still in flight belong to the kernel until the ring is
+        // torn down; they are freed, not pooled (`Io` has cancelled
+        // everything by the time connections are dropped).
+        if let Some(chain) = self.chain.take() {
+            if chain.flying == 0 {
+                give_chain(chain);
             }
         }
-        give_buffer(std::mem::take(&mut self.queued));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::OutQueue;
+    use super::*;
+
+    /// What a send would hand the kernel, as bytes.
+    fn pending(q: &mut OutQueue) -> Option<Vec<u8>> {
+        let runs: Vec<(*const u8, usize)> = match q.begin_send()? {
+            SendBuf::One(ptr, len) => vec![(ptr, len as usize)],
+            SendBuf::Many(msg) => {
+                // SAFETY: the descriptor lives in the queue's boxed chain,
+                // untouched until `complete_send`.
+                let msg = unsafe { &*msg };
+                (0..msg.msg_iovlen)
+                    .map(|i| {
+                        // SAFETY: `msg_iov` points to `msg_iovlen` iovecs in the
+                        // same chain.
+                        let v = unsafe { &*msg.msg_iov.add(i) };
+                        (v.iov_base as *const u8, v.iov_len)
+                    })
+                    .collect()
+            }
+        };
+        let mut bytes = Vec::new();
+        for (ptr, len) in runs {
+            // SAFETY: every run lies in a segment the queue keeps frozen
+            // until `complete_send`.
+            bytes.extend_from_slice(unsafe { std::slice::from_raw_parts(ptr, len) });
+        }
+        Some(bytes)
+    }
 
     #[test]
     fn queues_behind_a_send_in_flight_and_resumes_partial_sends() {
         let mut q = OutQueue::default();
         assert!(q.begin_send().is_none());
         q.queue().extend_from_slice(b"hello");
-        let (ptr, len) = q.begin_send().unwrap();
+        let Some(SendBuf::One(ptr, len)) = q.begin_send() else { panic!("one buffer, one send") };
         assert_eq!(len, 5);
         // While in flight, new frames go to another buffer.
         q.queue().extend_from_slice(b"world");
@@ -230,22 +402,17 @@ mod tests {
         assert!(q.begin_send().is_none(), "one send in flight at a time");
         assert_eq!(q.buffered(), 10);
         assert!(!q.complete_send(2));
-        let (ptr2, len2) = q.begin_send().unwrap();
-        assert_eq!((ptr2, len2), (ptr.wrapping_add(2), 3), "the rest of a partial send");
-        assert!(q.complete_send(3));
-        let (_, len3) = q.begin_send().unwrap();
-        assert_eq!(len3, 5);
-        assert!(q.complete_send(5));
+        assert_eq!(pending(&mut q).unwrap(), b"lloworld", "the rest of a partial send, then the next buffer");
+        assert!(q.complete_send(8));
         assert!(q.is_empty());
-        q.release();
-        assert_eq!(q.queued.capacity(), 0, "an idle queue holds no buffer");
+        assert!(q.chain.is_none(), "an idle queue holds nothing");
     }
 
     #[test]
     fn the_next_frame_reuses_the_buffer_the_kernel_just_sent() {
         let mut a = OutQueue::default();
         a.queue().extend_from_slice(&[1; 1000]);
-        let (sent_from, _) = a.begin_send().unwrap();
+        let Some(SendBuf::One(sent_from, _)) = a.begin_send() else { panic!() };
         assert!(a.complete_send(1000));
         let mut b = OutQueue::default();
         assert_eq!(b.queue().as_ptr(), sent_from, "the pool is a stack: the warm buffer comes back first");
@@ -268,6 +435,67 @@ mod tests {
     }
 
     #[test]
+    fn large_shared_frames_go_by_reference_in_order_with_corked_ones() {
+        let big = Bytes::from(vec![7u8; SHARE_MIN]);
+        let small = Bytes::from_static(b"small");
+        let mut q = OutQueue::default();
+        q.queue().extend_from_slice(b"head");
+        q.push_frame(&big);
+        q.push_frame(&small);
+        q.queue().extend_from_slice(b"tail");
+        assert_eq!(q.held(), 4 + SHARE_MIN + 5 + 4);
+        let chain = q.chain.as_ref().unwrap();
+        assert_eq!(chain.segs.len(), 3, "head | shared frame | small + tail corked together");
+        assert!(matches!(&chain.segs[1], Segment::Shared(b) if b.as_ptr() == big.as_ptr()), "not copied");
+        let mut expected = b"head".to_vec();
+        expected.extend_from_slice(&big);
+        expected.extend_from_slice(b"smalltail");
+        assert_eq!(pending(&mut q).unwrap(), expected);
+        // Frozen while in flight: new frames start a segment after it.
+        q.queue().extend_from_slice(b"later");
+        assert_eq!(q.chain.as_ref().unwrap().segs.len(), 4);
+        // The kernel took the head and half the shared frame.
+        assert!(!q.complete_send(4 + SHARE_MIN / 2));
+        assert_eq!(q.buffered(), SHARE_MIN / 2 + 9 + 5);
+        assert_eq!(q.held(), SHARE_MIN + 9 + 5, "the shared frame is held whole until sent");
+        let mut rest = vec![7u8; SHARE_MIN / 2];
+        rest.extend_from_slice(b"smalltaillater");
+        assert_eq!(pending(&mut q).unwrap(), rest);
+        assert!(q.complete_send(rest.len()));
+        assert!(q.is_empty());
+        assert_eq!(Bytes::clone(&big).len(), SHARE_MIN);
+    }
+
+    #[test]
+    fn a_send_covers_at_most_max_iov_segments() {
+        let frames: Vec<Bytes> = (0..MAX_IOV + 10).map(|i| Bytes::from(vec![i as u8; SHARE_MIN])).collect();
+        let mut q = OutQueue::default();
+        for f in &frames {
+            q.push_frame(f);
+        }
+        assert_eq!(pending(&mut q).unwrap().len(), MAX_IOV * SHARE_MIN);
+        assert!(q.complete_send(MAX_IOV * SHARE_MIN));
+        assert_eq!(q.buffered(), 10 * SHARE_MIN);
+        assert_eq!(pending(&mut q).unwrap()[0], MAX_IOV as u8, "in order");
+    }
+
+    #[test]
+    fn discarding_keeps_only_what_the_kernel_holds() {
+        let big = Bytes::from(vec![1u8; SHARE_MIN]);
+        let mut q = OutQueue::default();
+        q.push_frame(&big);
+        q.begin_send().unwrap();
+        q.queue().extend_from_slice(b"never sent");
+        q.push_frame(&big);
+        q.discard_unsent();
+        assert_eq!(q.held(), SHARE_MIN, "the frame in flight stays until its completion");
+        assert!(q.in_flight());
+        q.abort_send();
+        q.discard_unsent();
+        assert!(q.chain.is_none());
+    }
+
+    #[test]
     fn the_pool_keeps_a_bounded_amount_of_memory() {
         let mut queues: Vec<OutQueue> = (0..64).map(|_| OutQueue::default()).collect();
         for q in &mut queues {
@@ -278,8 +506,8 @@ mod tests {
         for q in &mut queues {
             assert!(q.complete_send(1));
         }
-        let pooled = super::POOL.with(|p| p.borrow().bytes);
-        assert!(pooled <= super::POOL_MAX_BYTES, "{pooled} bytes pooled");
-        assert!(pooled >= super::POOL_MAX_BYTES / 2, "the pool still keeps warm buffers: {pooled}");
+        let pooled = POOL.with(|p| p.borrow().bytes);
+        assert!(pooled <= POOL_MAX_BYTES, "{pooled} bytes pooled");
+        assert!(pooled >= POOL_MAX_BYTES / 2, "the pool still keeps warm buffers: {pooled}");
     }
 }

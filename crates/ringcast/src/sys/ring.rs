@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+use super::out_queue::SendBuf;
 use super::OutQueue;
 
 /// A completion, copied out of the completion queue so the runtime can push
@@ -170,17 +171,34 @@ impl Ring {
         unsafe { self.push(&entry) }
     }
 
-    /// Sends the unsent part of `out`'s in-flight buffer, starting a new
-    /// in-flight buffer from its queue first if none is out. Returns false
-    /// when there is nothing to send.
+    /// Sends what `out` has queued (the rest of a partial send first): one
+    /// `send` for a single buffer, one `sendmsg` over its segments when a
+    /// shared frame is among them. Returns false when there is nothing to
+    /// send or a send is already in flight.
     pub fn send(&mut self, fd: RawFd, out: &mut OutQueue, user_data: u64) -> bool {
-        let Some((ptr, len)) = out.begin_send() else { return false };
-        let entry = opcode::Send::new(types::Fd(fd), ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(user_data);
-        // SAFETY: `begin_send` marked the buffer in flight: the `OutQueue`
-        // neither writes, grows nor frees it until `complete_send`, which the
-        // runtime calls only with this operation's completion; the queue's
-        // owner (the connection) is kept until then, and `Io` cancels every
-        // operation before connections are dropped on teardown.
+        let entry = match out.begin_send() {
+            None => return false,
+            Some(SendBuf::One(ptr, len)) => opcode::Send::new(types::Fd(fd), ptr, len),
+            Some(SendBuf::Many(msg)) => {
+                let entry = opcode::SendMsg::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32);
+                // SAFETY: `begin_send` froze the segments this send covers,
+                // the iovec array and the `msghdr` (both in the queue's
+                // boxed chain, whose address does not change) until
+                // `complete_send`, which the runtime calls only with this
+                // operation's completion; the connection holding the queue
+                // is kept until then, and `Io` cancels every operation
+                // before connections are dropped on teardown.
+                unsafe { self.push(&entry.build().user_data(user_data)) };
+                return true;
+            }
+        };
+        let entry = entry.flags(libc::MSG_NOSIGNAL).build().user_data(user_data);
+        // SAFETY: `begin_send` froze the bytes this send covers: the
+        // `OutQueue` neither writes, moves nor frees them until
+        // `complete_send`, which the runtime calls only with this
+        // operation's completion; the queue's owner (the connection) is kept
+        // until then, and `Io` cancels every operation before connections
+        // are dropped on teardown.
         unsafe { self.push(&entry) };
         true
     }
