@@ -52,6 +52,13 @@ pub struct HubConfig {
     #[arg(long, env = "RINGCAST_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
 
+    /// Kernel send buffer per connection (SO_SNDBUF, e.g. 64KiB). Unset:
+    /// the kernel autotunes it, up to 4 MiB per socket that stops reading,
+    /// on top of --max-backpressure. Smaller bounds memory under slow
+    /// consumers; too small limits throughput to distant clients.
+    #[arg(long, env = "RINGCAST_SEND_BUFFER_SIZE", value_parser = parse_size)]
+    pub send_buffer_size: Option<usize>,
+
     /// After a busy loop turn, how long (µs) a shard may wait for more
     /// completions to arrive before handling them; 0 never waits. The
     /// shard stops waiting by itself where waits do not fill (see the

@@ -33,6 +33,9 @@ pub fn start(config: HubConfig) -> Result<ServerHandle, ringcast::Error> {
     if let Some(shards) = config.shards {
         builder = builder.shards(shards);
     }
+    if let Some(size) = config.send_buffer_size {
+        builder = builder.send_buffer_size(size);
+    }
     let shards = builder.shard_count();
     let listen = config.listen.clone();
     let shared = Arc::new(routes::Shared {

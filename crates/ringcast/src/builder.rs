@@ -142,6 +142,21 @@ impl<R> Builder<R> {
         self
     }
 
+    /// The kernel send buffer of every connection (`SO_SNDBUF`; Linux
+    /// doubles the value for its bookkeeping). Default: unset, and the
+    /// kernel autotunes each socket's buffer up to `net.ipv4.tcp_wmem`'s
+    /// maximum (4 MiB on most systems), which no budget of ours bounds: a
+    /// subscriber that stops reading costs its `max_backpressure` in the
+    /// shard *plus* up to that much in the kernel. Setting it (say 64 KiB)
+    /// bounds that second part and makes slow consumers visible sooner;
+    /// the price is throughput on long fat links, where a connection can
+    /// have no more than this in flight per round trip. From 4 KiB to
+    /// 1 GiB.
+    pub fn send_buffer_size(mut self, bytes: usize) -> Self {
+        self.settings.send_buffer_size = Some(bytes);
+        self
+    }
+
     /// After a busy loop turn whose output went to many connections, how
     /// long the shard may wait for the next batch of completions to fill up
     /// before handling what it has (default 20 µs; kernels 6.12+; zero

@@ -21,6 +21,8 @@ pub(crate) struct Settings {
     pub recv_buffer_size: u32,
     pub ring_entries: u32,
     pub batch_wait: Duration,
+    /// `SO_SNDBUF` of every connection; `None`: the kernel's autotuning.
+    pub send_buffer_size: Option<usize>,
     pub slow_consumer: SlowConsumer,
     pub listen_backlog: i32,
     /// Serve plain TCP echo instead of WebSocket (the benchmark floor).
@@ -45,6 +47,7 @@ impl Default for Settings {
             recv_buffer_size: 32 << 10,
             ring_entries: 4096,
             batch_wait: Duration::from_micros(20),
+            send_buffer_size: None,
             slow_consumer: SlowConsumer::Close,
             listen_backlog: 4096,
             tcp_echo: false,
@@ -76,6 +79,9 @@ impl Settings {
         }
         if self.recv_buffer_size < 1024 || self.recv_buffer_size > 1 << 24 {
             return Err("recv_buffer_size must be between 1 KiB and 16 MiB");
+        }
+        if self.send_buffer_size.is_some_and(|n| !(4096..=1 << 30).contains(&n)) {
+            return Err("send_buffer_size must be between 4 KiB and 1 GiB");
         }
         let timeouts =
             [Some(self.handshake_timeout), self.idle_timeout, Some(self.pong_timeout), Some(self.close_timeout)];

@@ -94,6 +94,10 @@ fn bind_all(addr: SocketAddr, settings: &Settings) -> Result<Vec<Socket>, Error>
             socket.set_reuse_port(true)?;
             // Accepted sockets inherit it: messages leave at once.
             socket.set_tcp_nodelay(true)?;
+            if let Some(size) = settings.send_buffer_size {
+                // Inherited too, with the lock that turns autotuning off.
+                socket.set_send_buffer_size(size)?;
+            }
             socket.bind(&addr.into())?;
             socket.listen(settings.listen_backlog)?;
             Ok(socket)

@@ -106,6 +106,31 @@ fn a_peer_that_does_not_read_hits_the_backpressure_limit() {
     client.expect_eof();
 }
 
+/// Without `send_buffer_size`, the kernel autotunes a socket's send buffer
+/// to megabytes for a peer that does not read (3.8 MB measured here),
+/// outside any budget of ours.
+#[test]
+fn send_buffer_size_bounds_what_the_kernel_takes_for_a_peer_that_does_not_read() {
+    let server = TestServer::start(Server::builder().shards(1).max_backpressure(4 << 20).send_buffer_size(16 << 10));
+    let mut client = RawClient::open(server.addr());
+    client.send_raw(&masked(0x1, b"flood"));
+    let until = Instant::now() + Duration::from_secs(5);
+    while server.log.lock().unwrap().flood_sent.is_none() {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = server.log.lock().unwrap().flood_sent.unwrap();
+    assert!(sent >= 60, "4 MiB admits about 64 messages of 64 KiB, not {sent}");
+    // Let the kernel take all it will.
+    std::thread::sleep(Duration::from_millis(300));
+    let taken = server.handle.stats().bytes_out;
+    assert!(taken < 512 << 10, "the kernel took {taken} bytes for a peer that reads nothing");
+    for _ in 0..sent {
+        let frame = client.read_frame().unwrap();
+        assert_eq!((frame.opcode, frame.payload.len()), (0x2, 64 << 10), "nothing lost");
+    }
+}
+
 #[test]
 fn past_max_connections_new_clients_get_503() {
     let server = TestServer::start(Server::builder().shards(1).max_connections(2));

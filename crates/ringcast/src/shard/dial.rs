@@ -30,9 +30,16 @@ pub enum Step {
 
 /// Creates a non-blocking socket and starts connecting. `Ok(true)`: the
 /// connection is already established (it happens on loopback).
-pub fn start_socket(addr: SocketAddr, local: Option<SocketAddr>) -> std::io::Result<(OwnedFd, bool)> {
+pub fn start_socket(
+    addr: SocketAddr,
+    local: Option<SocketAddr>,
+    send_buffer: Option<usize>,
+) -> std::io::Result<(OwnedFd, bool)> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), None)?;
     socket.set_tcp_nodelay(true)?;
+    if let Some(size) = send_buffer {
+        socket.set_send_buffer_size(size)?;
+    }
     if let Some(local) = local {
         socket.bind(&local.into())?;
     }

@@ -767,7 +767,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         }
         let session =
             self.transport.connect(server_name).map_err(|e| ConnectError::Io(std::io::Error::other(e.reason)))?;
-        let socket = dial::start_socket(addr, local).map_err(ConnectError::Io)?;
+        let socket = dial::start_socket(addr, local, self.settings.send_buffer_size).map_err(ConnectError::Io)?;
         Ok((socket, session))
     }
 
