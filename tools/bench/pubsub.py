@@ -12,7 +12,8 @@ thread) pinned to CLIENT_CPU. Three scenarios:
   slow       10 000 subscribers, 10 % never read (4 KiB receive buffers),
              --max-backpressure 64KiB, both slow-consumer policies: server
              RSS sampled every 100 ms against the bound
-             RSS(connected) + stalled x budget.
+             RSS(connected) + stalled x budget + --slack-mib (16); the
+             script exits 1 when a peak is over it.
 
     tools/bench/pubsub.py [--rounds 3] [--seconds 5] [--only fanout|broadcast|slow]
 """
@@ -136,6 +137,7 @@ def broadcast(args):
 
 def slow(args):
     budget = 64 << 10
+    over = []
     for policy in args.policies:
         hub = Hub(9503, args.server_cpu, "--max-backpressure", "64KiB", "--slow-consumer", policy)
         samples, stop = [], threading.Event()
@@ -160,15 +162,19 @@ def slow(args):
             closed = metric(hub.port, 'ringcast_closes_total{shard="0",code="1008"}')
             r = result(out_json)
             peak = max(samples) if samples else base
-            bound = base + stalled * budget // 1024
+            bound = base + stalled * budget // 1024 + args.slack_mib * 1024
+            if peak > bound:
+                over.append(policy)
             print(f"slow ({policy}): RSS connected {base / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB, "
-                  f"bound {bound / 1024:.1f} MiB (connected + {stalled} x 64 KiB): "
+                  f"bound {bound / 1024:.1f} MiB (connected + {stalled} x 64 KiB + {args.slack_mib} MiB): "
                   f"{'within' if peak <= bound else 'OVER'}; readers got {r.get('deliveries', '?')}/{r.get('expected', '?')}"
                   f", p99 {r.get('latency_us', {}).get('p99', '?')} us; dropped {dropped}, closed with 1008 {closed}"
                   f"{'; ' + err.strip() if client.returncode else ''}", flush=True)
         finally:
             stop.set()
             hub.stop()
+    if over:
+        raise SystemExit(f"slow: peak RSS over the bound with the {' and '.join(over)} policy")
 
 
 def main():
@@ -180,6 +186,7 @@ def main():
     p.add_argument("--slow-rate", type=float, default=10)
     p.add_argument("--slow-seconds", type=float, default=120)
     p.add_argument("--slow-size", type=int, default=4096)
+    p.add_argument("--slack-mib", type=int, default=16, help="slow: what the bound allows above connected + stalled x budget")
     p.add_argument("--policies", nargs="+", choices=["drop", "close"], default=["drop", "close"])
     p.add_argument("--server-cpu", default="0")
     p.add_argument("--client-cpu", default="1")

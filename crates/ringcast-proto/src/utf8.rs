@@ -155,9 +155,14 @@ impl MessageBuffer {
     }
 
     /// Appends a piece, validating it first when the message is text.
-    /// Capacity grows by doubling but never past `limit`, so a message that
-    /// respects the size limit never makes the buffer overshoot it.
-    pub(crate) fn push(&mut self, piece: &[u8], limit: usize) -> Result<(), Utf8Error> {
+    /// `more` is how many bytes the frame announced beyond this piece.
+    /// Capacity grows to fit the announced rest when that at most doubles
+    /// what has arrived (so a 64 KiB message arriving in two halves is
+    /// copied once, while a header announcing megabytes over a trickle of
+    /// bytes cannot make us allocate them), else by doubling; never past
+    /// `limit`, so a message that respects the size limit never makes the
+    /// buffer overshoot it.
+    pub(crate) fn push(&mut self, piece: &[u8], more: u64, limit: usize) -> Result<(), Utf8Error> {
         if self.is_text {
             if let Err(e) = self.validator.feed(piece) {
                 self.poisoned = true;
@@ -166,8 +171,9 @@ impl MessageBuffer {
         }
         let needed = self.bytes.len() + piece.len();
         if needed > self.bytes.capacity() {
-            let doubled = (self.bytes.capacity() * 2).max(256).min(limit);
-            let target = needed.max(doubled);
+            let doubled = (self.bytes.capacity() * 2).max(256);
+            let announced = (needed as u64).saturating_add(more).min(2 * needed as u64) as usize;
+            let target = needed.max(doubled.max(announced).min(limit));
             self.bytes.reserve_exact(target - self.bytes.len());
         }
         self.bytes.extend_from_slice(piece);
@@ -295,17 +301,17 @@ mod tests {
         let mut m = MessageBuffer::default();
         m.begin(true, 0);
         let bytes = "héllo".as_bytes();
-        m.push(&bytes[..2], 1 << 20).unwrap();
+        m.push(&bytes[..2], 0, 1 << 20).unwrap();
         assert_eq!(m.text(), None);
-        m.push(&bytes[2..], 1 << 20).unwrap();
+        m.push(&bytes[2..], 0, 1 << 20).unwrap();
         m.finish().unwrap();
         assert_eq!(m.text(), Some("héllo"));
         m.begin(true, 0);
-        m.push(&bytes[..2], 1 << 20).unwrap();
+        m.push(&bytes[..2], 0, 1 << 20).unwrap();
         assert_eq!(m.finish(), Err(Utf8Error));
         assert_eq!(m.text(), None);
         m.begin(false, 0);
-        m.push(b"\xff", 1 << 20).unwrap();
+        m.push(b"\xff", 0, 1 << 20).unwrap();
         m.finish().unwrap();
         assert_eq!((m.text(), m.bytes()), (None, &b"\xff"[..]));
     }
@@ -316,13 +322,13 @@ mod tests {
         // point; the rest of that piece is invalid and is not stored.
         let mut m = MessageBuffer::default();
         m.begin(true, 0);
-        m.push(b"\xe2\x82", 1 << 20).unwrap();
-        assert_eq!(m.push(b"\xac\x58\xff", 1 << 20), Err(Utf8Error));
-        let _ = m.push(b"A", 1 << 20);
+        m.push(b"\xe2\x82", 0, 1 << 20).unwrap();
+        assert_eq!(m.push(b"\xac\x58\xff", 0, 1 << 20), Err(Utf8Error));
+        let _ = m.push(b"A", 0, 1 << 20);
         let _ = m.finish();
         assert_eq!(m.text(), None, "a failed push must never yield text");
         m.begin(true, 0);
-        m.push(b"ok", 1 << 20).unwrap();
+        m.push(b"ok", 0, 1 << 20).unwrap();
         m.finish().unwrap();
         assert_eq!(m.text(), Some("ok"));
     }
@@ -332,12 +338,29 @@ mod tests {
         let mut m = MessageBuffer::default();
         m.begin(false, 0);
         for _ in 0..10 {
-            m.push(&[0u8; 1000], 10_000).unwrap();
+            m.push(&[0u8; 1000], 0, 10_000).unwrap();
         }
         assert_eq!(m.len(), 10_000);
         assert!(m.bytes.capacity() <= 10_000, "capacity {}", m.bytes.capacity());
         m.clear(4096);
         assert!(m.bytes.capacity() <= 4096);
+    }
+
+    #[test]
+    fn message_buffer_reserves_the_announced_rest_only_within_twice_what_arrived() {
+        let mut m = MessageBuffer::default();
+        m.begin(false, 0);
+        // Half of a 64 KiB frame: room for the other half at once.
+        m.push(&[1u8; 32 << 10], 32 << 10, 1 << 20).unwrap();
+        assert_eq!(m.bytes.capacity(), 64 << 10);
+        let before = m.bytes.as_ptr();
+        m.push(&[2u8; 32 << 10], 0, 1 << 20).unwrap();
+        assert_eq!(m.bytes.as_ptr(), before, "no second copy");
+        // A header announcing 16 MiB over ten bytes gets no 16 MiB buffer.
+        let mut t = MessageBuffer::default();
+        t.begin(false, 0);
+        t.push(&[0u8; 10], 16 << 20, 32 << 20).unwrap();
+        assert!(t.bytes.capacity() <= 256, "capacity {}", t.bytes.capacity());
     }
 
     #[test]

@@ -448,7 +448,7 @@ impl Receiver {
             self.control.get_or_insert_with(Default::default).push(piece);
         } else if !frame.discard {
             let limit = self.limits.max_message_size as usize;
-            self.assembly.push(piece, limit).map_err(|_| ProtocolError::InvalidUtf8)?;
+            self.assembly.push(piece, frame.remaining, limit).map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         if frame.remaining > 0 {
             self.frame = Some(frame);
