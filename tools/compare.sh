@@ -9,6 +9,10 @@
 #   tools/compare.sh                  # 3 rounds × 5 s per server and case
 #   tools/compare.sh --rounds 5 --seconds 10
 #   tools/compare.sh --quick --no-docs  # 1 round × 2 s: does everything run?
+#
+# uWebSockets rows appear when UWS_ECHO / UWS_ROOM name its uws_echo /
+# uws_room binaries (built from source with ../shared/bench/uws/README.md);
+# without them the script says they are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

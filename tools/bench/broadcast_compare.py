@@ -11,7 +11,7 @@ p50/p99 from the scheduled send time, server CPU per delivery (from
     tools/bench/broadcast_compare.py [--rounds 3] [--seconds 5] \\
         [--case 1000x16384@50] [--case 10000x64@20] [--budget 16MiB] [--baseline DIR]
 
-Peers: uWebSockets' uws_room when UWS_ROOM names it (built with
+Peers: fastwebsockets' room (benches/peers), uWebSockets' uws_room when UWS_ROOM names it (built with
 ../shared/bench/uws/README.md; skipped, saying so, when unset), and with
 --baseline DIR the ringcast-hub of another build (a before/after check).
 """
@@ -104,6 +104,7 @@ def main():
     servers = {"ringcast": hub_command(f"{BIN}/ringcast-hub", args.budget)}
     if args.baseline:
         servers["baseline"] = hub_command(os.path.join(os.path.abspath(args.baseline), "ringcast-hub"), args.budget)
+    servers["fastwebsockets"] = lambda port: [f"{BIN}/fastwebsockets-peer", f"127.0.0.1:{port}", "fanout"]
     uws = os.environ.get("UWS_ROOM")
     if uws:
         servers["uwebsockets"] = lambda port: [uws]

@@ -49,6 +49,7 @@ CASES = [
     ("echo 500 conns x 16 KiB", "echo", ["--connections", "500", "--size", "16384"], "msgs_per_sec"),
     ("echo 1 conn x 20 B", "echo", ["--connections", "1", "--size", "20"], "msgs_per_sec"),
     ("fan-out 100 to 100 x 32 B", "fanout", ["--connections", "100", "--size", "32"], "deliveries_per_sec"),
+    ("fan-out 500 to 500 x 32 B", "fanout", ["--connections", "500", "--size", "32"], "deliveries_per_sec"),
 ]
 
 
@@ -141,6 +142,7 @@ def main():
     p.add_argument("--cases", nargs="+", type=int, help="case numbers (0-based) to run")
     p.add_argument("--quick", action="store_true", help="1 round of 2 s: checks that everything runs")
     p.add_argument("--no-docs", action="store_true", help="print only, do not touch docs/")
+    p.add_argument("--json", metavar="FILE", help="also write every run to FILE")
     p.add_argument("--baseline", metavar="DIR",
                    help="also run the echo example and ringcast-hub of another build (its target/release), as "
                         "'baseline': a before/after check of a change, side by side")
@@ -211,6 +213,9 @@ def main():
         lines.append("")
     table = "\n".join(lines)
     print("\n" + table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "load_average_max": load, "rounds": args.rounds, "seconds": args.seconds}, f, indent=1)
     if any(s["errors"] for s in summary.values()):
         raise SystemExit("some runs reported errors")
     if args.no_docs:

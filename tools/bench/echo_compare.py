@@ -43,9 +43,17 @@ def run_one(name, port, conns, size, args):
                                    "--warmup", str(args.warmup), "--duration", str(args.seconds),
                                    "--json", json_path],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(args.warmup + 0.05)
+        # The generator's clock starts once every connection is up (5 000
+        # take a while); its first progress line comes one second later.
+        # The CPU window starts at the end of the warm-up on that clock.
+        while True:
+            line = client.stderr.readline()
+            if not line or " t=1s " in line:
+                break
+        time.sleep(max(args.warmup - 1, 0) + 0.05)
         cpu0 = cpu_seconds(server.pid)
-        time.sleep(args.seconds - 0.1)
+        window = args.seconds - max(1 - args.warmup, 0) - 0.1
+        time.sleep(window)
         cpu1 = cpu_seconds(server.pid)
         out, err = client.communicate(timeout=args.seconds + 120)
         if client.returncode != 0:
@@ -61,7 +69,7 @@ def run_one(name, port, conns, size, args):
             server.kill()
             server_out = server.communicate()[0]
     rate = float(result["msgs_per_sec"])
-    echoes_in_window = rate * (args.seconds - 0.1)
+    echoes_in_window = rate * window
     cpu_us = (cpu1 - cpu0) * 1e6 / echoes_in_window if echoes_in_window else float("nan")
     enters = None
     m = re.search(r"(?:messages|reads) (\d+) io_uring_enter (\d+)", server_out)
@@ -79,16 +87,18 @@ def main():
     p.add_argument("--server-cpu", default="0")
     p.add_argument("--client-cpu", default="1")
     p.add_argument("--no-build", action="store_true")
-    p.add_argument("--baseline", metavar="DIR",
-                   help="also run the echo example of another build (its target/release) as 'baseline'")
+    p.add_argument("--json", metavar="FILE", help="write every run (and the medians) to FILE")
+    p.add_argument("--baseline", metavar="DIR", action="append",
+                   help="also run the echo example of another build (its target/release) as 'baseline' "
+                        "(repeatable: baseline2, baseline3, ...)")
     args = p.parse_args()
-    if args.baseline:
-        base = os.path.abspath(args.baseline)
-        SERVERS["baseline"] = lambda port: [f"{base}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"]
+    for i, base in enumerate(args.baseline or []):
+        base = os.path.abspath(base)
+        SERVERS["baseline" + (str(i + 1) if i else "")] = \
+            lambda port, base=base: [f"{base}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"]
     cases = [tuple(int(x) for x in c.split("x")) for c in (args.case or ["100x20", "500x16384"])]
     servers = args.servers.split(",")
-    if args.baseline and "baseline" not in servers:
-        servers.append("baseline")
+    servers += [name for name in SERVERS if name.startswith("baseline") and name not in servers]
     if UWS_ECHO and "uwebsockets" not in servers:
         servers.append("uwebsockets")
     elif not UWS_ECHO:
@@ -98,6 +108,7 @@ def main():
                         "-p", "ringcast-peers", "-p", "ringcast-bench"], cwd=ROOT, check=True)
     port = 9300
     results = {}
+    runs = []
     print(f"{'case':>10} {'round':>5} {'server':>15} {'echoes/s':>10} {'cpu us/echo':>11} {'p50 us':>8} {'p99 us':>8} {'enter/msg':>9}")
     for conns, size in cases:
         for r in range(args.rounds):
@@ -105,6 +116,8 @@ def main():
                 port += 1
                 rate, cpu, p50, p99, enters = run_one(name, port, conns, size, args)
                 results.setdefault((conns, size, name), []).append((rate, cpu, enters))
+                runs.append({"connections": conns, "size": size, "server": name, "round": r, "rate": rate,
+                             "cpu_us": cpu, "p50_us": p50, "p99_us": p99, "enters_per_msg": enters})
                 e = f"{enters:.4f}" if enters is not None else "-"
                 print(f"{conns}x{size:<6} {r + 1:>5} {name:>15} {rate:>10.0f} {cpu:>11.2f} {p50:>8.1f} {p99:>8.1f} {e:>9}", flush=True)
     print("\nmedians (ratio to fastwebsockets / to the TCP floor)")
@@ -117,7 +130,13 @@ def main():
                 line += f"  x{med[n] / med['fastwebsockets']:.2f} vs fastwebsockets"
             if "tcp_floor" in med and n == "ringcast":
                 line += f"  x{med[n] / med['tcp_floor']:.2f} of the floor"
+            if "uwebsockets" in med and n == "ringcast":
+                line += f"  x{med[n] / med['uwebsockets']:.2f} of uWebSockets"
             print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": runs, "rounds": args.rounds, "seconds": args.seconds, "warmup": args.warmup,
+                       "load_average_end": os.getloadavg()[0]}, f, indent=1)
 
 if __name__ == "__main__":
     main()

@@ -177,5 +177,19 @@ mod tests {
         assert_eq!(config.allowed_origins, ["https://a.example", "https://b.example"]);
         assert_eq!(config.max_backpressure, 64 << 10);
         assert_eq!(HubConfig::default().max_message_size, 1 << 20);
+        assert_eq!(HubConfig::default().send_buffer_size, None, "the kernel autotunes unless told");
+        assert_eq!(HubConfig::default().shutdown_grace, Duration::from_secs(5));
+        let tuned = HubConfig::parse_from([
+            "ringcast-hub",
+            "--send-buffer-size",
+            "64KiB",
+            "--shutdown-grace",
+            "750ms",
+            "--batch-wait-us",
+            "0",
+        ]);
+        assert_eq!(tuned.send_buffer_size, Some(64 << 10));
+        assert_eq!(tuned.shutdown_grace, Duration::from_millis(750));
+        assert_eq!(tuned.batch_wait_us, 0);
     }
 }

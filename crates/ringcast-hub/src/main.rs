@@ -9,6 +9,7 @@
 //! `--shutdown-grace`, 5 s by default, for the closing handshakes) and
 //! exits 0.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -41,12 +42,18 @@ fn main() -> ExitCode {
         }
     };
     let addr = handle.local_addr();
-    println!("ringcast-hub listening on {addr} with {} shards", handle.shards());
-    println!("  chat page    http://{addr}/");
-    println!("  rooms        ws://{addr}/topics/{{name}}");
-    println!("  JSON control ws://{addr}/ws");
-    println!("  publish      curl -H 'Content-Type: text/plain' -d 'hello' http://{addr}/publish/{{name}}");
-    println!("  metrics      http://{addr}/metrics");
+    // A closed stdout (a supervisor that does not read it) must not take
+    // the hub down: println! would panic on EPIPE.
+    let banner = format!(
+        "ringcast-hub listening on {addr} with {} shards\n  chat page    http://{addr}/\n  \
+         rooms        ws://{addr}/topics/{{name}}\n  JSON control ws://{addr}/ws\n  \
+         publish      curl -H 'Content-Type: text/plain' -d 'hello' http://{addr}/publish/{{name}}\n  \
+         metrics      http://{addr}/metrics\n",
+        handle.shards()
+    );
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+    drop(stdout);
     if let Some(signal) = signals.forever().next() {
         eprintln!("ringcast-hub: signal {signal}: closing connections (up to {grace:?})");
     }

@@ -51,6 +51,8 @@ fn spawn_hub(args: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .expect("the hub starts");
+    // Only the first line is read, and the pipe closed: the hub must not
+    // mind (regression: it panicked on EPIPE printing the rest).
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     let addr = first.split_whitespace().nth(3).and_then(|a| a.parse().ok());

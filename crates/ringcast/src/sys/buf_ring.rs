@@ -7,8 +7,8 @@
 //!
 //! The kernel takes buffers from the ring in order, so a ring holding the
 //! whole pool would cycle through every buffer and make all of them
-//! resident, however light the load (512 × 32 KiB: 16 MiB per shard after
-//! a few large messages). Only a *window* of the pool is in the ring; the
+//! resident, however light the load (128 × 128 KiB: 16 MiB per shard
+//! after a few large messages). Only a *window* of the pool is in the ring; the
 //! rest wait on a stack, and a returned buffer goes on top, so the same
 //! warm buffers circulate. The window doubles when the ring runs dry or a
 //! turn nearly empties it, and halves after a long stretch of turns that
@@ -24,7 +24,7 @@ use io_uring::types::BufRingEntry;
 use super::Ring;
 
 /// Buffers the ring holds at least (when the pool has that many).
-const MIN_WINDOW: u16 = 32;
+const MIN_WINDOW: u16 = 8;
 /// Turns over which the window's use is judged before it shrinks.
 const STRETCH: u16 = 4096;
 
@@ -261,10 +261,11 @@ mod tests {
     fn the_window_grows_with_use_and_starvation_and_shrinks_after_a_quiet_stretch() {
         let mut w = Window::new(512);
         assert_eq!(w.size, MIN_WINDOW);
-        w.turn(10);
-        assert_eq!(w.size, 32, "a light turn changes nothing");
-        w.turn(24);
-        assert_eq!(w.size, 64, "a turn that took 3/4 of the window doubles it");
+        w.turn(2);
+        assert_eq!(w.size, 8, "a light turn changes nothing");
+        w.turn(6);
+        assert_eq!(w.size, 16, "a turn that took 3/4 of the window doubles it");
+        w.grow();
         w.grow();
         w.grow();
         w.grow();
@@ -282,6 +283,6 @@ mod tests {
             w.turn(0);
         }
         assert_eq!(w.size, MIN_WINDOW, "never below the minimum");
-        assert_eq!(Window::new(8).size, 8, "a small pool is all in the ring");
+        assert_eq!(Window::new(4).size, 4, "a small pool is all in the ring");
     }
 }
