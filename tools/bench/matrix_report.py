@@ -98,8 +98,14 @@ def bars(path, title, groups, unit):
         f.write("\n".join(out) + "\n")
 
 
-def echo_section(path, prefix):
+def echo_section(path, prefix, rerun=None):
     data = json.load(open(path))
+    if rerun:
+        # Cells measured again (e.g. after a change of default): their runs
+        # replace the first file's.
+        again = json.load(open(rerun))["runs"]
+        cells = {(r["connections"], r["size"]) for r in again}
+        data["runs"] = [r for r in data["runs"] if (r["connections"], r["size"]) not in cells] + again
     med = medians(data["runs"], ("connections", "size", "server"))
     conns = sorted({k[0] for k in med})
     sizes = sorted({k[1] for k in med})
@@ -205,13 +211,14 @@ def broadcast_section(path, prefix):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--echo")
+    p.add_argument("--echo-rerun", help="echo cells measured again; they replace those of --echo")
     p.add_argument("--rooms")
     p.add_argument("--broadcast")
     p.add_argument("--svg-prefix", required=True)
     args = p.parse_args()
     lines = []
     if args.echo:
-        echo_lines, below, geo = echo_section(args.echo, args.svg_prefix)
+        echo_lines, below, geo = echo_section(args.echo, args.svg_prefix, args.echo_rerun)
         lines += echo_lines
         if below:
             lines.append("Cells below target: " + "; ".join(

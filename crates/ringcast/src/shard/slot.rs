@@ -163,6 +163,6 @@ mod tests {
             std::mem::size_of::<ringcast_proto::connection::Receiver>(),
             std::mem::size_of::<ringcast_proto::connection::Sender>(),
         );
-        assert!(size <= 216, "{size} bytes");
+        assert!(size <= 192, "{size} bytes");
     }
 }
