@@ -100,10 +100,10 @@ def bars(path, title, groups, unit):
 
 def echo_section(path, prefix, rerun=None):
     data = json.load(open(path))
-    if rerun:
-        # Cells measured again (e.g. after a change of default): their runs
-        # replace the first file's.
-        again = json.load(open(rerun))["runs"]
+    for path in rerun or []:
+        # Cells measured again (after a change of default, or with more
+        # rounds): their runs replace the earlier files'.
+        again = json.load(open(path))["runs"]
         cells = {(r["connections"], r["size"]) for r in again}
         data["runs"] = [r for r in data["runs"] if (r["connections"], r["size"]) not in cells] + again
     med = medians(data["runs"], ("connections", "size", "server"))
@@ -112,8 +112,8 @@ def echo_section(path, prefix, rerun=None):
     get = lambda c, s, server, f: med.get((c, s, server), {}).get(f, float("nan"))
     lines, below, ratios = [], [], []
     for s in sizes:
-        lines += [f"**Echo, {size_label(s)} messages** (messages/s, medians of {data['rounds']} interleaved rounds × "
-                  f"{data['seconds']:g} s)", "",
+        lines += [f"**Echo, {size_label(s)} messages** (messages/s, medians of the interleaved rounds, "
+                  f"{data['seconds']:g} s each)", "",
                   "| connections | ringcast | p50 / p99 µs | CPU µs/echo | uWebSockets | p50 µs | fastwebsockets | TCP floor | "
                   "ringcast / uWS | p50 ringcast / uWS | ringcast / floor |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -211,7 +211,8 @@ def broadcast_section(path, prefix):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--echo")
-    p.add_argument("--echo-rerun", help="echo cells measured again; they replace those of --echo")
+    p.add_argument("--echo-rerun", action="append",
+                   help="echo cells measured again; they replace those of --echo (repeatable, later files win)")
     p.add_argument("--rooms")
     p.add_argument("--broadcast")
     p.add_argument("--svg-prefix", required=True)
