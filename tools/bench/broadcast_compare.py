@@ -15,17 +15,12 @@ Peers: fastwebsockets' room (benches/peers), uWebSockets' uws_room when UWS_ROOM
 ../shared/bench/uws/README.md; skipped, saying so, when unset), and with
 --baseline DIR the ringcast-hub of another build (a before/after check).
 """
-import argparse, json, os, resource, signal, statistics, subprocess, tempfile, threading, time
+import argparse, json, os, signal, statistics, subprocess, tempfile, threading, time
 
-from procstat import cpu_seconds, rss_kib, wait_port
+from procstat import cpu_seconds, raise_nofile, rss_kib, stop_server, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def hub_command(binary, budget):
@@ -72,12 +67,7 @@ def run_one(name, command, port, subs, size, rate, args):
         os.unlink(out_json)
     finally:
         stop.set()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server, signal.SIGTERM)
     busy = (c1 - c0) / (t1 - t0)
     deliveries = float(result.get("deliveries_per_sec", 0))
     return {

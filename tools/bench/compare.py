@@ -14,7 +14,7 @@ generator or the server was the limit.
 """
 import argparse, datetime, json, os, signal, statistics, subprocess, time
 
-from procstat import cpu_seconds, wait_port
+from procstat import cpu_seconds, stop_server, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
@@ -80,12 +80,7 @@ def run_one(server, case, port, args):
         with open(out_json) as f:
             result = json.load(f)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop_server(proc)
     window = t1 - t0
     return {
         "server": server, "case": label, "rate": result[field], "p50_us": result["latency_us"]["p50"],

@@ -12,7 +12,7 @@ own counter, whole run). Prints medians and ratios at the end.
 """
 import argparse, json, os, re, signal, statistics, subprocess, sys, tempfile, time
 
-from procstat import cpu_seconds, wait_port
+from procstat import cpu_seconds, stop_server, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
@@ -62,12 +62,7 @@ def run_one(name, port, conns, size, args):
             result = json.load(f)
         os.unlink(json_path)
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server_out = server.communicate(timeout=20)[0]
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server_out = server.communicate()[0]
+        server_out = stop_server(server)
     rate = float(result["msgs_per_sec"])
     echoes_in_window = rate * window
     cpu_us = (cpu1 - cpu0) * 1e6 / echoes_in_window if echoes_in_window else float("nan")

@@ -1,7 +1,7 @@
 """What the benchmark scripts read about the processes they measure, from
 /proc, and how they wait for a server to listen. Shared by compare.py,
 echo_compare.py, idle_rss.py and pubsub.py."""
-import os, socket, time
+import os, resource, signal, socket, subprocess, time
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -44,3 +44,21 @@ def wait_port(port, proc, tries=200):
         except OSError:
             time.sleep(0.02)
     raise SystemExit(f"nothing listens on {port}")
+
+
+def raise_nofile():
+    """Raises this process's open-file limit to the hard limit (children
+    inherit it): thousands of connections per run."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def stop_server(proc, sig=signal.SIGINT, timeout=20):
+    """Signals a server to stop and waits for it, killing it after `timeout`
+    seconds; returns its stdout when that was piped."""
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[0]

@@ -17,17 +17,12 @@ thread) pinned to CLIENT_CPU. Three scenarios:
 
     tools/bench/pubsub.py [--rounds 3] [--seconds 5] [--only fanout|broadcast|slow]
 """
-import argparse, json, os, re, resource, signal, socket, statistics, subprocess, tempfile, threading, time, urllib.request
+import argparse, json, os, re, signal, socket, statistics, subprocess, tempfile, threading, time, urllib.request
 
-from procstat import cpu_seconds, rss_kib
+from procstat import cpu_seconds, raise_nofile, rss_kib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def metric(port, name):

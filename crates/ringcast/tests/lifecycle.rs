@@ -83,18 +83,25 @@ fn a_close_the_client_never_answers_times_out() {
     assert_eq!(server.wait_closes(1)[0].0, 1006);
 }
 
+/// Asks the test handler to send 64 KiB messages until the budget refuses
+/// one, without reading; returns how many it queued.
+fn flood(server: &TestServer, client: &mut RawClient) -> usize {
+    client.send_raw(&masked(0x1, b"flood"));
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(sent) = server.log.lock().unwrap().flood_sent {
+            return sent;
+        }
+        assert!(Instant::now() < until, "the server never finished the flood");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn a_peer_that_does_not_read_hits_the_backpressure_limit() {
     let server = TestServer::start(Server::builder().shards(1).max_backpressure(1 << 20));
     let mut client = RawClient::open(server.addr());
-    client.send_raw(&masked(0x1, b"flood"));
-    // Don't read until the server has decided.
-    let until = Instant::now() + Duration::from_secs(5);
-    while server.log.lock().unwrap().flood_sent.is_none() {
-        assert!(Instant::now() < until);
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let sent = server.log.lock().unwrap().flood_sent.unwrap();
+    let sent = flood(&server, &mut client);
     assert!((1..=17).contains(&sent), "1 MiB admits about 16 messages of 64 KiB, not {sent}");
     for _ in 0..sent {
         let frame = client.read_frame().unwrap();
@@ -113,13 +120,7 @@ fn a_peer_that_does_not_read_hits_the_backpressure_limit() {
 fn send_buffer_size_bounds_what_the_kernel_takes_for_a_peer_that_does_not_read() {
     let server = TestServer::start(Server::builder().shards(1).max_backpressure(4 << 20).send_buffer_size(16 << 10));
     let mut client = RawClient::open(server.addr());
-    client.send_raw(&masked(0x1, b"flood"));
-    let until = Instant::now() + Duration::from_secs(5);
-    while server.log.lock().unwrap().flood_sent.is_none() {
-        assert!(Instant::now() < until);
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let sent = server.log.lock().unwrap().flood_sent.unwrap();
+    let sent = flood(&server, &mut client);
     assert!(sent >= 60, "4 MiB admits about 64 messages of 64 KiB, not {sent}");
     // Let the kernel take all it will.
     std::thread::sleep(Duration::from_millis(300));
