@@ -19,6 +19,8 @@
 //! misjudges pays one wasted wait per ~1 000 turns, and a busy fan-out
 //! keeps its batches.
 
+use std::time::Duration;
+
 /// Turns with fewer completions than this never wait: the load is light.
 const BUSY: usize = 4;
 /// Flushes that wrote to fewer connections never wait: their few peers are
@@ -33,8 +35,10 @@ const MAX_WANT: usize = 64;
 const MAX_SKIP: u32 = 1024;
 
 /// The batching state of one shard.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Batcher {
+    /// The longest wait for a batch, in µs (0: never wait).
+    wait_us: u32,
     /// What the last enter asked for, if it waited for a batch.
     asked: Option<u32>,
     /// Turns left before batching may be tried again.
@@ -44,13 +48,19 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
+    /// A batcher that waits at most `wait` for a batch (zero: never; pass
+    /// zero too when the kernel cannot wait with a deadline).
+    pub fn new(wait: Duration) -> Batcher {
+        let wait_us = wait.as_micros().min(u128::from(u32::MAX)) as u32;
+        Batcher { wait_us, asked: None, skip: 0, penalty: 0 }
+    }
+
     /// What to wait for in the next enter, given the last turn's completion
-    /// count, how many connections the flush before this enter wrote to, and
-    /// the configured wait in µs: `(count, µs)`, or `None` to return at the
-    /// first completion.
-    pub fn next(&mut self, last_turn: usize, sends: usize, wait_us: u32) -> Option<(u32, u32)> {
+    /// count and how many connections the flush before this enter wrote to:
+    /// `(count, µs)`, or `None` to return at the first completion.
+    pub fn next(&mut self, last_turn: usize, sends: usize) -> Option<(u32, u32)> {
         self.asked = None;
-        if wait_us == 0 || last_turn < BUSY || sends < WIDE {
+        if self.wait_us == 0 || last_turn < BUSY || sends < WIDE {
             return None;
         }
         if self.skip > 0 {
@@ -59,7 +69,7 @@ impl Batcher {
         }
         let want = last_turn.min(MAX_WANT) as u32;
         self.asked = Some(want);
-        Some((want, wait_us))
+        Some((want, self.wait_us))
     }
 
     /// Records how many completions the enter brought. Returns whether a
@@ -80,30 +90,34 @@ impl Batcher {
 mod tests {
     use super::*;
 
+    fn twenty() -> Batcher {
+        Batcher::new(Duration::from_micros(20))
+    }
+
     #[test]
     fn light_turns_narrow_flushes_and_zero_wait_never_batch() {
-        let mut b = Batcher::default();
-        assert_eq!(b.next(3, 100, 20), None);
-        assert_eq!(b.next(100, WIDE - 1, 20), None);
-        assert_eq!(b.next(100, 100, 0), None);
+        let mut b = twenty();
+        assert_eq!(b.next(3, 100), None);
+        assert_eq!(b.next(100, WIDE - 1), None);
+        assert_eq!(Batcher::new(Duration::ZERO).next(100, 100), None);
         assert!(!b.observe(0));
     }
 
     #[test]
     fn busy_wide_turn_asks_for_as_many_capped() {
-        let mut b = Batcher::default();
-        assert_eq!(b.next(10, WIDE, 20), Some((10, 20)));
+        let mut b = twenty();
+        assert_eq!(b.next(10, WIDE), Some((10, 20)));
         assert!(!b.observe(12));
-        assert_eq!(b.next(500, WIDE, 20), Some((MAX_WANT as u32, 20)));
+        assert_eq!(b.next(500, WIDE), Some((MAX_WANT as u32, 20)));
     }
 
     #[test]
     fn misses_pause_batching_for_doubling_turns() {
-        let mut b = Batcher::default();
+        let mut b = twenty();
         let mut pauses = Vec::new();
         for _ in 0..5 {
             let mut skipped = 0;
-            while b.next(10, WIDE, 20).is_none() {
+            while b.next(10, WIDE).is_none() {
                 skipped += 1;
             }
             pauses.push(skipped);
@@ -114,14 +128,14 @@ mod tests {
 
     #[test]
     fn pause_is_bounded_and_a_filled_wait_resets_it() {
-        let mut b = Batcher::default();
+        let mut b = twenty();
         for _ in 0..20 {
-            while b.next(10, WIDE, 20).is_none() {}
+            while b.next(10, WIDE).is_none() {}
             b.observe(0);
         }
         assert_eq!(b.skip, MAX_SKIP);
-        while b.next(10, WIDE, 20).is_none() {}
+        while b.next(10, WIDE).is_none() {}
         assert!(!b.observe(10));
-        assert_eq!(b.next(10, WIDE, 20), Some((10, 20)));
+        assert_eq!(b.next(10, WIDE), Some((10, 20)));
     }
 }

@@ -108,6 +108,9 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             .max_message_size(settings.max_message_size)
             .max_frame_size(settings.max_frame_size);
         let request_limits = RequestLimits::default().max_head_bytes(settings.max_header_bytes);
+        // Without `min_wait` (kernels before 6.12) the ring cannot wait for
+        // a batch with a deadline: never ask.
+        let batcher = Batcher::new(if io.ring.can_batch() { settings.batch_wait } else { Duration::ZERO });
         Shard {
             io,
             // Reserved up front: untouched capacity costs address space, not
@@ -134,7 +137,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             next_generation: 0,
             stop_deadline: None,
             last_batch: 0,
-            batcher: Batcher::default(),
+            batcher,
             sends: 0,
             max_connections,
             proto,
@@ -166,11 +169,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                 break;
             }
             let timeout = self.next_timeout();
-            let wait_us = match self.io.ring.can_batch() {
-                true => self.settings.batch_wait.as_micros().min(u128::from(u32::MAX)) as u32,
-                false => 0,
-            };
-            let batch = self.batcher.next(self.last_batch, self.sends, wait_us);
+            let batch = self.batcher.next(self.last_batch, self.sends);
             if let Err(e) = self.io.ring.submit_and_wait(timeout, batch) {
                 tracing::error!(error = %e, "io_uring_enter failed; the shard stops");
                 break;

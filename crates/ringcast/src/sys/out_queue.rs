@@ -199,6 +199,13 @@ impl OutQueue {
         self.chain.get_or_insert_with(take_chain)
     }
 
+    /// Gives the chain (nothing in flight) and its buffers back to the pool.
+    fn give_back(&mut self) {
+        if let Some(chain) = self.chain.take() {
+            give_chain(chain);
+        }
+    }
+
     /// The buffer new frames are appended to. Never one the kernel is
     /// reading.
     pub fn queue(&mut self) -> &mut Vec<u8> {
@@ -307,9 +314,7 @@ impl OutQueue {
             done += 1;
         }
         if chain.segs.is_empty() {
-            if let Some(chain) = self.chain.take() {
-                give_chain(chain);
-            }
+            self.give_back();
         }
         true
     }
@@ -325,9 +330,7 @@ impl OutQueue {
     /// wrote nothing, or when the connection goes idle).
     pub fn release(&mut self) {
         if self.chain.as_ref().is_some_and(|c| c.flying == 0 && c.held() == 0) {
-            if let Some(chain) = self.chain.take() {
-                give_chain(chain);
-            }
+            self.give_back();
         }
     }
 
@@ -338,9 +341,7 @@ impl OutQueue {
             give_segment(chain.pop_back().expect("a segment past the flight"));
         }
         if chain.flying == 0 {
-            if let Some(chain) = self.chain.take() {
-                give_chain(chain);
-            }
+            self.give_back();
         }
     }
 }

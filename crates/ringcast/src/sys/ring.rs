@@ -178,28 +178,22 @@ impl Ring {
     pub fn send(&mut self, fd: RawFd, out: &mut OutQueue, user_data: u64) -> bool {
         let entry = match out.begin_send() {
             None => return false,
-            Some(SendBuf::One(ptr, len)) => opcode::Send::new(types::Fd(fd), ptr, len),
+            Some(SendBuf::One(ptr, len)) => {
+                opcode::Send::new(types::Fd(fd), ptr, len).flags(libc::MSG_NOSIGNAL).build()
+            }
             Some(SendBuf::Many(msg)) => {
-                let entry = opcode::SendMsg::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32);
-                // SAFETY: `begin_send` froze the segments this send covers,
-                // the iovec array and the `msghdr` (both in the queue's
-                // boxed chain, whose address does not change) until
-                // `complete_send`, which the runtime calls only with this
-                // operation's completion; the connection holding the queue
-                // is kept until then, and `Io` cancels every operation
-                // before connections are dropped on teardown.
-                unsafe { self.push(&entry.build().user_data(user_data)) };
-                return true;
+                opcode::SendMsg::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32).build()
             }
         };
-        let entry = entry.flags(libc::MSG_NOSIGNAL).build().user_data(user_data);
-        // SAFETY: `begin_send` froze the bytes this send covers: the
+        // SAFETY: `begin_send` froze what this send covers: the bytes of its
+        // segments and, for `sendmsg`, the iovec array and the `msghdr` (in
+        // the queue's boxed chain, whose address does not change). The
         // `OutQueue` neither writes, moves nor frees them until
         // `complete_send`, which the runtime calls only with this
-        // operation's completion; the queue's owner (the connection) is kept
+        // operation's completion; the connection holding the queue is kept
         // until then, and `Io` cancels every operation before connections
         // are dropped on teardown.
-        unsafe { self.push(&entry) };
+        unsafe { self.push(&entry.user_data(user_data)) };
         true
     }
 
