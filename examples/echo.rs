@@ -137,8 +137,16 @@ fn main() -> ExitCode {
     let stats = server.stats();
     let report = server.shutdown(Duration::from_secs(5));
     println!(
-        "echo: stopped ({} connection(s) cut at the deadline); messages {} io_uring_enter {} turns {} reads {} batch waits {} misses {}",
-        report.forced, stats.messages, stats.enters, stats.turns, stats.reads, stats.batch_waits, stats.batch_misses
+        "echo: stopped ({} connection(s) cut at the deadline); messages {} io_uring_enter {} turns {} reads {} batch waits {} misses {} \
+         by reference {}",
+        report.forced,
+        stats.messages,
+        stats.enters,
+        stats.turns,
+        stats.reads,
+        stats.batch_waits,
+        stats.batch_misses,
+        stats.messages_by_reference
     );
     ExitCode::SUCCESS
 }

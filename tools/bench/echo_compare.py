@@ -12,7 +12,7 @@ own counter, whole run). Prints medians and ratios at the end.
 """
 import argparse, json, os, re, signal, statistics, subprocess, sys, tempfile, time
 
-from procstat import cpu_seconds, stop_server, wait_port
+from procstat import cpu_split, stop_server, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
@@ -51,10 +51,10 @@ def run_one(name, port, conns, size, args):
             if not line or " t=1s " in line:
                 break
         time.sleep(max(args.warmup - 1, 0) + 0.05)
-        cpu0 = cpu_seconds(server.pid)
+        user0, sys0 = cpu_split(server.pid)
         window = args.seconds - max(1 - args.warmup, 0) - 0.1
         time.sleep(window)
-        cpu1 = cpu_seconds(server.pid)
+        user1, sys1 = cpu_split(server.pid)
         out, err = client.communicate(timeout=args.seconds + 120)
         if client.returncode != 0:
             raise SystemExit(f"{name}: load generator failed: {err.strip()}")
@@ -65,12 +65,13 @@ def run_one(name, port, conns, size, args):
         server_out = stop_server(server)
     rate = float(result["msgs_per_sec"])
     echoes_in_window = rate * window
-    cpu_us = (cpu1 - cpu0) * 1e6 / echoes_in_window if echoes_in_window else float("nan")
+    per_echo = lambda seconds: seconds * 1e6 / echoes_in_window if echoes_in_window else float("nan")
+    cpu_us, user_us = per_echo(user1 - user0 + sys1 - sys0), per_echo(user1 - user0)
     enters = None
     m = re.search(r"(?:messages|reads) (\d+) io_uring_enter (\d+)", server_out)
     if m and int(m.group(1)):
         enters = int(m.group(2)) / int(m.group(1))
-    return rate, cpu_us, result["latency_us"]["p50"], result["latency_us"]["p99"], enters
+    return rate, cpu_us, user_us, result["latency_us"]["p50"], result["latency_us"]["p99"], enters
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,23 +105,26 @@ def main():
     port = 9300
     results = {}
     runs = []
-    print(f"{'case':>10} {'round':>5} {'server':>15} {'echoes/s':>10} {'cpu us/echo':>11} {'p50 us':>8} {'p99 us':>8} {'enter/msg':>9}")
+    print(f"{'case':>10} {'round':>5} {'server':>15} {'echoes/s':>10} {'cpu us/echo':>11} {'of it user':>10} "
+          f"{'p50 us':>8} {'p99 us':>8} {'enter/msg':>9}")
     for conns, size in cases:
         for r in range(args.rounds):
             for name in servers:
                 port += 1
-                rate, cpu, p50, p99, enters = run_one(name, port, conns, size, args)
-                results.setdefault((conns, size, name), []).append((rate, cpu, enters))
+                rate, cpu, user, p50, p99, enters = run_one(name, port, conns, size, args)
+                results.setdefault((conns, size, name), []).append((rate, cpu, user))
                 runs.append({"connections": conns, "size": size, "server": name, "round": r, "rate": rate,
-                             "cpu_us": cpu, "p50_us": p50, "p99_us": p99, "enters_per_msg": enters})
+                             "cpu_us": cpu, "user_us": user, "p50_us": p50, "p99_us": p99, "enters_per_msg": enters})
                 e = f"{enters:.4f}" if enters is not None else "-"
-                print(f"{conns}x{size:<6} {r + 1:>5} {name:>15} {rate:>10.0f} {cpu:>11.2f} {p50:>8.1f} {p99:>8.1f} {e:>9}", flush=True)
+                print(f"{conns}x{size:<6} {r + 1:>5} {name:>15} {rate:>10.0f} {cpu:>11.2f} {user:>10.2f} "
+                      f"{p50:>8.1f} {p99:>8.1f} {e:>9}", flush=True)
     print("\nmedians (ratio to fastwebsockets / to the TCP floor)")
     for conns, size in cases:
         med = {n: statistics.median(x[0] for x in results[(conns, size, n)]) for n in servers}
         cpu = {n: statistics.median(x[1] for x in results[(conns, size, n)]) for n in servers}
+        user = {n: statistics.median(x[2] for x in results[(conns, size, n)]) for n in servers}
         for n in servers:
-            line = f"{conns}x{size:<6} {n:>15} {med[n]:>10.0f}/s  {cpu[n]:.2f} us cpu/echo"
+            line = f"{conns}x{size:<6} {n:>15} {med[n]:>10.0f}/s  {cpu[n]:.2f} us cpu/echo ({user[n]:.2f} user)"
             if "fastwebsockets" in med and n != "fastwebsockets":
                 line += f"  x{med[n] / med['fastwebsockets']:.2f} vs fastwebsockets"
             if "tcp_floor" in med and n == "ringcast":

@@ -53,3 +53,4 @@ pub use close::CloseCode;
 pub use connection::{CloseFrame, Config, Connection, Event, MessageKind, Read, Role, State};
 pub use error::{Error, ProtocolError, RequestError, ResponseError, UsageError};
 pub use extension::{Extension, ExtensionError};
+pub use utf8::{OwnedMessage, Utf8Bytes};

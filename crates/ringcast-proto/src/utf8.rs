@@ -10,9 +10,12 @@
 //! slower `compat` flavour, which says where and why, runs only on input that
 //! `basic` rejected (an error, or a code point cut at the end).
 
-// The one unsafe operation here (in `MessageBuffer::text`) turns bytes this
-// module has already validated into `&str` without a second pass.
+// The one unsafe operation here (in `MessageBuffer::text` and
+// `Utf8Bytes::as_str`) turns bytes this module has already validated into
+// `&str` without a second pass.
 #![allow(unsafe_code)]
+
+use bytes::Bytes;
 
 /// Whether `bytes` is complete, valid UTF-8.
 #[inline]
@@ -215,6 +218,21 @@ impl MessageBuffer {
         Ok(())
     }
 
+    /// Takes the finished message out, owned and shareable, leaving the
+    /// buffer as [`Self::take_bytes`] does. `None` (and nothing taken) when
+    /// no message is finished, or a push or finish failed since `begin`.
+    pub(crate) fn take_finished(&mut self) -> Option<OwnedMessage> {
+        if !self.finished || self.poisoned {
+            return None;
+        }
+        let is_text = self.is_text;
+        debug_assert!(!is_text || is_valid(&self.bytes));
+        // The same proof as in `text`: the bytes are a whole validated text
+        // when `is_text`. `Bytes::from` keeps the allocation (no copy).
+        let bytes = Bytes::from(self.take_bytes());
+        Some(if is_text { OwnedMessage::Text(Utf8Bytes(bytes)) } else { OwnedMessage::Binary(bytes) })
+    }
+
     /// Bytes allocated, for the memory tests.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
@@ -238,6 +256,50 @@ impl MessageBuffer {
         // then confirmed the bytes end on a whole code point, and nothing
         // was pushed since. So `bytes` is exactly a validated UTF-8 text.
         Some(unsafe { std::str::from_utf8_unchecked(&self.bytes) })
+    }
+}
+
+/// A whole message taken out of a connection (see
+/// [`Receiver::take_message`](crate::connection::Receiver::take_message)):
+/// owned, cheap to share, and sent by reference by runtimes that queue
+/// [`Bytes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedMessage {
+    /// A text message.
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+impl OwnedMessage {
+    /// The payload.
+    pub fn bytes(&self) -> &Bytes {
+        match self {
+            OwnedMessage::Text(text) => text.as_bytes(),
+            OwnedMessage::Binary(bytes) => bytes,
+        }
+    }
+}
+
+/// [`Bytes`] known to be valid UTF-8. Only this module makes them, from
+/// text it validated, so [`Utf8Bytes::as_str`] needs no second pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Utf8Bytes(Bytes);
+
+impl Utf8Bytes {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        debug_assert!(is_valid(&self.0));
+        // SAFETY: the only constructor is `MessageBuffer::take_finished`,
+        // which wraps bytes only when they are a finished, unpoisoned text
+        // message: validated in full by `push` and `finish`. `Bytes` never
+        // changes its contents.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
     }
 }
 
@@ -361,6 +423,33 @@ mod tests {
         t.begin(false, 0);
         t.push(&[0u8; 10], 16 << 20, 32 << 20).unwrap();
         assert!(t.bytes.capacity() <= 256, "capacity {}", t.bytes.capacity());
+    }
+
+    #[test]
+    fn take_finished_gives_only_whole_validated_messages() {
+        let mut m = MessageBuffer::default();
+        m.begin(true, 0);
+        m.push("héllo".as_bytes(), 0, 1 << 20).unwrap();
+        assert_eq!(m.take_finished(), None, "not finished");
+        m.finish().unwrap();
+        let before = m.bytes.as_ptr();
+        match m.take_finished() {
+            Some(OwnedMessage::Text(text)) => {
+                assert_eq!(text.as_str(), "héllo");
+                assert_eq!(text.as_bytes().as_ptr(), before, "taken, not copied");
+            }
+            other => panic!("expected text, got {other:?}"),
+        }
+        assert_eq!((m.len(), m.capacity()), (0, 0));
+        assert_eq!(m.take_finished(), None, "taken once");
+        m.begin(true, 0);
+        m.push(b"\xe2\x82", 0, 1 << 20).unwrap();
+        assert!(m.finish().is_err());
+        assert_eq!(m.take_finished(), None, "a failed text is never taken");
+        m.begin(false, 0);
+        m.push(b"\xff", 0, 1 << 20).unwrap();
+        m.finish().unwrap();
+        assert_eq!(m.take_finished(), Some(OwnedMessage::Binary(Bytes::from_static(b"\xff"))));
     }
 
     #[test]

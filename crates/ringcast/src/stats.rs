@@ -68,6 +68,10 @@ counters! {
     /// Data messages queued for sending: handler sends plus pub/sub
     /// deliveries (one per receiving connection).
     messages_out,
+    /// Of those, messages whose payload was queued by reference instead of
+    /// copied: published frames and received messages sent back, from
+    /// 8 KiB up (see `docs/architecture.md`, "Large messages").
+    messages_by_reference,
     /// Bytes received from the kernel (all connections, any phase).
     bytes_in,
     /// Bytes the kernel accepted for sending.

@@ -80,6 +80,10 @@ pub struct Ws<'a, C> {
     subs: &'a mut Subscriptions,
     id: ConnId,
     shard: &'a mut ShardCtx,
+    /// The message being handled, when the shard took it out of the
+    /// receiver (a large message that arrived in pieces): a send of exactly
+    /// these bytes queues them by reference instead of copying them.
+    received: Option<&'a Bytes>,
 }
 
 /// The shard-wide part of a callback's context: what any connection's
@@ -105,7 +109,14 @@ impl<'a, C> Ws<'a, C> {
         id: ConnId,
         shard: &'a mut ShardCtx,
     ) -> Self {
-        Ws { tx, out, data, subs, id, shard }
+        Ws { tx, out, data, subs, id, shard, received: None }
+    }
+
+    /// The handle for a message the shard holds as `received` (see the
+    /// field).
+    pub(crate) fn with_received(mut self, received: &'a Bytes) -> Self {
+        self.received = Some(received);
+        self
     }
 }
 
@@ -176,7 +187,17 @@ impl<C> Ws<'_, C> {
             }
             return Err(refused);
         }
-        self.tx.send(kind, payload, self.out.queue()).map_err(map_usage)?;
+        let received = self.received.filter(|r| r.as_ptr() == payload.as_ptr() && r.len() == payload.len());
+        match received {
+            // The large message in hand sent back: the header is written,
+            // the payload queued where it lies.
+            Some(bytes) if self.tx.send_by_reference(kind, bytes.len(), self.out.queue()).map_err(map_usage)? => {
+                if self.out.push_shared(bytes) {
+                    self.shard.stats.messages_by_reference += 1;
+                }
+            }
+            _ => self.tx.send(kind, payload, self.out.queue()).map_err(map_usage)?,
+        }
         self.shard.stats.messages_out += 1;
         Ok(())
     }
@@ -263,7 +284,10 @@ impl<C> Ws<'_, C> {
     fn queue_delivery(&mut self, frame: &Bytes) {
         let (budget, policy) = (self.shard.budget, self.shard.policy);
         match offer_frame(frame, self.tx, self.out, self.subs, self.id, budget, policy) {
-            Offer::Queued => self.shard.stats.messages_out += 1,
+            Offer::Queued { by_reference } => {
+                self.shard.stats.messages_out += 1;
+                self.shard.stats.messages_by_reference += u64::from(by_reference);
+            }
             Offer::Dropped => self.shard.stats.dropped += 1,
             Offer::Closing | Offer::NotOpen => {}
         }
@@ -273,8 +297,8 @@ impl<C> Ws<'_, C> {
 /// What became of a published frame offered to one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Offer {
-    /// Queued for sending.
-    Queued,
+    /// Queued for sending: by reference (shared, not copied) or not.
+    Queued { by_reference: bool },
     /// Over budget under the drop policy: dropped (and counted on the
     /// connection; the shard-wide counter is the caller's).
     Dropped,
@@ -306,10 +330,9 @@ pub(crate) fn offer_frame(
             // shared server-side frame cannot go out as it is.
             let (kind, payload) = pubsub::unframe(frame);
             let _ = tx.send(kind, payload, out.queue());
-        } else {
-            out.push_frame(frame);
+            return Offer::Queued { by_reference: false };
         }
-        return Offer::Queued;
+        return Offer::Queued { by_reference: out.push_shared(frame) };
     }
     match refuse_over_budget(policy, tx, out, subs, id) {
         SendError::Dropped => Offer::Dropped,

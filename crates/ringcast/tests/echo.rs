@@ -115,6 +115,65 @@ async fn fragmented_messages_from_tungstenite_are_assembled() {
     }
 }
 
+/// Sends `payload` as a message of `chunk`-byte fragments.
+async fn send_fragmented(ws: &mut Client, payload: Vec<u8>, text: bool, chunk: usize) {
+    let chunks: Vec<&[u8]> = payload.chunks(chunk).collect();
+    let first = OpCode::Data(if text { Data::Text } else { Data::Binary });
+    for (i, piece) in chunks.iter().enumerate() {
+        let opcode = if i == 0 { first } else { OpCode::Data(Data::Continue) };
+        ws.send(Message::Frame(TFrame::message(piece.to_vec(), opcode, i + 1 == chunks.len()))).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn large_assembled_messages_go_back_by_reference_in_order() {
+    let server = TestServer::one_shard();
+    let mut ws = client(&server.url("/")).await;
+    let text = text_of(100_000);
+    send_fragmented(&mut ws, text.clone().into_bytes(), true, 30_000).await;
+    let mut twice = b"twice".to_vec();
+    twice.extend(binary_of(50_000));
+    send_fragmented(&mut ws, twice.clone(), false, 7_000).await;
+    ws.send(Message::text("small")).await.unwrap();
+    assert!(next_message(&mut ws).await == Message::text(text), "the text comes back whole");
+    assert!(next_message(&mut ws).await == Message::binary(twice.clone()), "first copy");
+    assert_eq!(next_message(&mut ws).await, Message::text("between"));
+    assert!(next_message(&mut ws).await == Message::binary(twice), "second copy");
+    assert_eq!(next_message(&mut ws).await, Message::text("small"));
+    // The shard publishes its counters before it sends what a turn queued.
+    let stats = server.handle.stats();
+    assert_eq!(stats.messages_by_reference, 3, "the two large messages went back by reference: {stats:?}");
+    assert_eq!(stats.messages_out, 5);
+}
+
+#[tokio::test]
+async fn peers_that_never_read_cannot_hold_the_whole_receive_pool() {
+    // 8 receive buffers; three peers that never read keep their echoes
+    // unsent. Their messages must not keep receive buffers (the echoes are
+    // copied out of them, see docs/architecture.md, "Send"), or the pool
+    // would run dry and nothing more could be received.
+    let builder = Server::builder().shards(1).recv_buffers(8, 64 << 10).send_buffer_size(16 << 10);
+    let server = TestServer::start(builder);
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut ws = client(&server.url("/")).await;
+        for i in 0..40 {
+            ws.send(Message::binary(binary_of(16_384 + i))).await.unwrap();
+        }
+        stalled.push(ws);
+    }
+    let mut ws = client(&server.url("/")).await;
+    let round_trips = async {
+        for i in 0..100 {
+            let data = binary_of(16_384 + 3 * i);
+            ws.send(Message::binary(data.clone())).await.unwrap();
+            assert!(next_message(&mut ws).await == Message::binary(data), "message {i}");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), round_trips).await.expect("the reader is served");
+    drop(stalled);
+}
+
 #[test]
 fn bytes_trickled_one_at_a_time_make_the_same_messages() {
     let server = TestServer::one_shard();

@@ -28,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::close::CloseCode;
 use crate::error::{Error, UsageError};
 use crate::extension::Extension;
+use crate::utf8::OwnedMessage;
 
 pub use read::{CloseFrame, Event, Read, Receiver};
 pub use send::Sender;
@@ -91,6 +92,11 @@ impl Connection {
     /// it.
     pub fn read<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Read<'a>, Error> {
         self.rx.read(&mut self.tx, input)
+    }
+
+    /// See [`Receiver::take_message`].
+    pub fn take_message(&mut self) -> Option<OwnedMessage> {
+        self.rx.take_message()
     }
 
     /// Our role.

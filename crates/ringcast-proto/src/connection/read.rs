@@ -16,7 +16,7 @@ use crate::error::{Error, ProtocolError, UsageError};
 use crate::extension::ExtensionError;
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::mask;
-use crate::utf8::MessageBuffer;
+use crate::utf8::{MessageBuffer, OwnedMessage};
 
 /// What the peer sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,18 @@ pub struct Read<'a> {
     pub consumed: usize,
     /// The event that ended this call, if any.
     pub event: Option<Event<'a>>,
+    /// The event is a data message lent from the receiver's own assembly
+    /// buffer, so [`Receiver::take_message`] can take it without a copy.
+    assembled: bool,
+}
+
+impl Read<'_> {
+    /// Whether the event is a data message held by the receiver (it spanned
+    /// frames or reads) rather than a slice of the input: then, once this
+    /// `Read` is dropped, [`Receiver::take_message`] hands it over owned.
+    pub fn is_assembled(&self) -> bool {
+        self.assembled
+    }
 }
 
 /// Where the bytes of a ready event lie.
@@ -220,7 +232,7 @@ impl Receiver {
         }
         self.return_lent();
         if tx.state() == State::Closed {
-            return Ok(Read { consumed: input.len(), event: None });
+            return Ok(Read { consumed: input.len(), event: None, assembled: false });
         }
         let (consumed, ready) = match self.advance(tx, input) {
             Ok(step) => step,
@@ -230,8 +242,9 @@ impl Receiver {
             }
         };
         let Some(ready) = ready else {
-            return Ok(Read { consumed, event: None });
+            return Ok(Read { consumed, event: None, assembled: false });
         };
+        let assembled = matches!(ready, Ready::Text(Source::Assembly) | Ready::Binary(Source::Assembly));
         let input: &'a [u8] = input;
         let event = match ready {
             Ready::Text(Source::Input(range)) => match simdutf8::basic::from_utf8(&input[range]) {
@@ -257,7 +270,20 @@ impl Receiver {
                 Event::Close(CloseFrame { code, reason })
             }
         };
-        Ok(Read { consumed, event: Some(event) })
+        Ok(Read { consumed, event: Some(event), assembled })
+    }
+
+    /// Takes the data message the last [`Read`] lent from this receiver's
+    /// assembly buffer (see [`Read::is_assembled`]), owned: a runtime can
+    /// then keep it, or queue it to be sent by reference, instead of
+    /// copying it. The receiver starts its next message in a new buffer.
+    /// `None` when the last event was not such a message.
+    pub fn take_message(&mut self) -> Option<OwnedMessage> {
+        if self.lent != Lent::Message {
+            return None;
+        }
+        self.lent = Lent::Nothing;
+        self.assembly.take_finished()
     }
 
     fn lend<'a>(&'a mut self, src: Source, input: &'a [u8]) -> &'a [u8] {

@@ -8,7 +8,7 @@ use super::shared::{MessageKind, Role, State};
 use crate::close::{self, CloseCode};
 use crate::error::UsageError;
 use crate::extension::Extension;
-use crate::frame::{encode_frame, encode_frame_rsv, OpCode};
+use crate::frame::{encode_frame, encode_frame_rsv, FrameHeader, OpCode, MAX_HEADER_LEN};
 
 /// Pongs kept in the queue before newer ones replace the newest: enough for
 /// a burst of pings to each get its answer (Autobahn 2.10 sends nine at once).
@@ -140,6 +140,30 @@ impl Sender {
             }
         }
         self.write(kind.opcode(), true, payload, out)
+    }
+
+    /// Starts a whole message whose payload the caller queues itself,
+    /// unchanged, right after what this writes to `out`: only the frame
+    /// header is written, so a large payload can be sent from where it lies
+    /// instead of being copied into `out`. Returns `Ok(false)` and writes
+    /// nothing when the payload must be transformed on its way (a client
+    /// masks it, a negotiated extension may encode it): use [`Self::send`]
+    /// then.
+    pub fn send_by_reference(&mut self, kind: MessageKind, len: usize, out: &mut Vec<u8>) -> Result<bool, UsageError> {
+        if self.sending.is_some() {
+            return Err(UsageError::FragmentState);
+        }
+        if self.state != State::Open {
+            return Err(UsageError::Closing);
+        }
+        if self.role == Role::Client || self.cold.as_ref().is_some_and(|cold| cold.extension.is_some()) {
+            return Ok(false);
+        }
+        let header = FrameHeader { fin: true, rsv: 0, opcode: kind.opcode(), mask: None, payload_len: len as u64 };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        out.extend_from_slice(&head[..head_len]);
+        Ok(true)
     }
 
     /// Sends one fragment of a message: the first call starts a message of

@@ -2,6 +2,7 @@ use super::*;
 use crate::error::{Error, ProtocolError};
 use crate::frame::FrameHeader;
 use crate::frame::{encode_frame, OpCode};
+use crate::utf8::OwnedMessage;
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -113,6 +114,56 @@ fn whole_frame_is_lent_from_the_input_without_copy() {
     let Some(Event::Binary(b)) = read.event else { panic!("binary expected") };
     assert!(range.contains(&b.as_ptr()), "payload must point into the input");
     assert_eq!(b, &[5u8; 300][..]);
+}
+
+#[test]
+fn assembled_message_is_taken_owned_and_the_next_one_still_reads() {
+    let mut s = server();
+    let text = "é".repeat(1000);
+    let (a, b) = text.as_bytes().split_at(1001);
+    let mut first = masked(false, OpCode::Text, a);
+    let mut second = masked(true, OpCode::Continuation, b);
+    assert!(s.read(&mut first).unwrap().event.is_none());
+    let read = s.read(&mut second).unwrap();
+    assert!(read.is_assembled());
+    assert_eq!(read.event, Some(Event::Text(&text)));
+    match s.take_message() {
+        Some(OwnedMessage::Text(t)) => assert_eq!(t.as_str(), text),
+        other => panic!("text expected, got {other:?}"),
+    }
+    assert_eq!(s.take_message(), None, "taken once");
+    // A frame whole in the input is lent from it: nothing to take.
+    let mut whole = masked(true, OpCode::Binary, &[7u8; 50]);
+    let read = s.read(&mut whole).unwrap();
+    assert!(!read.is_assembled());
+    assert_eq!(s.take_message(), None);
+    // The receiver goes on in a new buffer.
+    let mut first = masked(false, OpCode::Binary, b"ab");
+    let mut second = masked(true, OpCode::Continuation, b"cd");
+    let got = feed(&mut s, &[&first, &second]).unwrap();
+    assert_eq!(got, [Got::Binary(b"abcd".to_vec())]);
+    first.clear();
+    second.clear();
+}
+
+#[test]
+fn send_by_reference_writes_the_header_a_copy_would() {
+    let payload = vec![9u8; 70_000];
+    let mut s = server();
+    let mut copied = Vec::new();
+    s.send_binary(&payload, &mut copied).unwrap();
+    let mut head = Vec::new();
+    assert!(s.sender().send_by_reference(MessageKind::Binary, payload.len(), &mut head).unwrap());
+    head.extend_from_slice(&payload);
+    assert_eq!(head, copied);
+    // A client masks, so its payload cannot go out as it lies.
+    let mut c = Connection::client_with_seed(Config::default(), [3; 32]);
+    let mut out = Vec::new();
+    assert!(!c.sender().send_by_reference(MessageKind::Text, 10, &mut out).unwrap());
+    assert!(out.is_empty());
+    // After a close, like any send, it is refused.
+    s.close(Some(CloseCode::NORMAL), "", &mut out).unwrap();
+    assert_eq!(s.sender().send_by_reference(MessageKind::Binary, 1, &mut out), Err(UsageError::Closing));
 }
 
 #[test]

@@ -3,13 +3,13 @@
 //! the send queue under the backpressure budget.
 
 use ringcast_proto::connection::Sender;
-use ringcast_proto::{CloseCode, Error, Event, State};
+use ringcast_proto::{CloseCode, Error, Event, OwnedMessage, State};
 
 use super::notify::{finish, guarded};
 use super::slot::{Phase, Slot};
 use crate::handler::Handler;
 use crate::message::Message;
-use crate::sys::OutQueue;
+use crate::sys::{OutQueue, SHARE_MIN};
 use crate::ws::{ConnId, ShardCtx, Ws};
 
 /// Feeds received bytes to an open connection, calling the handler for
@@ -48,25 +48,48 @@ pub fn on_frames<H: Handler, S>(
             }
         };
         pos += read.consumed;
+        let assembled = read.is_assembled();
         let Some(event) = read.event else { break };
+        let large = match event {
+            Event::Text(text) => text.len() >= SHARE_MIN,
+            Event::Binary(data) => data.len() >= SHARE_MIN,
+            _ => false,
+        };
         let mut handle = Ws::new(&mut *tx, &mut *out, &mut *data, &mut *subs, id, &mut *shard);
-        let survived = match event {
-            Event::Text(text) => {
-                messages += 1;
-                guarded("message", Some(id), || handler.message(&mut handle, Message::Text(text)))
+        let survived = if assembled && large {
+            // A large message that arrived in pieces sits in the receiver's
+            // own buffer: the shard takes it, so that a handler sending it
+            // back (an echo) queues it by reference instead of copying it.
+            // The receiver starts its next message in a new buffer.
+            let owned = rx.take_message();
+            debug_assert!(owned.is_some(), "an assembled event can be taken");
+            let Some(owned) = owned else { continue };
+            messages += 1;
+            let message = match &owned {
+                OwnedMessage::Text(text) => Message::Text(text.as_str()),
+                OwnedMessage::Binary(bytes) => Message::Binary(bytes),
+            };
+            let mut handle = handle.with_received(owned.bytes());
+            guarded("message", Some(id), || handler.message(&mut handle, message))
+        } else {
+            match event {
+                Event::Text(text) => {
+                    messages += 1;
+                    guarded("message", Some(id), || handler.message(&mut handle, Message::Text(text)))
+                }
+                Event::Binary(data) => {
+                    messages += 1;
+                    guarded("message", Some(id), || handler.message(&mut handle, Message::Binary(data)))
+                }
+                Event::Pong(payload) => guarded("pong", Some(id), || handler.pong(&mut handle, payload)),
+                Event::Close(frame) => {
+                    let code = frame.code.unwrap_or(CloseCode::NO_STATUS);
+                    ended = Some((code, ReasonBuf::new(frame.reason), !we_closed_first));
+                    true
+                }
+                // Pings are answered by the protocol layer.
+                _ => true,
             }
-            Event::Binary(data) => {
-                messages += 1;
-                guarded("message", Some(id), || handler.message(&mut handle, Message::Binary(data)))
-            }
-            Event::Pong(payload) => guarded("pong", Some(id), || handler.pong(&mut handle, payload)),
-            Event::Close(frame) => {
-                let code = frame.code.unwrap_or(CloseCode::NO_STATUS);
-                ended = Some((code, ReasonBuf::new(frame.reason), !we_closed_first));
-                true
-            }
-            // Pings are answered by the protocol layer.
-            _ => true,
         };
         if !survived {
             let _ = tx.close(Some(CloseCode::INTERNAL_ERROR), "", out.queue());

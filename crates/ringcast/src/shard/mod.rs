@@ -255,6 +255,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         let (budget, policy) = (self.local.budget, self.local.policy);
         let mut drops = 0;
         let mut delivered = 0;
+        let mut shared = 0;
         for slot_ref in self.local.topics.subscribers(&delivery.topic) {
             if Some(slot_ref) == delivery.exclude {
                 continue;
@@ -264,7 +265,10 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             let Phase::Open { proto, .. } = &mut slot.phase else { continue };
             let id = ConnId { shard: self.index, key: slot_ref.0, generation: slot_ref.1 };
             match offer_frame(&delivery.frame, proto.sender(), &mut slot.out, &mut slot.subs, id, budget, policy) {
-                Offer::Queued => delivered += 1,
+                Offer::Queued { by_reference } => {
+                    delivered += 1;
+                    shared += u64::from(by_reference);
+                }
                 Offer::Closing => {}
                 Offer::Dropped => {
                     drops += 1;
@@ -276,6 +280,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         }
         self.local.stats.dropped += drops;
         self.local.stats.messages_out += delivered;
+        self.local.stats.messages_by_reference += shared;
         let touched = std::mem::take(&mut self.touched);
         for &key in &touched {
             self.review(key);

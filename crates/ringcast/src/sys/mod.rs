@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 pub use buf_ring::BufRing;
-pub use out_queue::OutQueue;
+pub use out_queue::{OutQueue, SHARE_MIN};
 pub use ring::{Completion, Ring};
 
 /// A shard's ring and receive pool, torn down in the one safe order: every

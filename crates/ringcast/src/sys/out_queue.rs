@@ -5,7 +5,8 @@
 //! every frame a turn produced. A large published frame is not copied: its
 //! shared [`Bytes`] becomes a segment of its own in every subscriber's
 //! chain, and the send hands the kernel a list of segments (`sendmsg` with
-//! an iovec per segment). While a send is in flight, the segments it covers
+//! an iovec per segment). A large received message sent back joins the
+//! chain the same way, as the bytes the shard took from the receiver. While a send is in flight, the segments it covers
 //! are frozen: new frames go to a segment after them.
 //!
 //! Nothing belongs to the connection for long. The chain's box and its
@@ -39,7 +40,8 @@ const MAX_IOV: usize = 64;
 enum Segment {
     /// Frames written into a buffer of ours (from the pool).
     Owned(Vec<u8>),
-    /// A frame shared with other connections, sent from where it is.
+    /// A frame shared with other connections, or a received message sent
+    /// back, sent from where it is.
     Shared(Bytes),
 }
 
@@ -48,6 +50,15 @@ impl Segment {
         match self {
             Segment::Owned(buf) => buf,
             Segment::Shared(bytes) => bytes,
+        }
+    }
+
+    /// The length of a segment no frame is appended to (0 for an owned
+    /// buffer, whose length changes).
+    fn fixed_len(&self) -> usize {
+        match self {
+            Segment::Owned(_) => 0,
+            other => other.bytes().len(),
         }
     }
 }
@@ -91,19 +102,13 @@ impl Chain {
     }
 
     fn push(&mut self, segment: Segment) {
-        self.closed += self.tail_len();
-        if let Segment::Shared(bytes) = &segment {
-            self.closed += bytes.len();
-        }
+        self.closed += self.tail_len() + segment.fixed_len();
         self.segs.push_back(segment);
     }
 
     fn pop_back(&mut self) -> Option<Segment> {
         let segment = self.segs.pop_back()?;
-        if let Segment::Shared(bytes) = &segment {
-            self.closed -= bytes.len();
-        }
-        self.closed -= self.tail_len();
+        self.closed -= segment.fixed_len() + self.tail_len();
         Some(segment)
     }
 
@@ -220,13 +225,17 @@ impl OutQueue {
         }
     }
 
-    /// Queues a frame shared with other connections: by reference from
-    /// [`SHARE_MIN`] bytes up, copied into the cork buffer below.
-    pub fn push_frame(&mut self, frame: &Bytes) {
-        if frame.len() >= SHARE_MIN {
-            self.chain().push(Segment::Shared(frame.clone()));
+    /// Queues bytes that are shared (a frame published to many
+    /// connections, or a received payload sent back): by reference from
+    /// [`SHARE_MIN`] bytes up, copied into the cork buffer below. Returns
+    /// whether they were queued by reference.
+    pub fn push_shared(&mut self, bytes: &Bytes) -> bool {
+        if bytes.len() >= SHARE_MIN {
+            self.chain().push(Segment::Shared(bytes.clone()));
+            true
         } else {
-            self.queue().extend_from_slice(frame);
+            self.queue().extend_from_slice(bytes);
+            false
         }
     }
 
@@ -441,8 +450,8 @@ mod tests {
         let small = Bytes::from_static(b"small");
         let mut q = OutQueue::default();
         q.queue().extend_from_slice(b"head");
-        q.push_frame(&big);
-        q.push_frame(&small);
+        q.push_shared(&big);
+        q.push_shared(&small);
         q.queue().extend_from_slice(b"tail");
         assert_eq!(q.held(), 4 + SHARE_MIN + 5 + 4);
         let chain = q.chain.as_ref().unwrap();
@@ -472,7 +481,7 @@ mod tests {
         let frames: Vec<Bytes> = (0..MAX_IOV + 10).map(|i| Bytes::from(vec![i as u8; SHARE_MIN])).collect();
         let mut q = OutQueue::default();
         for f in &frames {
-            q.push_frame(f);
+            q.push_shared(f);
         }
         assert_eq!(pending(&mut q).unwrap().len(), MAX_IOV * SHARE_MIN);
         assert!(q.complete_send(MAX_IOV * SHARE_MIN));
@@ -484,10 +493,10 @@ mod tests {
     fn discarding_keeps_only_what_the_kernel_holds() {
         let big = Bytes::from(vec![1u8; SHARE_MIN]);
         let mut q = OutQueue::default();
-        q.push_frame(&big);
+        q.push_shared(&big);
         q.begin_send().unwrap();
         q.queue().extend_from_slice(b"never sent");
-        q.push_frame(&big);
+        q.push_shared(&big);
         q.discard_unsent();
         assert_eq!(q.held(), SHARE_MIN, "the frame in flight stays until its completion");
         assert!(q.in_flight());

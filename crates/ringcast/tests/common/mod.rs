@@ -93,6 +93,13 @@ impl Handler for TestHandler {
                 }
                 self.log.lock().unwrap().flood_sent = Some(sent);
             }
+            // Sent back twice around a small text: the order of copied and
+            // by-reference sends must hold.
+            Message::Binary(b) if b.starts_with(b"twice") => {
+                ws.send(message).unwrap();
+                ws.send_text("between").unwrap();
+                ws.send(message).unwrap();
+            }
             other => {
                 let _ = ws.send(other);
             }
