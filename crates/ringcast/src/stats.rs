@@ -70,7 +70,7 @@ counters! {
     messages_out,
     /// Of those, messages whose payload was queued by reference instead of
     /// copied: published frames and received messages sent back, from
-    /// 8 KiB up (see `docs/architecture.md`, "Large messages").
+    /// 8 KiB up (see `docs/architecture.md`, "Send").
     messages_by_reference,
     /// Bytes received from the kernel (all connections, any phase).
     bytes_in,

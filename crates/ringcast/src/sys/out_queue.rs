@@ -6,8 +6,9 @@
 //! shared [`Bytes`] becomes a segment of its own in every subscriber's
 //! chain, and the send hands the kernel a list of segments (`sendmsg` with
 //! an iovec per segment). A large received message sent back joins the
-//! chain the same way, as the bytes the shard took from the receiver. While a send is in flight, the segments it covers
-//! are frozen: new frames go to a segment after them.
+//! chain the same way, as the bytes the shard took from the receiver.
+//! While a send is in flight, the segments it covers are frozen: new frames
+//! go to a segment after them.
 //!
 //! Nothing belongs to the connection for long. The chain's box and its
 //! buffers come from the thread's pool when the first frame is written and
