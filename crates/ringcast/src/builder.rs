@@ -176,4 +176,17 @@ impl<R> Builder<R> {
         self.settings.batch_wait = wait;
         self
     }
+
+    /// Calls `watch(topic, true)` when `topic` gains its first subscriber
+    /// on this runtime (any shard) and `watch(topic, false)` when it loses
+    /// its last: what a bridge to another broker needs to hold a
+    /// subscription there only while someone here listens. The calls come
+    /// in the order of the changes, from the shard thread that made the
+    /// change, under the lock of the interest table: keep `watch` short
+    /// (note the topic and wake your own thread) and do not call the
+    /// handle's `publish` or `subscribers` from it, which take that lock.
+    pub fn on_interest(mut self, watch: impl Fn(&str, bool) + Send + Sync + 'static) -> Self {
+        self.settings.interest_watch = Some(crate::config::InterestWatch(Arc::new(watch)));
+        self
+    }
 }

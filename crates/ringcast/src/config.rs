@@ -1,6 +1,7 @@
 //! Runtime settings, for servers and clients alike: every limit a peer
 //! could push against, with a safe default.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The settings of a runtime, built with [`Builder`](crate::Builder).
@@ -27,6 +28,8 @@ pub(crate) struct Settings {
     pub listen_backlog: i32,
     /// Serve plain TCP echo instead of WebSocket (the benchmark floor).
     pub tcp_echo: bool,
+    /// Told when a topic gains its first subscriber or loses its last.
+    pub interest_watch: Option<InterestWatch>,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             slow_consumer: SlowConsumer::Close,
             listen_backlog: 4096,
             tcp_echo: false,
+            interest_watch: None,
         }
     }
 }
@@ -110,3 +114,27 @@ pub enum SlowConsumer {
     /// completeness.
     Drop,
 }
+
+/// The callback of [`Builder::on_interest`](crate::Builder::on_interest):
+/// told when a topic gains its first subscriber on the runtime (`true`) or
+/// loses its last (`false`).
+#[derive(Clone)]
+pub(crate) struct InterestWatch(pub Arc<WatchFn>);
+
+/// The watch's signature: the topic, and whether it gained interest.
+pub(crate) type WatchFn = dyn Fn(&str, bool) + Send + Sync;
+
+impl std::fmt::Debug for InterestWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InterestWatch")
+    }
+}
+
+/// Two watches are the same when they are the same closure.
+impl PartialEq for InterestWatch {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for InterestWatch {}

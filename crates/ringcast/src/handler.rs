@@ -1,6 +1,9 @@
 //! What an application plugs into a runtime, server or client: the
 //! [`Handler`] trait and the values its callbacks take and return.
 
+use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
+
 use ringcast_proto::handshake::Request;
 use ringcast_proto::{CloseCode, RequestError};
 
@@ -34,6 +37,14 @@ pub trait Handler: 'static {
     fn upgrade(&mut self, request: &Request<'_>) -> Decision<Self::Data> {
         let _ = request;
         Decision::reject(404)
+    }
+
+    /// [`upgrade`](Self::upgrade) with the client's address at hand:
+    /// implement this one instead when the answer depends on who asks
+    /// (per-address limits, allow lists). The default calls `upgrade`.
+    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Self::Data> {
+        let _ = peer;
+        self.upgrade(request)
     }
 
     /// A request that is not a valid WebSocket upgrade, with its body and
@@ -85,10 +96,34 @@ pub trait Handler: 'static {
         let _ = ws;
     }
 
+    /// The alarm set with [`Ws::set_alarm`] has come (the connection is
+    /// still there: an alarm never outlives its connection).
+    fn alarm(&mut self, ws: &mut Ws<'_, Self::Data>) {
+        let _ = ws;
+    }
+
     /// The connection is over, for whatever reason; called exactly once for
     /// every connection that was opened, with its data handed back.
     fn close(&mut self, data: Self::Data, info: CloseInfo<'_>) {
         let _ = (data, info);
+    }
+}
+
+/// The client of an upgrade request. Its address is looked up (one
+/// system call) only when asked for.
+#[derive(Debug)]
+pub struct Peer<'a> {
+    socket: BorrowedFd<'a>,
+}
+
+impl<'a> Peer<'a> {
+    pub(crate) fn new(socket: BorrowedFd<'a>) -> Self {
+        Peer { socket }
+    }
+
+    /// The client's address; `None` if the connection is already gone.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        socket2::SockRef::from(&self.socket).peer_addr().ok()?.as_socket()
     }
 }
 

@@ -48,6 +48,9 @@ mod error;
 mod inbox;
 mod message;
 mod stats;
+mod timer;
+
+mod alarm;
 
 mod dialer;
 mod pubsub;
@@ -70,7 +73,7 @@ pub use builder::Builder;
 pub use client::{Client, ClientBuilder, ClientHandle, ClientRole, Connect};
 pub use config::SlowConsumer;
 pub use error::{ConnectError, Error};
-pub use handler::{Accept, CloseInfo, Decision, Handler, Response};
+pub use handler::{Accept, CloseInfo, Decision, Handler, Peer, Response};
 pub use message::Message;
 pub use ringcast_proto::CloseCode;
 pub use runtime::ShutdownReport;

@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use slab::Slab;
 
+use crate::config::InterestWatch;
 use crate::inbox::Inbox;
 use crate::message::Message;
 
@@ -43,11 +44,14 @@ pub(crate) type Mailbox = Inbox<Delivery>;
 pub(crate) struct Hub {
     interest: RwLock<HashMap<Arc<str>, Arc<Interest>>>,
     mailboxes: Vec<Arc<Mailbox>>,
+    /// Told of every entry the table gains or loses, under its write lock,
+    /// so the calls come in the order of the table's changes.
+    watch: Option<InterestWatch>,
 }
 
 impl Hub {
-    pub fn new(mailboxes: Vec<Arc<Mailbox>>) -> Self {
-        Hub { interest: RwLock::default(), mailboxes }
+    pub fn new(mailboxes: Vec<Arc<Mailbox>>, watch: Option<InterestWatch>) -> Self {
+        Hub { interest: RwLock::default(), mailboxes, watch }
     }
 
     fn interest(&self, topic: &str) -> Option<Arc<Interest>> {
@@ -60,25 +64,46 @@ impl Hub {
     }
 
     fn add(&self, topic: &Arc<str>, shard: usize) {
-        if let Some(interest) = self.interest(topic) {
-            interest.per_shard[shard].fetch_add(1, Ordering::Relaxed);
-            return;
+        {
+            // The count goes up under the read lock: `remove` decides that
+            // an entry is empty under the write lock, so it cannot drop an
+            // entry between our lookup and our increment.
+            let table = self.interest.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(interest) = table.get(topic) {
+                interest.per_shard[shard].fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         }
         let mut table = self.interest.write().unwrap_or_else(|e| e.into_inner());
+        let mut created = false;
         let interest = table.entry(topic.clone()).or_insert_with(|| {
+            created = true;
             Arc::new(Interest { per_shard: (0..self.mailboxes.len()).map(|_| AtomicU64::new(0)).collect() })
         });
         interest.per_shard[shard].fetch_add(1, Ordering::Relaxed);
+        if created {
+            if let Some(watch) = &self.watch {
+                (watch.0)(topic, true);
+            }
+        }
     }
 
     fn remove(&self, topic: &str, shard: usize) {
-        let Some(interest) = self.interest(topic) else { return };
-        if interest.per_shard[shard].fetch_sub(1, Ordering::Relaxed) == 1 {
+        let last_here = {
+            let table = self.interest.read().unwrap_or_else(|e| e.into_inner());
+            let Some(interest) = table.get(topic) else { return };
+            interest.per_shard[shard].fetch_sub(1, Ordering::Relaxed) == 1
+        };
+        if last_here {
             // Possibly the last subscriber anywhere: drop the entry if so
             // (re-checked under the write lock, which holds off `add`).
             let mut table = self.interest.write().unwrap_or_else(|e| e.into_inner());
-            if interest.per_shard.iter().all(|c| c.load(Ordering::Relaxed) == 0) {
+            let empty = table.get(topic).is_some_and(|i| i.per_shard.iter().all(|c| c.load(Ordering::Relaxed) == 0));
+            if empty {
                 table.remove(topic);
+                if let Some(watch) = &self.watch {
+                    (watch.0)(topic, false);
+                }
             }
         }
     }

@@ -44,7 +44,8 @@ where
         let mailbox = Arc::new(Mailbox::new(waker.clone()));
         shards.push((ShardControl { waker, stop: Arc::default(), stats: Arc::default() }, mailbox));
     }
-    let hub = Arc::new(Hub::new(shards.iter().map(|(_, mailbox)| mailbox.clone()).collect()));
+    let mailboxes = shards.iter().map(|(_, mailbox)| mailbox.clone()).collect();
+    let hub = Arc::new(Hub::new(mailboxes, settings.interest_watch.clone()));
     let wakers: Vec<Arc<Waker>> = shards.iter().map(|(control, _)| control.waker.clone()).collect();
     let dialer = Arc::new(Dialer::new(&wakers, one_connecting));
     let mut threads = Vec::with_capacity(settings.shards);

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use ringcast_proto::connection::Sender;
 use ringcast_proto::{CloseCode, MessageKind, Role, State, UsageError};
 
+use crate::alarm::Alarms;
 use crate::config::SlowConsumer;
 use crate::message::Message;
 use crate::pubsub::{self, Delivery, LocalTopics, Subscriptions};
@@ -97,6 +98,8 @@ pub(crate) struct ShardCtx {
     pub budget: usize,
     /// What happens to a connection past its budget.
     pub policy: SlowConsumer,
+    /// The alarms handlers set on their connections.
+    pub alarms: Alarms,
 }
 
 impl<'a, C> Ws<'a, C> {
@@ -217,6 +220,21 @@ impl<C> Ws<'_, C> {
 }
 
 impl<C> Ws<'_, C> {
+    /// Sets this connection's alarm: [`Handler::alarm`](crate::Handler::alarm)
+    /// is called once, `after` from now (on the shard's 16 ms timer tick),
+    /// unless the connection has ended by then. One alarm per connection:
+    /// setting it again replaces it. Durations past 24 days are cut to 24
+    /// days (set it again when it rings). Costs nothing to connections that
+    /// never set one.
+    pub fn set_alarm(&mut self, after: std::time::Duration) {
+        self.shard.alarms.set(self.id.key, self.id.generation, after);
+    }
+
+    /// Unsets this connection's alarm; false if none was set.
+    pub fn clear_alarm(&mut self) -> bool {
+        self.shard.alarms.clear(self.id.key, self.id.generation)
+    }
+
     /// Subscribes this connection to `topic`. Returns false if it already
     /// was. Subscriptions end with the connection.
     pub fn subscribe(&mut self, topic: &str) -> bool {

@@ -193,3 +193,36 @@ fn under_the_drop_policy_a_slow_subscriber_stays_and_its_drops_are_counted() {
     drop(slow);
     handle.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn the_interest_watch_hears_of_first_and_last_subscribers_only() {
+    use std::sync::{Arc, Mutex};
+    let events: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let seen = events.clone();
+    let handle = start(
+        Server::builder().shards(2).on_interest(move |topic, on| seen.lock().unwrap().push((topic.to_owned(), on))),
+    );
+    // Ten subscribers spread over both shards: one "gained" event.
+    let mut first: Vec<RawClient> = (0..10).map(|_| join(&handle, "alpha")).collect();
+    wait_subscribers(&handle, "alpha", 10);
+    let second = join(&handle, "beta");
+    wait_subscribers(&handle, "beta", 1);
+    assert_eq!(*events.lock().unwrap(), [("alpha".to_owned(), true), ("beta".to_owned(), true)]);
+    // Nine leave: still listened to; the tenth leaves: "lost".
+    first.truncate(1);
+    wait_subscribers(&handle, "alpha", 1);
+    assert_eq!(events.lock().unwrap().len(), 2, "{:?}", events.lock().unwrap());
+    drop(first);
+    wait_subscribers(&handle, "alpha", 0);
+    assert_eq!(events.lock().unwrap().last(), Some(&("alpha".to_owned(), false)));
+    // Back again: gained once more.
+    let _again = join(&handle, "alpha");
+    wait_subscribers(&handle, "alpha", 1);
+    drop(second);
+    wait_subscribers(&handle, "beta", 0);
+    assert_eq!(
+        events.lock().unwrap()[2..],
+        [("alpha".to_owned(), false), ("alpha".to_owned(), true), ("beta".to_owned(), false)]
+    );
+    handle.shutdown(Duration::from_secs(1));
+}

@@ -1,13 +1,15 @@
 //! The opening handshake on a shard: request head in, 101 or an HTTP
 //! answer out.
 
+use std::os::fd::AsFd;
+
 use ringcast_proto::handshake::{write_response, Request, RequestLimits, RequestReader};
 use ringcast_proto::{Config, Connection};
 
 use super::frames::on_frames;
 use super::notify::{guarded, with_ws};
 use super::slot::{Handshake, Phase, Slot};
-use crate::handler::{Decision, Handler, Response};
+use crate::handler::{Decision, Handler, Peer, Response};
 use crate::ws::{ConnId, ShardCtx};
 
 /// What the request led to, decided while the head is borrowed.
@@ -36,6 +38,7 @@ pub fn on_data<H: Handler, S>(
     }
     let Handshake { reader, head, body } = &mut *hs;
     let buf: &mut [u8] = if in_place { &mut *input } else { head.as_mut_slice() };
+    let peer = Peer::new(slot.socket.as_fd());
     let out = slot.out.queue();
     let step = match *body {
         // The head was complete; its body was not.
@@ -43,7 +46,7 @@ pub fn on_data<H: Handler, S>(
         Some((head_len, total)) => {
             let mut again = RequestReader::new(RequestLimits::default().max_head_bytes(head_len));
             match again.poll(&buf[..head_len]) {
-                Ok(Some(request)) => Some((decide(handler, &request, &buf[head_len..total], out), total)),
+                Ok(Some(request)) => Some((decide(handler, &request, &buf[head_len..total], &peer, out), total)),
                 _ => {
                     write_http(&Response::new(400), out);
                     Some((Next::Answered, 0))
@@ -68,7 +71,9 @@ pub fn on_data<H: Handler, S>(
                         *body = Some((head_len, head_len + len));
                         None
                     }
-                    Ok(len) => Some((decide(handler, &request, &buf[head_len..head_len + len], out), head_len + len)),
+                    Ok(len) => {
+                        Some((decide(handler, &request, &buf[head_len..head_len + len], &peer, out), head_len + len))
+                    }
                 }
             }
         },
@@ -96,7 +101,13 @@ pub fn on_data<H: Handler, S>(
 }
 
 /// Validates the request and asks the handler; queues the response.
-fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, body: &[u8], out: &mut Vec<u8>) -> Next<H::Data> {
+fn decide<H: Handler>(
+    handler: &mut H,
+    request: &Request<'_>,
+    body: &[u8],
+    peer: &Peer<'_>,
+    out: &mut Vec<u8>,
+) -> Next<H::Data> {
     let upgrade = match request.validate() {
         Ok(upgrade) => upgrade,
         Err(why) => {
@@ -110,7 +121,7 @@ fn decide<H: Handler>(handler: &mut H, request: &Request<'_>, body: &[u8], out: 
         }
     };
     let mut decision = None;
-    if !guarded("upgrade", None, || decision = Some(handler.upgrade(request))) {
+    if !guarded("upgrade", None, || decision = Some(handler.upgrade_from(request, peer))) {
         write_http(&Response::new(500), out);
         return Next::Answered;
     }

@@ -13,7 +13,6 @@ mod handshake;
 mod link;
 mod notify;
 mod slot;
-mod timer;
 mod token;
 
 use std::net::SocketAddr;
@@ -30,8 +29,8 @@ use self::batch::Batcher;
 pub(crate) use self::link::{Links, Stop};
 use self::notify::{fail_connecting, finish, with_ws};
 use self::slot::{flag, Dial, Phase, Slot};
-use self::timer::{millis, reached, Millis, Wheel};
 use self::token::{op, token, untoken};
+use crate::alarm::Alarms;
 use crate::config::Settings;
 use crate::dialer::{DialRequest, Dialer};
 use crate::error::ConnectError;
@@ -39,6 +38,7 @@ use crate::handler::Handler;
 use crate::pubsub::{Delivery, LocalTopics, Mailbox};
 use crate::stats::SharedStats;
 use crate::sys::{self, Completion, Io, Waker};
+use crate::timer::{self, millis, reached, Millis, Wheel};
 use crate::transport::{Plain, Transport, TransportError};
 use crate::ws::{offer_frame, ConnId, Offer, ShardCtx};
 
@@ -68,6 +68,7 @@ pub(crate) struct Shard<H: Handler, T: Transport = Plain> {
     accept_retry_at: Option<Millis>,
     wheel: Wheel,
     due: Vec<timer::Entry>,
+    alarms_due: Vec<(u32, u32)>,
     completions: Vec<Completion>,
     flush_list: Vec<usize>,
     epoch: Instant,
@@ -130,6 +131,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             accept_retry_at: None,
             wheel: Wheel::new(0),
             due: Vec::new(),
+            alarms_due: Vec::new(),
             completions: Vec::with_capacity(1024),
             flush_list: Vec::with_capacity(1024),
             epoch: Instant::now(),
@@ -147,6 +149,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                 stats: Default::default(),
                 budget: settings.max_backpressure,
                 policy: settings.slow_consumer,
+                alarms: Alarms::new(),
             },
             settings,
             touched: Vec::new(),
@@ -175,6 +178,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                 break;
             }
             self.now = self.clock();
+            self.local.alarms.now = self.now;
             self.io.ring.reap(&mut self.completions);
             self.last_batch = self.completions.len();
             self.local.stats.batch_waits += u64::from(batch.is_some());
@@ -187,6 +191,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             self.completions.clear();
             self.io.bufs.publish();
             self.expire_timers();
+            self.ring_alarms();
             self.check_stop_deadline();
             self.local.stats.turns += 1;
             self.publish_stats();
@@ -203,6 +208,9 @@ impl<H: Handler, T: Transport> Shard<H, T> {
 
     fn next_timeout(&self) -> Option<Duration> {
         let mut wait = self.wheel.next_in(self.now);
+        if let Some(alarm) = self.local.alarms.next_in() {
+            wait = Some(wait.map_or(alarm, |w| w.min(alarm)));
+        }
         if let Some(at) = self.accept_retry_at {
             let until = at.wrapping_sub(self.now).min(1000);
             wait = Some(wait.map_or(until, |w| w.min(until)));
@@ -539,6 +547,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             if !slot.has(flag::RECV_ARMED | flag::CONNECT) && !slot.out.in_flight() {
                 let mut slot = self.conns.remove(key);
                 self.local.topics.unsubscribe_all(&mut slot.subs);
+                self.local.alarms.forget(key as u32);
                 let generation = slot.generation;
                 self.io.ring.close(slot.socket.into_raw_fd(), token(op::IGNORE, 0, 0));
                 tracing::debug!(conn = %self.id(key, generation), "closed");
@@ -639,6 +648,20 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         }
         self.due = due;
         self.due.clear();
+    }
+
+    /// Tells the handler of every connection whose alarm has come.
+    fn ring_alarms(&mut self) {
+        let mut due = std::mem::take(&mut self.alarms_due);
+        self.local.alarms.expire(&mut due);
+        for &(key, generation) in &due {
+            let id = self.id(key as usize, generation);
+            let Some(slot) = self.conns.get_mut(key as usize) else { continue };
+            with_ws(&mut self.handler, slot, id, &mut self.local, "alarm", |handler, ws| handler.alarm(ws));
+            self.review(key as usize);
+        }
+        due.clear();
+        self.alarms_due = due;
     }
 
     fn on_timer(&mut self, entry: timer::Entry) {

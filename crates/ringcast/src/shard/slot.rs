@@ -9,9 +9,9 @@ use ringcast_proto::Connection;
 
 use std::time::Duration;
 
-use super::timer::{millis, reached, tick_start, Millis, Wheel};
 use crate::pubsub::Subscriptions;
 use crate::sys::OutQueue;
+use crate::timer::{millis, reached, tick_start, Millis, Wheel};
 
 /// Flag bits of [`Slot::flags`].
 pub mod flag {
