@@ -66,6 +66,23 @@ pub struct HubConfig {
     #[arg(long, env = "RINGCAST_BATCH_WAIT_US", default_value_t = 20)]
     pub batch_wait_us: u64,
 
+    /// A NATS server of the cluster that joins hubs into one (repeatable;
+    /// the variable takes a comma separated list; other nodes are learnt
+    /// from the server). Unset: this hub serves alone.
+    #[arg(long = "nats", env = "RINGCAST_NATS", value_delimiter = ',')]
+    pub nats: Vec<String>,
+
+    /// Subject prefix of the topics on NATS: topic `a` is `{prefix}.a`.
+    /// Hubs that share a prefix share their topics.
+    #[arg(long, env = "RINGCAST_NATS_PREFIX", default_value = "ringcast.topic")]
+    pub nats_prefix: String,
+
+    /// Bytes of publishes waiting to be handed to NATS; past it (NATS slower
+    /// than the hub) publishes still reach this hub's subscribers, and are
+    /// counted in ringcast_bridge_lost_total instead of forwarded.
+    #[arg(long, env = "RINGCAST_NATS_MAX_PENDING", default_value = "64MiB", value_parser = parse_size)]
+    pub nats_max_pending: usize,
+
     /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001
     /// close before cutting them; the process exits within this plus a
     /// fraction of a second (accepts 500ms, 5s, 1m).

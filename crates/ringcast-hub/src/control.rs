@@ -113,6 +113,11 @@ pub fn raw_payload(data: &RawValue) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Borrowed(text)
 }
 
+/// Parses `text` as exactly one JSON value (whitespace around it allowed).
+pub fn json_value(text: &str) -> Result<&RawValue, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
 fn quote(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
 }

@@ -10,19 +10,90 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ringcast::{Server, ServerHandle};
+use ringcast::{Server, ServerHandle, ShutdownReport};
 
+// From the bottom layer up: each imports only modules listed before it.
 mod config;
 mod control;
-mod metrics;
-mod routes;
 mod topic;
 
+mod deliver;
+
+pub mod bridge;
+mod metrics;
+
+mod routes;
+
+use bridge::{Bridge, BridgeConfig};
 pub use config::{parse_duration, parse_size, HubConfig, Policy};
 
-/// Starts the hub on `config.listen` and returns the server's handle (for
-/// its address, counters and shutdown).
-pub fn start(config: HubConfig) -> Result<ServerHandle, ringcast::Error> {
+/// Why a hub did not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting that cannot work (the message says which and why).
+    Config(String),
+    /// The server could not start (address in use, no io_uring…).
+    Server(ringcast::Error),
+    /// The bridge's thread could not start.
+    Bridge(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(why) => f.write_str(why),
+            StartError::Server(e) => write!(f, "{e}"),
+            StartError::Bridge(e) => write!(f, "cannot start the NATS bridge thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running hub: its server and, when clustered, its bridge to NATS.
+#[derive(Clone)]
+pub struct Hub {
+    server: ServerHandle,
+    bridge: Option<Arc<Bridge>>,
+}
+
+impl Hub {
+    /// The server: address, counters, publish.
+    pub fn server(&self) -> &ServerHandle {
+        &self.server
+    }
+
+    /// The cluster bridge, when `--nats` was given.
+    pub fn bridge(&self) -> Option<&Arc<Bridge>> {
+        self.bridge.as_ref()
+    }
+
+    /// Closes every connection with 1001 (see
+    /// [`ServerHandle::shutdown`]), then stops the bridge.
+    pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let report = self.server.shutdown(grace);
+        if let Some(bridge) = &self.bridge {
+            bridge.stop();
+        }
+        report
+    }
+}
+
+/// Starts the hub on `config.listen` (and its bridge when `config.nats` is
+/// set).
+pub fn start(config: HubConfig) -> Result<Hub, StartError> {
+    let bridge = match config.nats.is_empty() {
+        true => None,
+        false => Some(
+            Bridge::new(BridgeConfig {
+                urls: config.nats.clone(),
+                prefix: config.nats_prefix.clone(),
+                max_pending: config.nats_max_pending,
+            })
+            .map_err(StartError::Config)?,
+        ),
+    };
     let mut builder = Server::builder()
         .max_backpressure(config.max_backpressure)
         .slow_consumer(config.slow_consumer.into())
@@ -36,15 +107,28 @@ pub fn start(config: HubConfig) -> Result<ServerHandle, ringcast::Error> {
     if let Some(size) = config.send_buffer_size {
         builder = builder.send_buffer_size(size);
     }
+    if let Some(bridge) = &bridge {
+        let watcher = bridge.clone();
+        builder = builder.on_interest(move |topic, _| watcher.interest_changed(topic));
+    }
     let shards = builder.shard_count();
     let listen = config.listen.clone();
     let shared = Arc::new(routes::Shared {
         config,
         handle: OnceLock::new(),
         metrics: (0..shards).map(|_| metrics::ShardMetrics::default()).collect(),
+        bridge: bridge.clone(),
     });
     let for_shards = shared.clone();
-    let handle = builder.start(listen, move |shard| routes::HubHandler { shard, shared: for_shards.clone() })?;
+    let handle = builder
+        .start(listen, move |shard| routes::HubHandler { shard, shared: for_shards.clone() })
+        .map_err(StartError::Server)?;
     let _ = shared.handle.set(handle.clone());
-    Ok(handle)
+    if let Some(bridge) = &bridge {
+        if let Err(e) = bridge.start(handle.clone()) {
+            handle.shutdown(Duration::ZERO);
+            return Err(StartError::Bridge(e));
+        }
+    }
+    Ok(Hub { server: handle, bridge })
 }

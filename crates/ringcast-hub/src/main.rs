@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = handle.local_addr();
+    let addr = handle.server().local_addr();
     // A closed stdout (a supervisor that does not read it) must not take
     // the hub down: println! would panic on EPIPE.
     let banner = format!(
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
          rooms        ws://{addr}/topics/{{name}}\n  JSON control ws://{addr}/ws\n  \
          publish      curl -H 'Content-Type: text/plain' -d 'hello' http://{addr}/publish/{{name}}\n  \
          metrics      http://{addr}/metrics\n",
-        handle.shards()
+        handle.server().shards()
     );
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         eprintln!("ringcast-hub: signal {signal}: closing connections (up to {grace:?})");
     }
     let report = handle.shutdown(grace);
-    let stats = handle.stats();
+    let stats = handle.server().stats();
     eprintln!(
         "ringcast-hub: stopped; accepted {} connections, received {} messages, sent {}, dropped {}, {} cut at the deadline",
         stats.accepted, stats.messages, stats.messages_out, stats.dropped, report.forced

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 
 use ringcast::Stats;
 
+use crate::bridge::BridgeMetrics;
+
 /// Counters one shard's handler keeps (written only by that shard; relaxed
 /// atomics so `/metrics` on any shard can read them).
 #[derive(Debug, Default)]
@@ -44,7 +46,7 @@ type ServerSeries = (&'static str, &'static str, &'static str, fn(&Stats) -> u64
 type HubSeries = (&'static str, &'static str, fn(&ShardMetrics) -> &AtomicU64);
 
 /// Renders the metrics: one sample per shard for each series.
-pub fn render(stats: &[Stats], hub: &[ShardMetrics]) -> String {
+pub fn render(stats: &[Stats], hub: &[ShardMetrics], bridge: Option<&BridgeMetrics>) -> String {
     let mut out = String::with_capacity(4096);
     let server: [ServerSeries; 8] = [
         ("ringcast_connections", "gauge", "Connections open now (any phase).", |s| s.connections),
@@ -84,7 +86,43 @@ pub fn render(stats: &[Stats], hub: &[ShardMetrics]) -> String {
             let _ = writeln!(out, "ringcast_closes_total{{shard=\"{shard}\",code=\"{code}\"}} {count}");
         }
     }
+    if let Some(bridge) = bridge {
+        render_bridge(&mut out, bridge);
+    }
     out
+}
+
+/// The cluster bridge's series (only when the hub has a bridge).
+fn render_bridge(out: &mut String, bridge: &BridgeMetrics) {
+    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let series: [(&str, &str, &str, u64); 7] = [
+        (
+            "ringcast_bridge_connected",
+            "gauge",
+            "1 while the hub is connected to NATS.",
+            u64::from(bridge.connected.load(Ordering::Relaxed)),
+        ),
+        ("ringcast_bridge_published_total", "counter", "Publishes handed to NATS.", get(&bridge.published)),
+        (
+            "ringcast_bridge_lost_total",
+            "counter",
+            "Publishes that could not be handed to NATS (disconnected, queue full, over the server's limit).",
+            get(&bridge.lost),
+        ),
+        ("ringcast_bridge_received_total", "counter", "Messages from NATS delivered here.", get(&bridge.received)),
+        (
+            "ringcast_bridge_dropped_in_total",
+            "counter",
+            "Messages from NATS not delivered (payload not of its kind; client queue overflow events).",
+            get(&bridge.dropped_in),
+        ),
+        ("ringcast_bridge_subjects", "gauge", "Topic subjects subscribed to on NATS.", get(&bridge.subjects)),
+        ("ringcast_bridge_connects_total", "counter", "Connections to NATS established.", get(&bridge.connects)),
+    ];
+    for (name, kind, help, value) in series {
+        series_header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 fn series_header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -103,7 +141,8 @@ mod tests {
         hub[0].closed(1000);
         hub[0].closed(1000);
         hub[1].closed(1008);
-        let text = render(&stats, &hub);
+        let text = render(&stats, &hub, None);
+        assert!(!text.contains("ringcast_bridge"));
         assert!(text.contains("ringcast_connections{shard=\"0\"} 0\nringcast_connections{shard=\"1\"} 0\n"));
         assert!(text.contains("ringcast_hub_publishes_total{shard=\"1\"} 3\n"));
         assert!(text.contains("ringcast_closes_total{shard=\"0\",code=\"1000\"} 2\n"));

@@ -13,8 +13,10 @@ use ringcast::proto::handshake::Request;
 use ringcast::proto::RequestError;
 use ringcast::{CloseInfo, Decision, Handler, Message, Response, ServerHandle, Ws};
 
+use crate::bridge::Bridge;
 use crate::config::HubConfig;
 use crate::control::{self, Refusal};
+use crate::deliver::{self, Kind};
 use crate::metrics::{self, ShardMetrics};
 use crate::topic::{self, Topic};
 
@@ -25,6 +27,8 @@ pub(crate) struct Shared {
     /// need it.
     pub handle: OnceLock<ServerHandle>,
     pub metrics: Vec<ShardMetrics>,
+    /// The cluster bridge, when the hub has one.
+    pub bridge: Option<Arc<Bridge>>,
 }
 
 /// One shard's handler.
@@ -67,6 +71,15 @@ impl HubHandler {
             receivers += ws.publish(&json, Message::Text(&wrapped));
         }
         self.count_publish(receivers);
+        let kind = if message.is_text() { Kind::Text } else { Kind::Binary };
+        self.forward(&name, kind, message.as_bytes());
+    }
+
+    /// Hands a publish made here to the other hubs of the cluster.
+    fn forward(&self, name: &str, kind: Kind, payload: &[u8]) {
+        if let Some(bridge) = &self.shared.bridge {
+            bridge.forward(name, kind, payload);
+        }
     }
 
     fn count_publish(&self, receivers: u64) {
@@ -124,6 +137,7 @@ impl HubHandler {
                 let wrapped = control::delivery_json(&topic, data.get());
                 receivers += ws.publish(&topic::json_topic(&topic), Message::Text(&wrapped));
                 self.count_publish(receivers);
+                self.forward(&topic, Kind::Json, data.get().as_bytes());
                 if let Some(id) = id {
                     let _ = ws.send_text(&control::ack(id, Some(receivers)));
                 }
@@ -143,16 +157,13 @@ impl HubHandler {
             Err(e) => return Response::new(400).body(format!("{e}\n")),
         };
         let content_type = request.header("content-type").and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
-        let message = match std::str::from_utf8(body) {
-            Ok(text) if is_textual(content_type) => Message::Text(text),
-            _ => Message::Binary(body),
+        let kind = match std::str::from_utf8(body) {
+            Ok(_) if is_textual(content_type) => Kind::Text,
+            _ => Kind::Binary,
         };
-        let mut receivers = handle.publish(&topic.raw, message);
-        if handle.subscribers(&topic.json) > 0 {
-            let wrapped = control::delivery_raw(&topic.name, body, message.is_text());
-            receivers += handle.publish(&topic.json, Message::Text(&wrapped));
-        }
+        let receivers = deliver::to_local(handle, &topic.name, kind, body);
         self.count_publish(receivers);
+        self.forward(&topic.name, kind, body);
         json_response(200, format!("{{\"receivers\":{receivers}}}\n"))
     }
 }
@@ -212,7 +223,11 @@ impl Handler for HubHandler {
             "/metrics" if get => match self.shared.handle.get() {
                 Some(handle) => Response::new(200)
                     .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                    .body(metrics::render(&handle.shard_stats(), &self.shared.metrics)),
+                    .body(metrics::render(
+                        &handle.shard_stats(),
+                        &self.shared.metrics,
+                        self.shared.bridge.as_deref().map(|b| &b.metrics),
+                    )),
                 None => Response::new(503).body("starting\n"),
             },
             "/" | "/healthz" | "/metrics" => method_not_allowed("GET"),

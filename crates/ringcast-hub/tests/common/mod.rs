@@ -8,15 +8,18 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use ringcast::ServerHandle;
-use ringcast_hub::HubConfig;
+use ringcast_hub::{Hub, HubConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub mod cluster;
 
 pub type Client = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A hub on 127.0.0.1 with a free port, stopped when dropped.
 pub struct TestHub {
     pub handle: ServerHandle,
+    pub hub: Hub,
 }
 
 impl TestHub {
@@ -25,7 +28,8 @@ impl TestHub {
         config.listen = "127.0.0.1:0".into();
         config.shards = Some(shards);
         tweak(&mut config);
-        TestHub { handle: ringcast_hub::start(config).expect("hub starts") }
+        let hub = ringcast_hub::start(config).expect("hub starts");
+        TestHub { handle: hub.server().clone(), hub }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -58,7 +62,7 @@ impl TestHub {
     pub fn metric(&self, name: &str, label: &str) -> u64 {
         self.metrics()
             .lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label))
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(label))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     }
@@ -66,7 +70,7 @@ impl TestHub {
 
 impl Drop for TestHub {
     fn drop(&mut self) {
-        self.handle.shutdown(Duration::from_millis(200));
+        self.hub.shutdown(Duration::from_millis(200));
     }
 }
 
