@@ -17,6 +17,10 @@ if ! command -v cc >/dev/null 2>&1; then
   # libfuzzer-sys and a few -sys crates compile C/C++.
   apt-get update -qq && apt-get install -y -qq build-essential >/dev/null
 fi
+if [ ! -x /usr/sbin/nats-server ] && ! command -v nats-server >/dev/null 2>&1; then
+  # The hub's cluster tests start a real NATS cluster.
+  apt-get update -qq && apt-get install -y -qq nats-server >/dev/null
+fi
 if [ "$fuzz_seconds" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi

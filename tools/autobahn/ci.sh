@@ -34,7 +34,7 @@ for shards in 1 2; do
     target/release/examples/echo --listen "127.0.0.1:$port" --shards "$shards"
 done
 against ringcast-hub-2-shard 9103 "/topics/autobahn?echo=1" TERM \
-  target/release/ringcast-hub --listen 127.0.0.1:9103 --shards 2 --max-message-size 16MiB
+  target/release/ringcast-hub --listen 127.0.0.1:9103 --shards 2 --max-message-size 16MiB --max-publish-rate 0
 # The client side: the fuzzing server drives examples/autobahn_client.
 tools/autobahn/client.sh 9110 || status=1
 exit $status

@@ -19,6 +19,12 @@ import argparse, json, os, signal, statistics, subprocess, tempfile, threading, 
 
 from procstat import cpu_seconds, raise_nofile, rss_kib, stop_server, wait_port
 
+# Benchmarks load the hub from one address as fast as they can: its
+# per-connection publish rate and per-address limits are off (through the
+# environment, which older builds of a before/after run ignore).
+os.environ.setdefault("RINGCAST_MAX_PUBLISH_RATE", "0")
+os.environ.setdefault("RINGCAST_MAX_CONNECTIONS_PER_IP", "0")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
 

@@ -66,6 +66,39 @@ pub struct HubConfig {
     #[arg(long, env = "RINGCAST_BATCH_WAIT_US", default_value_t = 20)]
     pub batch_wait_us: u64,
 
+    /// Secret of the HS256 tokens clients must present (`?token=` or
+    /// `Authorization: Bearer`). Unset, with no --jwt-public-key: any
+    /// client may subscribe and publish anywhere.
+    #[arg(long, env = "RINGCAST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM file with the RSA (RS256) or P-256 (ES256) public key of the
+    /// tokens clients must present.
+    #[arg(long, env = "RINGCAST_JWT_PUBLIC_KEY", conflicts_with = "jwt_secret")]
+    pub jwt_public_key: Option<std::path::PathBuf>,
+
+    /// A key that `POST /publish` must present as `Authorization: Bearer
+    /// KEY` (repeatable; the variable takes a comma separated list).
+    /// Unset: anyone may publish over HTTP.
+    #[arg(long = "api-key", env = "RINGCAST_API_KEY", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+
+    /// A key that `GET /metrics` must present as `Authorization: Bearer
+    /// KEY` (the dashboard passes its `?key=`). Unset: metrics are open.
+    #[arg(long, env = "RINGCAST_METRICS_KEY", hide_env_values = true)]
+    pub metrics_key: Option<String>,
+
+    /// Publishes per second one connection may make (bursts up to as many);
+    /// past it `/ws` gets an error, a room connection is closed with 1008.
+    /// 0: no limit.
+    #[arg(long, env = "RINGCAST_MAX_PUBLISH_RATE", default_value_t = 1000)]
+    pub max_publish_rate: u32,
+
+    /// WebSocket connections one client address may hold (more get 429).
+    /// 0: no limit.
+    #[arg(long, env = "RINGCAST_MAX_CONNECTIONS_PER_IP", default_value_t = 1000)]
+    pub max_connections_per_ip: u32,
+
     /// A NATS server of the cluster that joins hubs into one (repeatable;
     /// the variable takes a comma separated list; other nodes are learnt
     /// from the server). Unset: this hub serves alone.

@@ -15,13 +15,18 @@ use ringcast::{Server, ServerHandle, ShutdownReport};
 // From the bottom layer up: each imports only modules listed before it.
 mod config;
 mod control;
+mod limits;
 mod topic;
 
+mod auth;
 mod deliver;
 
 pub mod bridge;
 mod metrics;
 
+mod shared;
+
+mod http;
 mod routes;
 
 use bridge::{Bridge, BridgeConfig};
@@ -113,17 +118,21 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
     }
     let shards = builder.shard_count();
     let listen = config.listen.clone();
-    let shared = Arc::new(routes::Shared {
+    let verifier = verifier(&config)?;
+    let shared = Arc::new(shared::Shared {
+        per_address: limits::PerAddress::new(config.max_connections_per_ip),
         config,
         handle: OnceLock::new(),
         metrics: (0..shards).map(|_| metrics::ShardMetrics::default()).collect(),
         bridge: bridge.clone(),
+        verifier,
     });
     let for_shards = shared.clone();
     let handle = builder
         .start(listen, move |shard| routes::HubHandler { shard, shared: for_shards.clone() })
         .map_err(StartError::Server)?;
     let _ = shared.handle.set(handle.clone());
+    warn_if_open(&shared.config);
     if let Some(bridge) = &bridge {
         if let Err(e) = bridge.start(handle.clone()) {
             handle.shutdown(Duration::ZERO);
@@ -131,4 +140,25 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
         }
     }
     Ok(Hub { server: handle, bridge })
+}
+
+/// The token checks the settings ask for, if any.
+fn verifier(config: &HubConfig) -> Result<Option<auth::Verifier>, StartError> {
+    if let Some(secret) = &config.jwt_secret {
+        return auth::Verifier::from_secret(secret).map(Some).map_err(StartError::Config);
+    }
+    let Some(path) = &config.jwt_public_key else { return Ok(None) };
+    let pem =
+        std::fs::read(path).map_err(|e| StartError::Config(format!("--jwt-public-key {}: {e}", path.display())))?;
+    auth::Verifier::from_public_key(&pem).map(Some).map_err(StartError::Config)
+}
+
+/// An open hub is for development: say so.
+fn warn_if_open(config: &HubConfig) {
+    if config.jwt_secret.is_none() && config.jwt_public_key.is_none() {
+        tracing::warn!("no --jwt-secret or --jwt-public-key: any client may subscribe and publish to any topic");
+    }
+    if config.api_keys.is_empty() {
+        tracing::warn!("no --api-key: anyone who reaches the hub may POST /publish");
+    }
 }

@@ -20,6 +20,9 @@ pub struct ShardMetrics {
     pub receivers: AtomicU64,
     /// Control-protocol requests refused with `{"error"}`.
     pub request_errors: AtomicU64,
+    /// Upgrades refused and connections closed by the access rules and
+    /// limits (401, 403, 429, 1008 for a publish not allowed or too fast).
+    pub refusals: AtomicU64,
     /// Closed connections by close code.
     closes: Mutex<BTreeMap<u16, u64>>,
 }
@@ -28,6 +31,17 @@ impl ShardMetrics {
     /// Adds one to a counter.
     pub fn bump(counter: &AtomicU64, by: u64) {
         counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// Counts a publish and the receivers it was addressed to.
+    pub fn published(&self, receivers: u64) {
+        Self::bump(&self.publishes, 1);
+        Self::bump(&self.receivers, receivers);
+    }
+
+    /// Counts a refusal by the access rules or limits.
+    pub fn refused(&self) {
+        Self::bump(&self.refusals, 1);
     }
 
     /// Counts a closed connection.
@@ -69,10 +83,15 @@ pub fn render(stats: &[Stats], hub: &[ShardMetrics], bridge: Option<&BridgeMetri
             let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", get(s));
         }
     }
-    let hub_series: [HubSeries; 3] = [
+    let hub_series: [HubSeries; 4] = [
         ("ringcast_hub_publishes_total", "Publishes (WebSocket and HTTP).", |m| &m.publishes),
         ("ringcast_hub_publish_receivers_total", "Receivers the publishes were addressed to.", |m| &m.receivers),
         ("ringcast_hub_request_errors_total", "JSON requests answered with an error.", |m| &m.request_errors),
+        (
+            "ringcast_hub_refusals_total",
+            "Upgrades refused (401, 403, 429) and connections closed (1008) by the access rules and limits.",
+            |m| &m.refusals,
+        ),
     ];
     for (name, help, get) in hub_series {
         series_header(&mut out, name, "counter", help);

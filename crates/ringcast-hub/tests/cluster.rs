@@ -211,7 +211,8 @@ async fn three_hubs_on_three_nats_nodes_deliver_every_message_once_and_in_order(
 #[tokio::test]
 async fn a_nats_node_killed_and_restarted_mid_traffic_never_duplicates_and_counts_losses() {
     let mut cluster = NatsCluster::start(3);
-    let a = HubProcess::start(&["--nats", &cluster.url(0)]);
+    // 1 000 publishes per second from one room: the default limit exactly.
+    let a = HubProcess::start(&["--nats", &cluster.url(0), "--max-publish-rate", "0"]);
     let b = HubProcess::start(&["--nats", &cluster.url(1)]);
     wait_connected(&[&a, &b]).await;
     let mut subscribers = vec![Subscriber::room(&b).await];

@@ -39,7 +39,10 @@ async fn burst(hub: &TestHub) {
 
 #[tokio::test]
 async fn close_policy_closes_the_stalled_subscriber_with_1008() {
-    let hub = TestHub::start(2, |c| c.max_backpressure = 64 << 10);
+    let hub = TestHub::start(2, |c| {
+        c.max_backpressure = 64 << 10;
+        c.max_publish_rate = 0; // the burst is as fast as it can be
+    });
     let mut stalled = Stalled::join(hub.addr(), "/topics/feed");
     burst(&hub).await;
     // Reading now: a prefix of the messages in order, then close 1008.
@@ -67,6 +70,7 @@ async fn close_policy_closes_the_stalled_subscriber_with_1008() {
 async fn drop_policy_keeps_the_stalled_subscriber_and_counts_drops() {
     let hub = TestHub::start(2, |c| {
         c.max_backpressure = 64 << 10;
+        c.max_publish_rate = 0;
         c.slow_consumer = ringcast_hub::Policy::Drop;
     });
     let mut stalled = Stalled::join(hub.addr(), "/topics/feed");

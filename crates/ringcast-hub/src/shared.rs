@@ -1,0 +1,67 @@
+//! What every shard's handler shares, and what each connection carries.
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use ringcast::proto::handshake::Request;
+use ringcast::ServerHandle;
+
+use crate::auth::{Grant, Verifier};
+use crate::bridge::Bridge;
+use crate::config::HubConfig;
+use crate::deliver::Kind;
+use crate::limits::{Bucket, PerAddress};
+use crate::metrics::ShardMetrics;
+use crate::topic::Topic;
+
+/// What every shard's handler shares.
+pub(crate) struct Shared {
+    pub config: HubConfig,
+    /// Set right after the server started: HTTP publishes and `/metrics`
+    /// need it.
+    pub handle: OnceLock<ServerHandle>,
+    pub metrics: Vec<ShardMetrics>,
+    /// The cluster bridge, when the hub has one.
+    pub bridge: Option<Arc<Bridge>>,
+    /// Token checks, when the hub requires tokens.
+    pub verifier: Option<Verifier>,
+    /// Connections per client address.
+    pub per_address: PerAddress,
+}
+
+impl Shared {
+    /// Browsers always send `Origin`; other clients may not, and are let in.
+    pub fn origin_allowed(&self, request: &Request<'_>) -> bool {
+        let allowed = &self.config.allowed_origins;
+        match request.origin() {
+            Some(origin) if !allowed.is_empty() => allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)),
+            _ => true,
+        }
+    }
+
+    /// Hands a publish made here to the other hubs of the cluster.
+    pub fn forward(&self, name: &str, kind: Kind, payload: &[u8]) {
+        if let Some(bridge) = &self.bridge {
+            bridge.forward(name, kind, payload);
+        }
+    }
+}
+
+/// The route a connection came in on, with that route's state.
+pub(crate) enum Route {
+    /// `/topics/{name}`.
+    Room { topic: Topic, echo: bool },
+    /// `/ws`, with the number of topics it subscribes to.
+    Control { subscribed: usize },
+}
+
+/// A WebSocket connection's data.
+pub(crate) struct Conn {
+    pub route: Route,
+    /// What its token allows (`None`: the hub requires no tokens).
+    pub grant: Option<Box<Grant>>,
+    /// Its publishes per second.
+    pub bucket: Bucket,
+    /// Its address, counted in [`Shared::per_address`].
+    pub ip: Option<IpAddr>,
+}
