@@ -82,6 +82,7 @@ target/debug/ringcast-hub --listen "127.0.0.1:$hub_port" --shards 2 > "$work/hub
 hub_pid=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$hub_port") 2>/dev/null && break; sleep 0.1; done
 NODE_PATH="$work/node/node_modules" node tools/peers/chat_browser.js "http://127.0.0.1:$hub_port"
+NODE_PATH="$work/node/node_modules" node tools/peers/dashboard_browser.js "http://127.0.0.1:$hub_port" "$work/dashboard.png"
 kill -TERM "$hub_pid"
 wait "$hub_pid"
 log "hub stopped cleanly: $(tail -n1 "$work/hub.log")"

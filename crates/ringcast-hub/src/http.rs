@@ -1,5 +1,6 @@
 //! The hub's plain HTTP answers: `POST /publish/{name}`, `GET /metrics`,
-//! `GET /healthz`, the chat page and the dashboard.
+//! `GET /healthz`, the chat page at `/` and the live dashboard at
+//! `/dashboard`.
 
 use ringcast::proto::handshake::Request;
 use ringcast::Response;
@@ -11,6 +12,7 @@ use crate::shared::Shared;
 use crate::topic::Topic;
 
 const CHAT_PAGE: &str = include_str!("chat.html");
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// Answers a request that is not a WebSocket upgrade (`None`: a WebSocket
 /// path, answered with the handshake's status).
@@ -24,7 +26,9 @@ pub(crate) fn answer(shared: &Shared, shard: usize, request: &Request<'_>, body:
         "/" if get => Response::new(200).header("Content-Type", "text/html; charset=utf-8").body(CHAT_PAGE),
         "/healthz" if get => Response::new(200).body("ok\n"),
         "/metrics" if get => metrics_page(shared, request),
-        "/" | "/healthz" | "/metrics" => method_not_allowed("GET"),
+        // The page holds no data: it reads /metrics with the key it is given.
+        "/dashboard" if get => Response::new(200).header("Content-Type", "text/html; charset=utf-8").body(DASHBOARD),
+        "/" | "/healthz" | "/metrics" | "/dashboard" => method_not_allowed("GET"),
         _ => match path.strip_prefix("/publish/") {
             Some(_) if !shared.origin_allowed(request) => Response::new(403).body("origin not allowed\n"),
             Some(segment) if request.method() == "POST" => publish(shared, shard, request, segment, body),
@@ -44,6 +48,7 @@ fn metrics_page(shared: &Shared, request: &Request<'_>) -> Response {
     Response::new(200).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8").body(metrics::render(
         &handle.shard_stats(),
         &shared.metrics,
+        &shared.topics,
         shared.bridge.as_deref().map(|b| &b.metrics),
     ))
 }

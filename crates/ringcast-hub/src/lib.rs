@@ -112,10 +112,14 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
     if let Some(size) = config.send_buffer_size {
         builder = builder.send_buffer_size(size);
     }
-    if let Some(bridge) = &bridge {
-        let watcher = bridge.clone();
-        builder = builder.on_interest(move |topic, _| watcher.interest_changed(topic));
-    }
+    let topics = Arc::new(metrics::TopicCount::default());
+    let (counter, watcher) = (topics.clone(), bridge.clone());
+    builder = builder.on_interest(move |topic, on| {
+        counter.changed(topic, on);
+        if let Some(bridge) = &watcher {
+            bridge.interest_changed(topic);
+        }
+    });
     let shards = builder.shard_count();
     let listen = config.listen.clone();
     let verifier = verifier(&config)?;
@@ -124,6 +128,7 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
         config,
         handle: OnceLock::new(),
         metrics: (0..shards).map(|_| metrics::ShardMetrics::default()).collect(),
+        topics,
         bridge: bridge.clone(),
         verifier,
     });

@@ -54,14 +54,47 @@ impl ShardMetrics {
     }
 }
 
+/// Topics with subscribers on this hub, whatever the form they subscribe
+/// in (rooms, `/ws`), kept from the runtime's interest watch.
+#[derive(Debug, Default)]
+pub struct TopicCount {
+    /// Name → forms with subscribers (bit 0: rooms, bit 1: `/ws`).
+    names: Mutex<std::collections::HashMap<Box<str>, u8>>,
+}
+
+impl TopicCount {
+    /// The watch: `server_topic` gained its first subscriber (`on`) or lost
+    /// its last.
+    pub fn changed(&self, server_topic: &str, on: bool) {
+        let Some((name, json)) = crate::topic::name_of(server_topic) else { return };
+        let bit = if json { 2 } else { 1 };
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
+            *names.entry(name.into()).or_default() |= bit;
+        } else if let Some(forms) = names.get_mut(name) {
+            *forms &= !bit;
+            if *forms == 0 {
+                names.remove(name);
+            }
+        }
+    }
+
+    /// Topics with subscribers now.
+    pub fn count(&self) -> usize {
+        self.names.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
 /// A server series: name, type, help, and how to read it from the stats.
 type ServerSeries = (&'static str, &'static str, &'static str, fn(&Stats) -> u64);
 /// A hub counter series: name, help, and the counter.
 type HubSeries = (&'static str, &'static str, fn(&ShardMetrics) -> &AtomicU64);
 
 /// Renders the metrics: one sample per shard for each series.
-pub fn render(stats: &[Stats], hub: &[ShardMetrics], bridge: Option<&BridgeMetrics>) -> String {
+pub fn render(stats: &[Stats], hub: &[ShardMetrics], topics: &TopicCount, bridge: Option<&BridgeMetrics>) -> String {
     let mut out = String::with_capacity(4096);
+    series_header(&mut out, "ringcast_hub_topics", "gauge", "Topics with subscribers on this hub.");
+    let _ = writeln!(out, "ringcast_hub_topics {}", topics.count());
     let server: [ServerSeries; 8] = [
         ("ringcast_connections", "gauge", "Connections open now (any phase).", |s| s.connections),
         ("ringcast_accepted_total", "counter", "Connections accepted.", |s| s.accepted),
@@ -160,7 +193,13 @@ mod tests {
         hub[0].closed(1000);
         hub[0].closed(1000);
         hub[1].closed(1008);
-        let text = render(&stats, &hub, None);
+        let topics = TopicCount::default();
+        topics.changed("r:a", true);
+        topics.changed("j:a", true);
+        topics.changed("r:b", true);
+        topics.changed("r:a", false);
+        let text = render(&stats, &hub, &topics, None);
+        assert!(text.contains("ringcast_hub_topics 2\n"), "a (its /ws form) and b");
         assert!(!text.contains("ringcast_bridge"));
         assert!(text.contains("ringcast_connections{shard=\"0\"} 0\nringcast_connections{shard=\"1\"} 0\n"));
         assert!(text.contains("ringcast_hub_publishes_total{shard=\"1\"} 3\n"));

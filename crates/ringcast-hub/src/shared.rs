@@ -11,7 +11,7 @@ use crate::bridge::Bridge;
 use crate::config::HubConfig;
 use crate::deliver::Kind;
 use crate::limits::{Bucket, PerAddress};
-use crate::metrics::ShardMetrics;
+use crate::metrics::{ShardMetrics, TopicCount};
 use crate::topic::Topic;
 
 /// What every shard's handler shares.
@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     /// need it.
     pub handle: OnceLock<ServerHandle>,
     pub metrics: Vec<ShardMetrics>,
+    /// Topics with subscribers.
+    pub topics: Arc<TopicCount>,
     /// The cluster bridge, when the hub has one.
     pub bridge: Option<Arc<Bridge>>,
     /// Token checks, when the hub requires tokens.

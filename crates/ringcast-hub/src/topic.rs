@@ -59,6 +59,15 @@ pub fn json_topic(name: &str) -> String {
     format!("j:{name}")
 }
 
+/// The topic name of a server topic (`r:name` or `j:name`), and whether
+/// it is the JSON form.
+pub fn name_of(server_topic: &str) -> Option<(&str, bool)> {
+    if let Some(name) = server_topic.strip_prefix("r:") {
+        return Some((name, false));
+    }
+    server_topic.strip_prefix("j:").map(|name| (name, true))
+}
+
 /// Decodes `%XX` escapes; `None` for a broken escape or a result that is
 /// not UTF-8.
 pub fn percent_decode(text: &str) -> Option<String> {
@@ -99,5 +108,8 @@ mod tests {
         assert!(Topic::new("a\nb").is_err());
         assert!(Topic::new(&"x".repeat(MAX_NAME)).is_ok());
         assert!(Topic::new(&"x".repeat(MAX_NAME + 1)).is_err());
+        assert_eq!(name_of(&topic.raw), Some(("café room", false)));
+        assert_eq!(name_of(&topic.json), Some(("café room", true)));
+        assert_eq!(name_of("x:café"), None);
     }
 }

@@ -104,7 +104,7 @@ impl Bridge {
     /// gained its first subscriber here or lost its last. Runs under the
     /// runtime's interest lock: notes the name and wakes the link.
     pub fn interest_changed(&self, server_topic: &str) {
-        let Some(name) = server_topic.get(2..) else { return };
+        let Some((name, _)) = crate::topic::name_of(server_topic) else { return };
         self.dirty.lock().unwrap_or_else(|e| e.into_inner()).insert(name.into());
         self.wake.notify_one();
     }
