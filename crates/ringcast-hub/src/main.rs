@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         "ringcast-hub listening on {addr} with {} shards\n  chat page    http://{addr}/\n  \
          rooms        ws://{addr}/topics/{{name}}\n  JSON control ws://{addr}/ws\n  \
          publish      curl -H 'Content-Type: text/plain' -d 'hello' http://{addr}/publish/{{name}}\n  \
-         metrics      http://{addr}/metrics\n",
+         metrics      http://{addr}/metrics (live: http://{addr}/dashboard)\n",
         handle.server().shards()
     );
     let mut stdout = std::io::stdout().lock();

@@ -71,10 +71,16 @@ pub struct BroadcastArgs {
     /// Seconds to wait for the last deliveries after publishing stops.
     #[arg(long, default_value_t = 1.0)]
     pub grace: f64,
+    /// Where the publishers connect, when not to --url: another hub of the
+    /// same cluster, to measure delivery across hubs.
+    #[arg(long)]
+    pub publish_url: Option<String>,
 }
 
 struct Plan {
     target: Target,
+    /// Where the publishers connect.
+    publish_target: Target,
     payload: Payload,
     readers: usize,
     stalled: usize,
@@ -121,14 +127,16 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     }
     check_fd_limit(args.subscribers + args.publishers + 100)?;
     let target = Target::parse(common.url()?)?;
+    let publish_target = Target::parse(args.publish_url.as_deref().unwrap_or(common.url()?))?;
     let post_path = match args.via {
-        Via::Http => Some(http::publish_path(&target)?),
+        Via::Http => Some(http::publish_path(&publish_target)?),
         Via::Ws => None,
     };
     let stalled = (args.subscribers as f64 * args.stalled).round() as usize;
     let readers = args.subscribers - stalled;
     let plan = Arc::new(Plan {
         target,
+        publish_target,
         payload: Payload::new(args.size, mode),
         readers,
         stalled,
@@ -185,6 +193,7 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     .with("stalled", stalled)
     .with("publishers", args.publishers)
     .with("via", via)
+    .with("publish_url", plan.publish_target.url.as_str())
     .with("rate", args.rate)
     .with("rate_achieved", round2(achieved))
     .with("mode", mode.name())
@@ -311,12 +320,13 @@ fn setup(ctx: &Ctx, plan: &Plan, poll: &mut Poll, rng: &mut Rng) -> Result<Setup
             .map(|(j, &id)| {
                 let token = Token(PUBLISHER_BASE + j);
                 let early = plan.args.http_early_close;
-                Publisher::Http(HttpPublisher::new(id as u32, &plan.target, path, &plan.payload, token, early))
+                Publisher::Http(HttpPublisher::new(id as u32, &plan.publish_target, path, &plan.payload, token, early))
             })
             .collect(),
         None => {
             let options = vec![ConnectOptions::default(); ids.len()];
-            let clients = client::establish(poll, &plan.target, &options, PUBLISHER_BASE, concurrency, timeout, rng)
+            let target = &plan.publish_target;
+            let clients = client::establish(poll, target, &options, PUBLISHER_BASE, concurrency, timeout, rng)
                 .map_err(|e| format!("publisher: {e}"))?;
             clients.into_iter().zip(ids).map(|(client, id)| Publisher::Ws { id, client, next: 0 }).collect()
         }
