@@ -83,8 +83,9 @@ pub struct HubConfig {
     #[arg(long = "api-key", env = "RINGCAST_API_KEY", value_delimiter = ',', hide_env_values = true)]
     pub api_keys: Vec<String>,
 
-    /// A key that `GET /metrics` must present as `Authorization: Bearer
-    /// KEY` (the dashboard passes its `?key=`). Unset: metrics are open.
+    /// A key that `GET /metrics` and `GET /healthz` must present as
+    /// `Authorization: Bearer KEY` (the dashboard passes its `?key=`).
+    /// Unset: both are open.
     #[arg(long, env = "RINGCAST_METRICS_KEY", hide_env_values = true)]
     pub metrics_key: Option<String>,
 

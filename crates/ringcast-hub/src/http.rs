@@ -24,8 +24,11 @@ pub(crate) fn answer(shared: &Shared, shard: usize, request: &Request<'_>, body:
     let get = request.method() == "GET";
     Some(match path {
         "/" if get => Response::new(200).header("Content-Type", "text/html; charset=utf-8").body(CHAT_PAGE),
+        "/healthz" | "/metrics" if get && !metrics_key_ok(shared, request) => {
+            unauthorized("missing or wrong metrics key (Authorization: Bearer KEY)")
+        }
         "/healthz" if get => Response::new(200).body("ok\n"),
-        "/metrics" if get => metrics_page(shared, request),
+        "/metrics" if get => metrics_page(shared),
         // The page holds no data: it reads /metrics with the key it is given.
         "/dashboard" if get => Response::new(200).header("Content-Type", "text/html; charset=utf-8").body(DASHBOARD),
         "/" | "/healthz" | "/metrics" | "/dashboard" => method_not_allowed("GET"),
@@ -38,12 +41,15 @@ pub(crate) fn answer(shared: &Shared, shard: usize, request: &Request<'_>, body:
     })
 }
 
-fn metrics_page(shared: &Shared, request: &Request<'_>) -> Response {
-    if let Some(key) = &shared.config.metrics_key {
-        if !key_matches(std::slice::from_ref(key), bearer(request)) {
-            return unauthorized("missing or wrong metrics key (Authorization: Bearer KEY)");
-        }
+/// `/metrics` and `/healthz` are open unless the hub has a metrics key.
+fn metrics_key_ok(shared: &Shared, request: &Request<'_>) -> bool {
+    match &shared.config.metrics_key {
+        Some(key) => key_matches(std::slice::from_ref(key), bearer(request)),
+        None => true,
     }
+}
+
+fn metrics_page(shared: &Shared) -> Response {
     let Some(handle) = shared.handle.get() else { return Response::new(503).body("starting\n") };
     Response::new(200).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8").body(metrics::render(
         &handle.shard_stats(),

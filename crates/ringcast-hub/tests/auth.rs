@@ -237,7 +237,11 @@ fn api_and_metrics_keys_guard_http() {
     let (status, _, body) = http(hub.addr(), with_key);
     assert_eq!(status, 200);
     assert!(body.contains("ringcast_hub_publishes_total{shard=\"0\"} 2"), "{body}");
-    assert_eq!(http(hub.addr(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").0, 200, "health stays open");
+    assert_eq!(http(hub.addr(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").0, 401, "health needs the key too");
+    let health = "GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer metrics-key\r\n\r\n";
+    assert_eq!(http(hub.addr(), health).0, 200);
+    let page = http(hub.addr(), "GET /dashboard HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(page.0, 200, "the dashboard page holds no data; it reads /metrics with its ?key=");
 }
 
 #[tokio::test]

@@ -215,8 +215,11 @@ async fn a_nats_node_killed_and_restarted_mid_traffic_never_duplicates_and_count
     let a = HubProcess::start(&["--nats", &cluster.url(0), "--max-publish-rate", "0"]);
     let b = HubProcess::start(&["--nats", &cluster.url(1)]);
     wait_connected(&[&a, &b]).await;
-    let mut subscribers = vec![Subscriber::room(&b).await];
+    // A subscriber on A too: A's subscription must come back with A's
+    // reconnection to another node.
+    let mut subscribers = vec![Subscriber::room(&b).await, Subscriber::room(&a).await];
     warm_up(&[&a, &b], &mut subscribers).await;
+    let mut on_a = subscribers.pop().unwrap();
     let mut subscriber = subscribers.pop().unwrap();
     // The warm-up's publishes are counted too: start from what they left.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -265,6 +268,18 @@ async fn a_nats_node_killed_and_restarted_mid_traffic_never_duplicates_and_count
     assert!(received.len() as u64 >= N / 2, "only {} of {N} arrived", received.len());
     assert!(a.metric("ringcast_bridge_connects_total") >= 2, "A reconnected");
     assert_eq!(a.metric("ringcast_bridge_connected"), 1);
+
+    // A's interest was restored with its new connection: B's publishes
+    // reach A's subscriber again (it also heard A's own room, locally).
+    let mut heard_from_b = false;
+    let until = Instant::now() + Duration::from_secs(20);
+    while !heard_from_b {
+        assert!(Instant::now() < until, "A's subscriber never heard from B after the outage");
+        publish(b.addr, TOPIC, "text/plain", b"C:0");
+        while let Some((from, _)) = on_a.next(Duration::from_millis(100)).await {
+            heard_from_b |= from == "C";
+        }
+    }
 }
 
 #[tokio::test]

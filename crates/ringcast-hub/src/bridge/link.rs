@@ -50,8 +50,9 @@ async fn serve(bridge: Arc<Bridge>, handle: ServerHandle, mut queue: mpsc::Unbou
         .reconnect_delay_callback(backoff)
         .connection_timeout(Duration::from_secs(2))
         // A topic's messages wait here while the link delivers others;
-        // past it the client drops them and reports a slow consumer.
-        .subscription_capacity(16_384)
+        // past it the client drops them and reports a slow consumer (each
+        // message at most --max-message-size: the bound on this memory).
+        .subscription_capacity(1024)
         .event_callback(move |event| {
             let bridge = events.clone();
             async move { on_event(&bridge, event) }

@@ -41,6 +41,7 @@ impl Bridge {
         let Some(queue) = self.inbound_queue.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return Ok(()); // already started
         };
+        tracing::info!(servers = ?self.urls(), prefix = %self.config.prefix, "bridge: joining the NATS cluster");
         let bridge = self.clone();
         let thread = std::thread::Builder::new()
             .name("ringcast-bridge".into())
