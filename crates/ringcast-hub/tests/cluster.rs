@@ -1,7 +1,8 @@
 //! Hubs joined by a real NATS cluster (`nats-server` processes with routes
 //! on loopback) and real hub processes: every message once, in order per
 //! publisher, text and binary kept; a NATS node killed and restarted while
-//! traffic flows; NATS absent at start; a hub killed.
+//! traffic flows; NATS absent at start; a hub killed; another program
+//! publishing through NATS, malformed payloads included.
 
 mod common;
 
@@ -309,4 +310,44 @@ async fn without_nats_at_start_a_hub_serves_locally_then_joins_when_nats_appears
     assert_eq!(b.metric("ringcast_bridge_subjects"), 1);
     drop(both.pop());
     b.wait_metric("ringcast_bridge_subjects", 0);
+}
+
+#[tokio::test]
+async fn other_programs_publish_through_nats_and_malformed_payloads_are_dropped() {
+    let nats = NatsCluster::start(1);
+    let hub = HubProcess::start(&["--nats", &nats.url(0)]);
+    wait_connected(&[&hub]).await;
+    let mut room = connect(&hub.url("/topics/ext.feed")).await;
+    let mut control = connect(&hub.url("/ws")).await;
+    request(&mut control, r#"{"op":"subscribe","topic":"ext.feed","id":1}"#).await;
+    assert_eq!(next_json(&mut control).await["ok"], true);
+    hub.wait_metric("ringcast_bridge_subjects", 1);
+
+    // A program that is not a hub, with the NATS client the hub uses.
+    let client = async_nats::connect(nats.url(0)).await.expect("NATS");
+    let subject = "ringcast.topic.ext~2Efeed";
+    let with_kind = |kind: &str| {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Rc-Kind", kind);
+        headers
+    };
+    // Malformed first: text that is not UTF-8, JSON that does not parse.
+    client.publish_with_headers(subject, with_kind("text"), vec![0xff, 0xfe].into()).await.unwrap();
+    client.publish_with_headers(subject, with_kind("json"), "{oops".into()).await.unwrap();
+    // Then good ones: unlabelled text, unlabelled bytes, a JSON value.
+    client.publish(subject, "plain words".into()).await.unwrap();
+    client.publish(subject, vec![0u8, 0xff, 7].into()).await.unwrap();
+    client.publish_with_headers(subject, with_kind("json"), r#"{"n":[1,2]}"#.into()).await.unwrap();
+    client.flush().await.unwrap();
+
+    assert_eq!(next(&mut room).await, Message::text("plain words"));
+    assert_eq!(next(&mut room).await, Message::binary(vec![0u8, 0xff, 7]));
+    assert_eq!(next(&mut room).await, Message::text(r#"{"n":[1,2]}"#));
+    assert_eq!(next_json(&mut control).await["data"], "plain words");
+    let binary = next_json(&mut control).await;
+    assert_eq!((binary["data"].as_str(), binary["encoding"].as_str()), (Some("AP8H"), Some("base64")));
+    assert_eq!(next_json(&mut control).await["data"], serde_json::json!({"n": [1, 2]}));
+    assert!(silent(&mut room, Duration::from_millis(300)).await, "a malformed payload was delivered");
+    assert_eq!(hub.metric("ringcast_bridge_dropped_in_total"), 2);
+    assert_eq!(hub.metric("ringcast_bridge_received_total"), 3);
 }
