@@ -17,6 +17,7 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use ringcast::proto::handshake::Request;
 use serde::Deserialize;
 
+use crate::config::Secret;
 use crate::topic::percent_decode;
 
 /// Checks tokens against the hub's key.
@@ -175,9 +176,9 @@ pub fn bearer<'a>(request: &'a Request<'_>) -> Option<&'a str> {
 
 /// Whether `presented` is one of `keys`, comparing in time independent of
 /// where the first difference is.
-pub fn key_matches(keys: &[String], presented: Option<&str>) -> bool {
+pub fn key_matches(keys: &[Secret], presented: Option<&str>) -> bool {
     let Some(presented) = presented else { return false };
-    keys.iter().fold(false, |found, key| found | same(key.as_bytes(), presented.as_bytes()))
+    keys.iter().fold(false, |found, key| found | same(key.expose().as_bytes(), presented.as_bytes()))
 }
 
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -248,7 +249,7 @@ mod tests {
 
     #[test]
     fn api_keys_compare_whole() {
-        let keys = vec!["k1".to_owned(), "key-two".to_owned()];
+        let keys: Vec<Secret> = vec!["k1".into(), "key-two".into()];
         assert!(key_matches(&keys, Some("key-two")));
         assert!(!key_matches(&keys, Some("key-tw")));
         assert!(!key_matches(&keys, Some("k1 ")));

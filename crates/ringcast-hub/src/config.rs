@@ -70,7 +70,7 @@ pub struct HubConfig {
     /// `Authorization: Bearer`). Unset, with no --jwt-public-key: any
     /// client may subscribe and publish anywhere.
     #[arg(long, env = "RINGCAST_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
 
     /// PEM file with the RSA (RS256) or P-256 (ES256) public key of the
     /// tokens clients must present.
@@ -81,13 +81,13 @@ pub struct HubConfig {
     /// KEY` (repeatable; the variable takes a comma separated list).
     /// Unset: anyone may publish over HTTP.
     #[arg(long = "api-key", env = "RINGCAST_API_KEY", value_delimiter = ',', hide_env_values = true)]
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<Secret>,
 
     /// A key that `GET /metrics` and `GET /healthz` must present as
     /// `Authorization: Bearer KEY` (the dashboard passes its `?key=`).
     /// Unset: both are open.
     #[arg(long, env = "RINGCAST_METRICS_KEY", hide_env_values = true)]
-    pub metrics_key: Option<String>,
+    pub metrics_key: Option<Secret>,
 
     /// Publishes per second one connection may make (bursts up to as many);
     /// past it `/ws` gets an error, a room connection is closed with 1008.
@@ -127,6 +127,38 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig::parse_from(["ringcast-hub"])
+    }
+}
+
+/// A secret setting (a JWT secret, an API key): printed as `***` by
+/// `Debug`, so logging the settings does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(text.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(text: &str) -> Self {
+        Secret(text.to_owned())
     }
 }
 
@@ -242,5 +274,11 @@ mod tests {
         assert_eq!(tuned.send_buffer_size, Some(64 << 10));
         assert_eq!(tuned.shutdown_grace, Duration::from_millis(750));
         assert_eq!(tuned.batch_wait_us, 0);
+        let keyed =
+            HubConfig::parse_from(["ringcast-hub", "--jwt-secret", "hush", "--api-key", "k1", "--api-key", "k2"]);
+        assert_eq!(keyed.jwt_secret.as_ref().map(Secret::expose), Some("hush"));
+        assert_eq!(keyed.api_keys.iter().map(Secret::expose).collect::<Vec<_>>(), ["k1", "k2"]);
+        let printed = format!("{keyed:?}");
+        assert!(!printed.contains("hush") && !printed.contains("k1"), "{printed}");
     }
 }

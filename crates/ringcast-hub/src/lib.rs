@@ -30,7 +30,7 @@ mod http;
 mod routes;
 
 use bridge::{Bridge, BridgeConfig};
-pub use config::{parse_duration, parse_size, HubConfig, Policy};
+pub use config::{parse_duration, parse_size, HubConfig, Policy, Secret};
 
 /// Why a hub did not start.
 #[derive(Debug)]
@@ -150,7 +150,7 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
 /// The token checks the settings ask for, if any.
 fn verifier(config: &HubConfig) -> Result<Option<auth::Verifier>, StartError> {
     if let Some(secret) = &config.jwt_secret {
-        return auth::Verifier::from_secret(secret).map(Some).map_err(StartError::Config);
+        return auth::Verifier::from_secret(secret.expose()).map(Some).map_err(StartError::Config);
     }
     let Some(path) = &config.jwt_public_key else { return Ok(None) };
     let pem =
