@@ -69,6 +69,12 @@ impl Alarms {
     /// Moves the (key, generation) of every connection whose alarm has come
     /// into `out`; those alarms are then unset.
     pub fn expire(&mut self, out: &mut Vec<(u32, u32)>) {
+        if self.wheel.is_empty() {
+            // Nothing filed (the usual case): keep the wheel's clock current
+            // without walking its slots.
+            self.wheel.skip_to(self.now);
+            return;
+        }
         self.wheel.expire(self.now, &mut self.due);
         for entry in self.due.drain(..) {
             let Some(&(generation, at)) = self.set.get(&entry.key) else { continue };

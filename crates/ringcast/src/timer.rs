@@ -145,6 +145,18 @@ impl Wheel {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Whether no entry is filed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Moves an empty wheel's cursor to `now` at once (what `expire`
+    /// would do slot by slot).
+    pub fn skip_to(&mut self, now: Millis) {
+        debug_assert!(self.is_empty());
+        self.cursor = (now >> TICK_SHIFT).wrapping_add(1) & TICK_MASK;
+    }
 }
 
 #[cfg(test)]
