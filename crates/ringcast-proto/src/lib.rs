@@ -42,6 +42,7 @@
 
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod extension;
 pub mod frame;

@@ -127,6 +127,13 @@ pub struct ExtensionOffer<'b> {
     pub params: Vec<(&'b str, Option<&'b str>)>,
 }
 
+/// The extensions of one `Sec-WebSocket-Extensions` value, in order.
+pub fn parse_extension_header(value: &[u8]) -> Vec<ExtensionOffer<'_>> {
+    let mut out = Vec::new();
+    parse_extensions(value, &mut out);
+    out
+}
+
 /// Parses every extension of a header value; items that are not text are
 /// skipped (the server will not accept what it cannot name).
 pub(crate) fn parse_extensions<'b>(value: &'b [u8], into: &mut Vec<ExtensionOffer<'b>>) {

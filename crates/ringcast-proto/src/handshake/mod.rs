@@ -19,7 +19,7 @@ mod response;
 mod uri;
 
 pub use client::{ClientHandshake, Response};
-pub use headers::ExtensionOffer;
+pub use headers::{parse_extension_header, ExtensionOffer};
 pub use key::{accept_key, AcceptKey, GUID};
 pub use request::{Request, RequestLimits, RequestReader, Upgrade};
 pub use response::{reason_phrase, write_response};
