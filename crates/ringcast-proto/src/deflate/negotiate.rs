@@ -26,8 +26,8 @@ use crate::handshake::ExtensionOffer;
 /// The extension's name.
 pub const NAME: &str = "permessage-deflate";
 
-/// What one end is willing to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What one end is willing to do. The default keeps no context either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeflateConfig {
     /// Keep the compressor's window between the server's messages (better
@@ -38,12 +38,6 @@ pub struct DeflateConfig {
     /// per connection on the server). Default false: the server answers
     /// `client_no_context_takeover`.
     pub client_context_takeover: bool,
-}
-
-impl Default for DeflateConfig {
-    fn default() -> Self {
-        DeflateConfig { server_context_takeover: false, client_context_takeover: false }
-    }
 }
 
 /// What both ends agreed on.
