@@ -46,6 +46,7 @@ struct Args {
     recv_buffers: Option<(u16, u32)>,
     handshake_timeout: Option<Duration>,
     batch_wait: Option<Duration>,
+    deflate: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         recv_buffers: None,
         handshake_timeout: None,
         batch_wait: None,
+        deflate: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -80,9 +82,11 @@ fn parse_args() -> Result<Args, String> {
                 let us = v.parse().map_err(|_| format!("--batch-wait-us: not a number: {v}"))?;
                 args.batch_wait = Some(Duration::from_micros(us));
             }
+            // permessage-deflate (default settings): for the conformance runs.
+            "--deflate" => args.deflate = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES] [--handshake-timeout-ms MS] [--batch-wait-us US]"
+                    "usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES] [--handshake-timeout-ms MS] [--batch-wait-us US] [--deflate]"
                 );
                 std::process::exit(0);
             }
@@ -115,6 +119,9 @@ fn main() -> ExitCode {
     }
     if let Some(wait) = args.batch_wait {
         builder = builder.batch_wait(wait);
+    }
+    if args.deflate {
+        builder = builder.deflate(ringcast::Deflate::default());
     }
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,

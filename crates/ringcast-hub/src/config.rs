@@ -66,6 +66,16 @@ pub struct HubConfig {
     #[arg(long, env = "RINGCAST_BATCH_WAIT_US", default_value_t = 20)]
     pub batch_wait_us: u64,
 
+    /// Negotiate permessage-deflate with clients that offer it (browsers
+    /// do): each publish is compressed once for every subscriber that
+    /// negotiated it; no compression state is kept per connection.
+    #[arg(long, env = "RINGCAST_COMPRESSION")]
+    pub compression: bool,
+
+    /// With --compression: messages shorter than this go uncompressed.
+    #[arg(long, env = "RINGCAST_COMPRESSION_THRESHOLD", default_value = "128", value_parser = parse_size)]
+    pub compression_threshold: usize,
+
     /// Secret of the HS256 tokens clients must present (`?token=` or
     /// `Authorization: Bearer`). Unset, with no --jwt-public-key: any
     /// client may subscribe and publish anywhere.

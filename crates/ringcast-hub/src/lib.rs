@@ -112,6 +112,9 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
     if let Some(size) = config.send_buffer_size {
         builder = builder.send_buffer_size(size);
     }
+    if config.compression {
+        builder = builder.deflate(ringcast::Deflate::default().threshold(config.compression_threshold));
+    }
     let topics = Arc::new(metrics::TopicCount::default());
     let (counter, watcher) = (topics.clone(), bridge.clone());
     builder = builder.on_interest(move |topic, on| {

@@ -43,6 +43,14 @@ pub trait Extension: fmt::Debug + Send {
     /// carries, or returns `None` to send `payload` as it is, with no bits
     /// set.
     fn encode(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Option<u8>;
+
+    /// Whether [`encode`](Self::encode) keeps nothing from one message to
+    /// the next, so that one message encoded once may be sent to many
+    /// connections that negotiated the same (a publish compressed once for
+    /// every subscriber). Default: false.
+    fn encodes_alone(&self) -> bool {
+        false
+    }
 }
 
 /// Why an extension could not decode a message. The connection then fails

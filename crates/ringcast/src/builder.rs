@@ -189,4 +189,14 @@ impl<R> Builder<R> {
         self.settings.interest_watch = Some(crate::config::InterestWatch(Arc::new(watch)));
         self
     }
+
+    /// Negotiates permessage-deflate (RFC 7692) with peers that offer it
+    /// (every browser does). A server compresses a published message once
+    /// for all its subscribers that negotiated it, and keeps no compression
+    /// state per connection unless `settings` asks for context takeover.
+    /// Default: off.
+    pub fn deflate(mut self, settings: crate::config::Deflate) -> Self {
+        self.settings.deflate = Some(settings);
+        self
+    }
 }

@@ -30,6 +30,8 @@ pub(crate) struct Settings {
     pub tcp_echo: bool,
     /// Told when a topic gains its first subscriber or loses its last.
     pub interest_watch: Option<InterestWatch>,
+    /// permessage-deflate, when enabled.
+    pub deflate: Option<Deflate>,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             listen_backlog: 4096,
             tcp_echo: false,
             interest_watch: None,
+            deflate: None,
         }
     }
 }
@@ -138,3 +141,69 @@ impl PartialEq for InterestWatch {
 }
 
 impl Eq for InterestWatch {}
+
+/// permessage-deflate (RFC 7692) settings, for
+/// [`Builder::deflate`](crate::Builder::deflate). Every setting has a safe
+/// default; see `docs/benchmarks.md` for the figures behind them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deflate {
+    /// zlib level, 0 to 9 (default 2: within about 10 % of level 6's size
+    /// on JSON, 1.1–4.9× faster).
+    pub level: u32,
+    /// Messages shorter than this many bytes go uncompressed (default 128).
+    pub threshold: usize,
+    /// Keep the compressor's window between a connection's messages: a
+    /// better ratio, but about 256 KiB of state per connection that has
+    /// sent a compressed message, and publishes compressed per subscriber
+    /// instead of once. Default false.
+    pub server_context_takeover: bool,
+    /// Let clients keep their window between their messages (a
+    /// decompressor per such connection on the server). Default false.
+    pub client_context_takeover: bool,
+}
+
+impl Default for Deflate {
+    fn default() -> Self {
+        Deflate { level: 2, threshold: 128, server_context_takeover: false, client_context_takeover: false }
+    }
+}
+
+impl Deflate {
+    /// The zlib level (capped at 9).
+    pub fn level(mut self, level: u32) -> Self {
+        self.level = level.min(9);
+        self
+    }
+
+    /// Messages shorter than `bytes` go uncompressed.
+    pub fn threshold(mut self, bytes: usize) -> Self {
+        self.threshold = bytes;
+        self
+    }
+
+    /// Keep the server's compression window between messages.
+    pub fn server_context_takeover(mut self, keep: bool) -> Self {
+        self.server_context_takeover = keep;
+        self
+    }
+
+    /// Let clients keep their compression window between messages.
+    pub fn client_context_takeover(mut self, keep: bool) -> Self {
+        self.client_context_takeover = keep;
+        self
+    }
+
+    /// What the negotiation may agree to.
+    pub(crate) fn negotiation(&self) -> ringcast_proto::deflate::DeflateConfig {
+        let mut config = ringcast_proto::deflate::DeflateConfig::default();
+        config.server_context_takeover = self.server_context_takeover;
+        config.client_context_takeover = self.client_context_takeover;
+        config
+    }
+
+    /// How messages are compressed.
+    pub(crate) fn tuning(&self) -> ringcast_proto::deflate::Tuning {
+        ringcast_proto::deflate::Tuning { level: self.level, threshold: self.threshold }
+    }
+}

@@ -71,7 +71,7 @@ pub use ringcast_proto as proto;
 
 pub use builder::Builder;
 pub use client::{Client, ClientBuilder, ClientHandle, ClientRole, Connect};
-pub use config::SlowConsumer;
+pub use config::{Deflate, SlowConsumer};
 pub use error::{ConnectError, Error};
 pub use handler::{Accept, CloseInfo, Decision, Handler, Peer, Response};
 pub use message::Message;

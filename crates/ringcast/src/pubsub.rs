@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
 use slab::Slab;
@@ -28,6 +28,45 @@ pub(crate) struct Delivery {
     /// The publishing connection (table key, generation), skipped on its
     /// own shard.
     pub exclude: Option<(u32, u32)>,
+    /// Its compressed frame, when the runtime negotiates permessage-deflate.
+    pub deflated: Option<Arc<Deflated>>,
+}
+
+/// A published message's permessage-deflate frame (compressed on its own,
+/// RSV1 set), made by whichever shard first delivers the message to a
+/// connection that takes it, then shared by every such connection on every
+/// shard: one compression per publish.
+#[derive(Debug)]
+pub(crate) struct Deflated {
+    level: u32,
+    threshold: usize,
+    frame: OnceLock<Option<Bytes>>,
+}
+
+impl Deflated {
+    /// The compressed form of `plain` (the message's frame), or `None` when
+    /// the message is below the compression threshold. `made` is set when
+    /// this call compressed it.
+    pub fn frame(&self, plain: &Bytes, made: &mut bool) -> Option<&Bytes> {
+        self.frame
+            .get_or_init(|| {
+                *made = true;
+                let (kind, payload) = unframe(plain);
+                if payload.len() < self.threshold {
+                    return None;
+                }
+                let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
+                ringcast_proto::deflate::PerMessageDeflate::compress_alone(payload, self.level, &mut compressed);
+                let opcode = match kind {
+                    ringcast_proto::MessageKind::Text => ringcast_proto::frame::OpCode::Text,
+                    ringcast_proto::MessageKind::Binary => ringcast_proto::frame::OpCode::Binary,
+                };
+                let mut out = Vec::with_capacity(compressed.len() + 10);
+                ringcast_proto::frame::encode_frame_rsv(&mut out, true, 0b100, opcode, &compressed, None);
+                Some(Bytes::from(out))
+            })
+            .as_ref()
+    }
 }
 
 /// Subscriber counts of one topic, per shard.
@@ -47,11 +86,23 @@ pub(crate) struct Hub {
     /// Told of every entry the table gains or loses, under its write lock,
     /// so the calls come in the order of the table's changes.
     watch: Option<InterestWatch>,
+    /// permessage-deflate's (level, threshold), when negotiated.
+    deflate: Option<(u32, usize)>,
 }
 
 impl Hub {
-    pub fn new(mailboxes: Vec<Arc<Mailbox>>, watch: Option<InterestWatch>) -> Self {
-        Hub { interest: RwLock::default(), mailboxes, watch }
+    pub fn new(mailboxes: Vec<Arc<Mailbox>>, watch: Option<InterestWatch>, deflate: Option<(u32, usize)>) -> Self {
+        Hub { interest: RwLock::default(), mailboxes, watch, deflate }
+    }
+
+    /// A publish of `message` on `topic`, framed once (and compressed once
+    /// later, if a subscriber takes that form).
+    pub fn delivery(&self, topic: &str, message: Message<'_>, exclude: Option<(u32, u32)>) -> Delivery {
+        let deflated = self
+            .deflate
+            .filter(|&(_, threshold)| message.as_bytes().len() >= threshold)
+            .map(|(level, threshold)| Arc::new(Deflated { level, threshold, frame: OnceLock::new() }));
+        Delivery { topic: Arc::from(topic), frame: frame(message), exclude, deflated }
     }
 
     fn interest(&self, topic: &str) -> Option<Arc<Interest>> {

@@ -14,7 +14,7 @@ use crate::dialer::Dialer;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::message::Message;
-use crate::pubsub::{self, Delivery, Hub, Mailbox};
+use crate::pubsub::{Hub, Mailbox};
 use crate::shard::{Links, Shard, Stop};
 use crate::stats::{SharedStats, Stats};
 use crate::sys::{Io, Waker};
@@ -45,7 +45,8 @@ where
         shards.push((ShardControl { waker, stop: Arc::default(), stats: Arc::default() }, mailbox));
     }
     let mailboxes = shards.iter().map(|(_, mailbox)| mailbox.clone()).collect();
-    let hub = Arc::new(Hub::new(mailboxes, settings.interest_watch.clone()));
+    let deflate = settings.deflate.map(|d| (d.level, d.threshold));
+    let hub = Arc::new(Hub::new(mailboxes, settings.interest_watch.clone(), deflate));
     let wakers: Vec<Arc<Waker>> = shards.iter().map(|(control, _)| control.waker.clone()).collect();
     let dialer = Arc::new(Dialer::new(&wakers, one_connecting));
     let mut threads = Vec::with_capacity(settings.shards);
@@ -169,7 +170,7 @@ impl Runtime {
     /// Publishes to every subscriber of `topic` on every shard; see
     /// [`ServerHandle::publish`](crate::ServerHandle::publish).
     pub fn publish(&self, topic: &str, message: Message<'_>) -> u64 {
-        let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude: None };
+        let delivery = self.inner.hub.delivery(topic, message, None);
         self.inner.hub.forward(&delivery, None)
     }
 

@@ -72,6 +72,10 @@ counters! {
     /// copied: published frames and received messages sent back, from
     /// 8 KiB up (see `docs/architecture.md`, "Send").
     messages_by_reference,
+    /// Published messages compressed for permessage-deflate subscribers:
+    /// one per publish (on the shard that needed it first), whatever the
+    /// number of such subscribers.
+    publishes_deflated,
     /// Bytes received from the kernel (all connections, any phase).
     bytes_in,
     /// Bytes the kernel accepted for sending.

@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use ringcast_proto::connection::Sender;
@@ -287,24 +285,25 @@ impl<C> Ws<'_, C> {
         // its place among the frames this connection is sent: a close frame
         // queued later in the same read (a protocol error) must not
         // overtake it.
-        let delivery = Delivery { topic: Arc::from(topic), frame: pubsub::frame(message), exclude: Some(me) };
+        let delivery = self.shard.topics.hub().delivery(topic, message, Some(me));
         let remote = self.shard.topics.hub().forward(&delivery, Some(self.shard.topics.shard()));
         let subscribed = self.is_subscribed(topic);
         let local = self.shard.topics.count(topic) - u64::from(subscribed);
         if subscribed && !exclude_self {
-            self.queue_delivery(&delivery.frame);
+            self.queue_delivery(&delivery);
         }
         self.shard.topics.pending.push(delivery);
         remote + local + u64::from(subscribed && !exclude_self)
     }
 
     /// Queues a published frame on this connection, like any delivery.
-    fn queue_delivery(&mut self, frame: &Bytes) {
+    fn queue_delivery(&mut self, delivery: &Delivery) {
         let (budget, policy) = (self.shard.budget, self.shard.policy);
-        match offer_frame(frame, self.tx, self.out, self.subs, self.id, budget, policy) {
-            Offer::Queued { by_reference } => {
+        match offer_frame(delivery, self.tx, self.out, self.subs, self.id, budget, policy) {
+            Offer::Queued { by_reference, compressed } => {
                 self.shard.stats.messages_out += 1;
                 self.shard.stats.messages_by_reference += u64::from(by_reference);
+                self.shard.stats.publishes_deflated += u64::from(compressed);
             }
             Offer::Dropped => self.shard.stats.dropped += 1,
             Offer::Closing | Offer::NotOpen => {}
@@ -316,7 +315,11 @@ impl<C> Ws<'_, C> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Offer {
     /// Queued for sending: by reference (shared, not copied) or not.
-    Queued { by_reference: bool },
+    Queued {
+        by_reference: bool,
+        /// This offer compressed the publish (the first to need it).
+        compressed: bool,
+    },
     /// Over budget under the drop policy: dropped (and counted on the
     /// connection; the shard-wide counter is the caller's).
     Dropped,
@@ -331,7 +334,7 @@ pub(crate) enum Offer {
 /// slow-consumer policy. The one rule for deliveries, whether the shard
 /// delivers after a callback or a publisher serves itself at once.
 pub(crate) fn offer_frame(
-    frame: &Bytes,
+    delivery: &Delivery,
     tx: &mut Sender,
     out: &mut OutQueue,
     subs: &mut Subscriptions,
@@ -342,15 +345,27 @@ pub(crate) fn offer_frame(
     if tx.state() != State::Open {
         return Offer::NotOpen;
     }
+    // The shared frame fits everyone but connections that must encode their
+    // own: clients (a mask key of their own) and connections whose
+    // extension keeps state between messages (deflate context takeover).
+    // A connection with deflate and no context takes the frame compressed
+    // once for everyone.
+    let encodes_alone = tx.extension_encodes_alone();
+    let own_encoding = tx.role() == Role::Client || encodes_alone == Some(false);
+    let mut compressed = false;
+    let frame = match (own_encoding, encodes_alone, &delivery.deflated) {
+        (false, Some(true), Some(deflated)) => {
+            deflated.frame(&delivery.frame, &mut compressed).unwrap_or(&delivery.frame)
+        }
+        _ => &delivery.frame,
+    };
     if out.admits(frame.len(), budget) {
-        if tx.role() == Role::Client {
-            // A client must mask every frame with a key of its own, so the
-            // shared server-side frame cannot go out as it is.
+        if own_encoding {
             let (kind, payload) = pubsub::unframe(frame);
             let _ = tx.send(kind, payload, out.queue());
-            return Offer::Queued { by_reference: false };
+            return Offer::Queued { by_reference: false, compressed };
         }
-        return Offer::Queued { by_reference: out.push_shared(frame) };
+        return Offer::Queued { by_reference: out.push_shared(frame), compressed };
     }
     match refuse_over_budget(policy, tx, out, subs, id) {
         SendError::Dropped => Offer::Dropped,

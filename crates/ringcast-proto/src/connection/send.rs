@@ -78,6 +78,13 @@ impl Sender {
         self.cold.as_ref().and_then(|cold| cold.extension.as_ref()).map_or(0, |e| e.rsv_bits() & 0b111)
     }
 
+    /// Whether a negotiated extension transforms what this connection sends
+    /// (`Some`), and whether it does so message by message with no state
+    /// in between (`Some(true)`: an encoding made once may be shared).
+    pub fn extension_encodes_alone(&self) -> Option<bool> {
+        self.cold.as_ref().and_then(|cold| cold.extension.as_ref()).map(|e| e.encodes_alone())
+    }
+
     /// Our role.
     pub fn role(&self) -> Role {
         self.role

@@ -30,8 +30,9 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 const INFLATE_STEP: usize = 64 << 10;
 
 thread_local! {
-    /// This thread's compressor for messages sent without context, with its level.
-    static DEFLATER: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
+    /// This thread's compressors for messages sent without context, by
+    /// (level, window bits).
+    static DEFLATERS: RefCell<Vec<(u32, u8, Compress)>> = const { RefCell::new(Vec::new()) };
     /// This thread's decompressor for messages received without context.
     static INFLATER: RefCell<Option<Decompress>> = const { RefCell::new(None) };
 }
@@ -81,22 +82,40 @@ impl PerMessageDeflate {
     /// payload of a frame with RSV1. Used to compress a published message
     /// once for all its subscribers.
     pub fn compress_alone(payload: &[u8], level: u32, out: &mut Vec<u8>) {
-        DEFLATER.with(|cell| {
-            let mut cell = cell.borrow_mut();
-            let (kept_level, compress) = cell.get_or_insert_with(|| (level, raw_compressor(level)));
-            if *kept_level != level {
-                *kept_level = level;
-                *compress = raw_compressor(level);
-            } else {
-                compress.reset();
-            }
-            deflate(compress, payload, out);
-        });
+        compress_alone_with(payload, level, 15, out);
+    }
+
+    /// The window (bits) of the messages this end sends.
+    fn own_window(&self) -> u8 {
+        if self.server {
+            self.negotiated.server_max_window_bits
+        } else {
+            self.negotiated.client_max_window_bits
+        }
     }
 }
 
-fn raw_compressor(level: u32) -> Compress {
-    Compress::new(Compression::new(level.min(9)), false)
+/// [`PerMessageDeflate::compress_alone`] with a window of `bits` (9 to 15).
+fn compress_alone_with(payload: &[u8], level: u32, bits: u8, out: &mut Vec<u8>) {
+    DEFLATERS.with(|cell| {
+        let mut kept = cell.borrow_mut();
+        let at = match kept.iter().position(|(l, b, _)| (*l, *b) == (level, bits)) {
+            Some(at) => {
+                kept[at].2.reset();
+                at
+            }
+            None => {
+                kept.push((level, bits, raw_compressor(level, bits)));
+                kept.len() - 1
+            }
+        };
+        deflate(&mut kept[at].2, payload, out);
+    });
+}
+
+/// A raw deflate compressor; `bits` from 9 to 15 (zlib has no 8).
+fn raw_compressor(level: u32, bits: u8) -> Compress {
+    Compress::new_with_window_bits(Compression::new(level.min(9)), false, bits.clamp(9, 15))
 }
 
 /// Deflates `input` with a sync flush and strips the tail.
@@ -197,15 +216,22 @@ impl Extension for PerMessageDeflate {
         result
     }
 
+    /// Only without context and with the full window: the shared frames
+    /// are compressed that way.
+    fn encodes_alone(&self) -> bool {
+        self.negotiated.sends_without_context(self.server) && self.own_window() == 15
+    }
+
     fn encode(&mut self, _kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Option<u8> {
-        if payload.len() < self.tuning.threshold {
-            return None;
+        let bits = self.own_window();
+        if payload.len() < self.tuning.threshold || bits < 9 {
+            return None; // a 256-byte window is beyond zlib: sent as it is
         }
         if self.negotiated.sends_without_context(self.server) {
-            PerMessageDeflate::compress_alone(payload, self.tuning.level, out);
+            compress_alone_with(payload, self.tuning.level, bits, out);
         } else {
             let level = self.tuning.level;
-            let compress = self.own.get_or_insert_with(|| Box::new(raw_compressor(level)));
+            let compress = self.own.get_or_insert_with(|| Box::new(raw_compressor(level, bits)));
             deflate(compress, payload, out);
         }
         Some(RSV1)
@@ -284,6 +310,27 @@ mod tests {
     }
 
     #[test]
+    fn a_limited_window_is_honoured_and_not_shared() {
+        let message: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8 ^ (i / 700) as u8).collect();
+        for (bits, compresses) in [(9u8, true), (12, true), (8, false)] {
+            let mut negotiated = negotiated(true);
+            negotiated.server_max_window_bits = bits;
+            let mut server = PerMessageDeflate::new(negotiated, true, Tuning { level: 6, threshold: 0 });
+            assert!(!server.encodes_alone(), "window {bits}: not the shared 32 KiB frame");
+            let mut wire = Vec::new();
+            assert_eq!(server.encode(MessageKind::Binary, &message, &mut wire).is_some(), compresses, "window {bits}");
+            if compresses {
+                let mut client = PerMessageDeflate::new(negotiated, false, Tuning::default());
+                let mut back = Vec::new();
+                client.decode(RSV1, &wire, usize::MAX, &mut back).unwrap();
+                assert_eq!(back, message, "window {bits}");
+            }
+        }
+        assert!(PerMessageDeflate::new(negotiated(true), true, Tuning::default()).encodes_alone());
+        assert!(!PerMessageDeflate::new(negotiated(false), true, Tuning::default()).encodes_alone());
+    }
+
+    #[test]
     fn small_messages_stay_uncompressed() {
         let mut codec = PerMessageDeflate::new(negotiated(true), true, Tuning::default());
         let mut out = Vec::new();
@@ -294,7 +341,7 @@ mod tests {
     #[test]
     fn a_decompression_bomb_fails_at_the_limit() {
         // 16 MiB of zeros deflate to about 16 KiB.
-        let mut compress = raw_compressor(9);
+        let mut compress = raw_compressor(9, 15);
         let mut wire = Vec::new();
         deflate(&mut compress, &vec![0u8; 16 << 20], &mut wire);
         assert!(wire.len() < 32 << 10, "{}", wire.len());

@@ -11,9 +11,11 @@
 //! - It asks the client not to keep context either
 //!   (`client_no_context_takeover`, §7.1.1.2) unless configured otherwise,
 //!   so that inflating needs no state between messages.
-//! - Its compressor always uses a 32 KiB window: an offer that limits the
-//!   server's window (`server_max_window_bits` below 15) is declined, and
-//!   the next offer is considered (or none is accepted).
+//! - An offer that limits the server's window (`server_max_window_bits`)
+//!   is accepted with that limit, echoed in the answer: such a connection
+//!   gets its messages compressed with that window (and none at all for
+//!   8, which zlib cannot do; an uncompressed message is always allowed),
+//!   not the shared frame made with a 32 KiB window.
 //! - It inflates with a 32 KiB window, which reads whatever window the
 //!   client uses, so it never limits the client's (`client_max_window_bits`
 //!   is not answered).
@@ -124,9 +126,6 @@ fn parse(offer: &ExtensionOffer<'_>, side: Side) -> Option<Params> {
 pub fn server_accept(offers: &[ExtensionOffer<'_>], config: &DeflateConfig) -> Option<(Negotiated, String)> {
     for offer in offers.iter().filter(|o| o.name.eq_ignore_ascii_case(NAME)) {
         let Some(params) = parse(offer, Side::Offer) else { continue };
-        if params.server_max_window_bits.is_some_and(|bits| bits < 15) {
-            continue; // our compressor's window is 32 KiB
-        }
         let server_no_context_takeover = params.server_no_context_takeover || !config.server_context_takeover;
         let client_no_context_takeover = params.client_no_context_takeover || !config.client_context_takeover;
         let mut answer = String::from(NAME);
@@ -136,10 +135,13 @@ pub fn server_accept(offers: &[ExtensionOffer<'_>], config: &DeflateConfig) -> O
         if client_no_context_takeover {
             answer.push_str("; client_no_context_takeover");
         }
+        if let Some(bits) = params.server_max_window_bits {
+            answer.push_str(&format!("; server_max_window_bits={bits}"));
+        }
         let negotiated = Negotiated {
             server_no_context_takeover,
             client_no_context_takeover,
-            server_max_window_bits: 15,
+            server_max_window_bits: params.server_max_window_bits.unwrap_or(15),
             client_max_window_bits: params.client_max_window_bits.flatten().unwrap_or(15),
         };
         return Some((negotiated, answer));
@@ -238,14 +240,14 @@ mod tests {
             "permessage-deflate; server_max_window_bits=1a",
             "permessage-deflate; client_max_window_bits=0",
             "permessage-deflate; server_no_context_takeover=1",
-            "permessage-deflate; server_max_window_bits=10", // valid, but we cannot honour it
         ] {
             assert_eq!(accept(bad), None, "{bad}");
         }
-        let (negotiated, _) =
-            accept("permessage-deflate; server_max_window_bits=10, permessage-deflate; client_max_window_bits=12")
-                .unwrap();
+        let (negotiated, _) = accept("permessage-deflate; x=1, permessage-deflate; client_max_window_bits=12").unwrap();
         assert_eq!(negotiated.client_max_window_bits, 12, "the second offer");
+        let (negotiated, answer) = accept("permessage-deflate; server_max_window_bits=9").unwrap();
+        assert_eq!(negotiated.server_max_window_bits, 9);
+        assert!(answer.ends_with("; server_max_window_bits=9"), "{answer}");
         assert!(accept("x-webkit-deflate-frame, permessage-deflate").is_some());
         assert_eq!(accept("x-webkit-deflate-frame"), None);
         assert!(accept("permessage-deflate; server_max_window_bits=\"15\"").is_some(), "quoted values");

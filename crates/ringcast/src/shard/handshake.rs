@@ -3,19 +3,32 @@
 
 use std::os::fd::AsFd;
 
+use ringcast_proto::deflate::{server_accept, Negotiated, PerMessageDeflate};
 use ringcast_proto::handshake::{write_response, Request, RequestLimits, RequestReader};
 use ringcast_proto::{Config, Connection};
 
 use super::frames::on_frames;
 use super::notify::{guarded, with_ws};
 use super::slot::{Handshake, Phase, Slot};
+use crate::config::Deflate;
 use crate::handler::{Decision, Handler, Peer, Response};
 use crate::ws::{ConnId, ShardCtx};
 
 /// What the request led to, decided while the head is borrowed.
 enum Next<C> {
-    Open(C),
+    /// Upgraded, with permessage-deflate if it was negotiated.
+    Open(C, Option<Negotiated>),
     Answered,
+}
+
+/// What an upgrade is checked and answered against.
+#[derive(Clone, Copy)]
+pub struct Rules {
+    pub proto: Config,
+    /// The largest request body.
+    pub max_body: usize,
+    /// permessage-deflate, when the server offers it.
+    pub deflate: Option<Deflate>,
 }
 
 /// Feeds received bytes to a connection still reading its request head.
@@ -27,10 +40,10 @@ pub fn on_data<H: Handler, S>(
     slot: &mut Slot<H::Data, S>,
     input: &mut [u8],
     id: ConnId,
-    limits: (Config, usize),
+    rules: Rules,
     shard: &mut ShardCtx,
 ) -> u64 {
-    let (config, max_body) = limits;
+    let (config, max_body, deflate) = (rules.proto, rules.max_body, rules.deflate);
     let Phase::Handshake(mut hs) = std::mem::replace(&mut slot.phase, Phase::Finished) else { return 0 };
     let in_place = hs.head.is_empty();
     if !in_place {
@@ -46,7 +59,9 @@ pub fn on_data<H: Handler, S>(
         Some((head_len, total)) => {
             let mut again = RequestReader::new(RequestLimits::default().max_head_bytes(head_len));
             match again.poll(&buf[..head_len]) {
-                Ok(Some(request)) => Some((decide(handler, &request, &buf[head_len..total], &peer, out), total)),
+                Ok(Some(request)) => {
+                    Some((decide(handler, &request, &buf[head_len..total], &peer, deflate, out), total))
+                }
                 _ => {
                     write_http(&Response::new(400), out);
                     Some((Next::Answered, 0))
@@ -71,9 +86,10 @@ pub fn on_data<H: Handler, S>(
                         *body = Some((head_len, head_len + len));
                         None
                     }
-                    Ok(len) => {
-                        Some((decide(handler, &request, &buf[head_len..head_len + len], &peer, out), head_len + len))
-                    }
+                    Ok(len) => Some((
+                        decide(handler, &request, &buf[head_len..head_len + len], &peer, deflate, out),
+                        head_len + len,
+                    )),
                 }
             }
         },
@@ -87,8 +103,12 @@ pub fn on_data<H: Handler, S>(
         slot.phase = Phase::Handshake(hs);
         return 0;
     };
-    let Next::Open(data) = next else { return 0 };
-    slot.phase = Phase::Open { proto: Connection::server(config), data };
+    let Next::Open(data, negotiated) = next else { return 0 };
+    let mut proto = Connection::server(config);
+    if let (Some(negotiated), Some(deflate)) = (negotiated, deflate) {
+        proto = proto.with_extension(Box::new(PerMessageDeflate::new(negotiated, true, deflate.tuning())));
+    }
+    slot.phase = Phase::Open { proto, data };
     if !with_ws(handler, slot, id, shard, "open", |handler, ws| handler.open(ws)) {
         return 0;
     }
@@ -106,6 +126,7 @@ fn decide<H: Handler>(
     request: &Request<'_>,
     body: &[u8],
     peer: &Peer<'_>,
+    deflate: Option<Deflate>,
     out: &mut Vec<u8>,
 ) -> Next<H::Data> {
     let upgrade = match request.validate() {
@@ -132,8 +153,17 @@ fn decide<H: Handler>(
             Next::Answered
         }
         Decision::Accept(accept) => {
-            match upgrade.write_response(accept.protocol.as_deref(), &fields(&accept.headers), out) {
-                Ok(()) => Next::Open(accept.data),
+            let mut headers = fields(&accept.headers);
+            // permessage-deflate, unless the handler answered extensions itself.
+            let answered = accept.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Extensions"));
+            let agreed = deflate
+                .filter(|_| !answered)
+                .and_then(|deflate| server_accept(&request.extensions(), &deflate.negotiation()));
+            if let Some((_, answer)) = &agreed {
+                headers.push(("Sec-WebSocket-Extensions", answer));
+            }
+            match upgrade.write_response(accept.protocol.as_deref(), &headers, out) {
+                Ok(()) => Next::Open(accept.data, agreed.map(|(negotiated, _)| negotiated)),
                 Err(e) => {
                     tracing::error!(error = %e, "the handler's 101 response is invalid; answering 500");
                     write_http(&Response::new(500), out);

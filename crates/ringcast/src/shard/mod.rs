@@ -272,10 +272,11 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             let Some(slot) = self.conns.get_mut(key).filter(|c| c.generation == slot_ref.1) else { continue };
             let Phase::Open { proto, .. } = &mut slot.phase else { continue };
             let id = ConnId { shard: self.index, key: slot_ref.0, generation: slot_ref.1 };
-            match offer_frame(&delivery.frame, proto.sender(), &mut slot.out, &mut slot.subs, id, budget, policy) {
-                Offer::Queued { by_reference } => {
+            match offer_frame(delivery, proto.sender(), &mut slot.out, &mut slot.subs, id, budget, policy) {
+                Offer::Queued { by_reference, compressed } => {
                     delivered += 1;
                     shared += u64::from(by_reference);
+                    self.local.stats.publishes_deflated += u64::from(compressed);
                 }
                 Offer::Closing => {}
                 Offer::Dropped => {
@@ -430,8 +431,12 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                     local.stats.messages += frames::on_frames(&mut self.handler, slot, input, id, local);
                 }
                 Phase::Handshake(_) => {
-                    let limits = (self.proto, self.settings.max_message_size);
-                    local.stats.messages += handshake::on_data(&mut self.handler, slot, input, id, limits, local);
+                    let rules = handshake::Rules {
+                        proto: self.proto,
+                        max_body: self.settings.max_message_size,
+                        deflate: self.settings.deflate,
+                    };
+                    local.stats.messages += handshake::on_data(&mut self.handler, slot, input, id, rules, local);
                     Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, slot, id);
                 }
                 Phase::Connecting(_) => {

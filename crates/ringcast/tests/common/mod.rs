@@ -179,6 +179,8 @@ pub fn upgrade_request(path: &str, extra: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub fin: bool,
+    /// RSV1: compressed (permessage-deflate).
+    pub rsv1: bool,
     pub opcode: u8,
     pub payload: Vec<u8>,
 }
@@ -320,7 +322,12 @@ fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
     if buf.len() < at + len {
         return None;
     }
-    let frame = Frame { fin: buf[0] & 0x80 != 0, opcode: buf[0] & 0x0f, payload: buf[at..at + len].to_vec() };
+    let frame = Frame {
+        fin: buf[0] & 0x80 != 0,
+        rsv1: buf[0] & 0x40 != 0,
+        opcode: buf[0] & 0x0f,
+        payload: buf[at..at + len].to_vec(),
+    };
     at += len;
     Some((frame, at))
 }
