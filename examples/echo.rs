@@ -47,6 +47,7 @@ struct Args {
     handshake_timeout: Option<Duration>,
     batch_wait: Option<Duration>,
     deflate: bool,
+    max_backpressure: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -57,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         handshake_timeout: None,
         batch_wait: None,
         deflate: false,
+        max_backpressure: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -84,9 +86,15 @@ fn parse_args() -> Result<Args, String> {
             }
             // permessage-deflate (default settings): for the conformance runs.
             "--deflate" => args.deflate = true,
+            // Unsent bytes a connection may hold (a conformance run's slow
+            // reader should not be cut as a slow consumer).
+            "--max-backpressure" => {
+                let v = value("--max-backpressure")?;
+                args.max_backpressure = Some(v.parse().map_err(|_| format!("--max-backpressure: not a number: {v}"))?);
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES] [--handshake-timeout-ms MS] [--batch-wait-us US] [--deflate]"
+                    "usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES] [--handshake-timeout-ms MS] [--batch-wait-us US] [--deflate] [--max-backpressure BYTES]"
                 );
                 std::process::exit(0);
             }
@@ -122,6 +130,9 @@ fn main() -> ExitCode {
     }
     if args.deflate {
         builder = builder.deflate(ringcast::Deflate::default());
+    }
+    if let Some(bytes) = args.max_backpressure {
+        builder = builder.max_backpressure(bytes);
     }
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
