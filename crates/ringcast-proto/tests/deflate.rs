@@ -4,14 +4,13 @@
 
 mod common;
 
-use common::{feed_cut, Got};
+use common::{feed_cut, masked_frame, queued_close_code, Got};
 use ringcast_proto::deflate::{client_accept, client_offer, server_accept, DeflateConfig, PerMessageDeflate, Tuning};
-use ringcast_proto::frame::{encode_frame_rsv, FrameHeader, OpCode};
+use ringcast_proto::frame::OpCode;
 use ringcast_proto::handshake::parse_extension_header;
 use ringcast_proto::{Config, Connection, Error, Extension, MessageKind, ProtocolError};
 
 const RSV1: u8 = 0b100;
-const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 
 /// A server and a client connection that negotiated with the default
 /// settings, through the real offer and answer.
@@ -34,20 +33,6 @@ fn server(config: Config) -> Connection {
     negotiated_pair(config).0
 }
 
-fn client_frame(fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_frame_rsv(&mut out, fin, rsv, opcode, payload, Some(KEY));
-    out
-}
-
-fn close_code(conn: &mut Connection) -> u16 {
-    let mut out = Vec::new();
-    conn.take_pending(&mut out);
-    let (header, len) = FrameHeader::decode(&out).unwrap().expect("a close frame");
-    assert_eq!(header.opcode, OpCode::Close);
-    u16::from_be_bytes([out[len], out[len + 1]])
-}
-
 /// Compressed the way a peer without context would send it.
 fn compressed(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -59,9 +44,9 @@ fn compressed(payload: &[u8]) -> Vec<u8> {
 fn the_rfc_examples_arrive_whole_and_fragmented() {
     // RFC 7692 §7.2.3.1: "Hello" compressed, in one frame and in two.
     let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
-    let mut wire = client_frame(true, RSV1, OpCode::Text, &hello);
-    wire.extend(client_frame(false, RSV1, OpCode::Text, &hello[..3]));
-    wire.extend(client_frame(true, 0, OpCode::Continuation, &hello[3..]));
+    let mut wire = masked_frame(true, RSV1, OpCode::Text, &hello);
+    wire.extend(masked_frame(false, RSV1, OpCode::Text, &hello[..3]));
+    wire.extend(masked_frame(true, 0, OpCode::Continuation, &hello[3..]));
     for cut in [0, 1, 5, 9, wire.len() - 1] {
         let cuts: Vec<usize> = if cut == 0 { vec![] } else { vec![cut] };
         let (got, error) = feed_cut(&mut server(Config::default()), &wire, &cuts);
@@ -96,41 +81,41 @@ fn a_decompression_bomb_closes_with_1009() {
     let bomb = compressed(&vec![0u8; 16 << 20]);
     assert!(bomb.len() < 64 << 10);
     let mut conn = server(Config::default().max_message_size(1 << 20));
-    let (got, error) = feed_cut(&mut conn, &client_frame(true, RSV1, OpCode::Binary, &bomb), &[]);
+    let (got, error) = feed_cut(&mut conn, &masked_frame(true, RSV1, OpCode::Binary, &bomb), &[]);
     assert_eq!((got, error), (vec![], Some(Error::Protocol(ProtocolError::MessageTooLarge))));
-    assert_eq!(close_code(&mut conn), 1009);
+    assert_eq!(queued_close_code(&mut conn), 1009);
 }
 
 #[test]
 fn corrupt_data_closes_with_1007_and_bad_bits_with_1002() {
     let mut conn = server(Config::default());
-    let (_, error) = feed_cut(&mut conn, &client_frame(true, RSV1, OpCode::Binary, &[0xff, 0xff, 0xff]), &[]);
+    let (_, error) = feed_cut(&mut conn, &masked_frame(true, RSV1, OpCode::Binary, &[0xff, 0xff, 0xff]), &[]);
     assert_eq!(error, Some(Error::Protocol(ProtocolError::ExtensionData)));
-    assert_eq!(close_code(&mut conn), 1007);
+    assert_eq!(queued_close_code(&mut conn), 1007);
 
     // Compressed text that inflates to invalid UTF-8.
     let mut conn = server(Config::default());
-    let (_, error) = feed_cut(&mut conn, &client_frame(true, RSV1, OpCode::Text, &compressed(&[b'a', 0xff])), &[]);
+    let (_, error) = feed_cut(&mut conn, &masked_frame(true, RSV1, OpCode::Text, &compressed(&[b'a', 0xff])), &[]);
     assert_eq!(error, Some(Error::Protocol(ProtocolError::InvalidUtf8)));
-    assert_eq!(close_code(&mut conn), 1007);
+    assert_eq!(queued_close_code(&mut conn), 1007);
 
     // RSV1 on a control frame, on a continuation, and RSV2.
     for wire in [
-        client_frame(true, RSV1, OpCode::Ping, b""),
-        [client_frame(false, 0, OpCode::Text, b"a"), client_frame(true, RSV1, OpCode::Continuation, b"b")].concat(),
-        client_frame(true, 0b010, OpCode::Text, b"a"),
+        masked_frame(true, RSV1, OpCode::Ping, b""),
+        [masked_frame(false, 0, OpCode::Text, b"a"), masked_frame(true, RSV1, OpCode::Continuation, b"b")].concat(),
+        masked_frame(true, 0b010, OpCode::Text, b"a"),
     ] {
         let mut conn = server(Config::default());
         let (_, error) = feed_cut(&mut conn, &wire, &[]);
         assert!(matches!(error, Some(Error::Protocol(_))), "{error:?}");
-        assert_eq!(close_code(&mut conn), 1002);
+        assert_eq!(queued_close_code(&mut conn), 1002);
     }
 
     // Without the extension, RSV1 is a protocol error too.
     let mut plain = Connection::server(Config::default());
-    let (_, error) = feed_cut(&mut plain, &client_frame(true, RSV1, OpCode::Text, &compressed(b"hi")), &[]);
+    let (_, error) = feed_cut(&mut plain, &masked_frame(true, RSV1, OpCode::Text, &compressed(b"hi")), &[]);
     assert!(matches!(error, Some(Error::Protocol(ProtocolError::ReservedBits(_)))), "{error:?}");
-    assert_eq!(close_code(&mut plain), 1002);
+    assert_eq!(queued_close_code(&mut plain), 1002);
 }
 
 #[test]

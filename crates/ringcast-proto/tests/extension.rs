@@ -6,13 +6,12 @@
 
 mod common;
 
-use common::{feed_cut, Got};
-use ringcast_proto::frame::{encode_frame_rsv, FrameHeader, OpCode};
+use common::{feed_cut, masked_frame, queued_close_code, Got};
+use ringcast_proto::frame::{FrameHeader, OpCode};
 use ringcast_proto::{Config, Connection, Error, Extension, ExtensionError, MessageKind, ProtocolError};
 
 const RSV1: u8 = 0b100;
 const RSV2: u8 = 0b010;
-const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 
 /// Claims RSV1; XORs payloads with 0xAA. `refuse` makes decode fail, and
 /// `skip_text` sends text untransformed.
@@ -56,26 +55,10 @@ fn server(extension: Xor) -> Connection {
     Connection::server(Config::default()).with_extension(Box::new(extension))
 }
 
-/// A masked client frame.
-fn frame(fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_frame_rsv(&mut out, fin, rsv, opcode, payload, Some(KEY));
-    out
-}
-
-/// The close code of the close frame the connection queued.
-fn close_code(conn: &mut Connection) -> u16 {
-    let mut out = Vec::new();
-    conn.take_pending(&mut out);
-    let (header, len) = FrameHeader::decode(&out).unwrap().expect("a close frame");
-    assert_eq!(header.opcode, OpCode::Close);
-    u16::from_be_bytes([out[len], out[len + 1]])
-}
-
 #[test]
 fn a_transformed_message_is_decoded_then_checked_as_text() {
     let text = "héllo, wörld ✓";
-    let wire = frame(true, RSV1, OpCode::Text, &xor(text.as_bytes()));
+    let wire = masked_frame(true, RSV1, OpCode::Text, &xor(text.as_bytes()));
     assert!(std::str::from_utf8(&xor(text.as_bytes())).is_err(), "the encoded form must not be UTF-8");
     let (got, error) = feed_cut(&mut server(Xor::default()), &wire, &[]);
     assert_eq!((got, error), (vec![Got::Text(text.into())], None));
@@ -87,11 +70,11 @@ fn fragments_and_reads_cut_anywhere_give_the_same_message() {
     let encoded = xor(text.as_bytes());
     let (a, b) = encoded.split_at(100);
     let (b, c) = b.split_at(150);
-    let mut wire = frame(false, RSV1, OpCode::Text, a);
-    wire.extend(frame(false, 0, OpCode::Continuation, b));
-    wire.extend(frame(true, 0, OpCode::Ping, b"between"));
-    wire.extend(frame(true, 0, OpCode::Continuation, c));
-    wire.extend(frame(true, RSV1, OpCode::Binary, &xor(&[0, 1, 2, 255])));
+    let mut wire = masked_frame(false, RSV1, OpCode::Text, a);
+    wire.extend(masked_frame(false, 0, OpCode::Continuation, b));
+    wire.extend(masked_frame(true, 0, OpCode::Ping, b"between"));
+    wire.extend(masked_frame(true, 0, OpCode::Continuation, c));
+    wire.extend(masked_frame(true, RSV1, OpCode::Binary, &xor(&[0, 1, 2, 255])));
     for cut in [1, 2, 7, 64, 101, 300, wire.len() - 1] {
         let (got, error) = feed_cut(&mut server(Xor::default()), &wire, &[cut]);
         assert_eq!(error, None, "cut at {cut}");
@@ -105,7 +88,7 @@ fn fragments_and_reads_cut_anywhere_give_the_same_message() {
 
 #[test]
 fn plain_messages_pass_untouched_beside_an_extension() {
-    let wire = frame(true, 0, OpCode::Text, b"plain");
+    let wire = masked_frame(true, 0, OpCode::Text, b"plain");
     let (got, error) = feed_cut(&mut server(Xor::default()), &wire, &[]);
     assert_eq!((got, error), (vec![Got::Text("plain".into())], None));
 }
@@ -113,38 +96,38 @@ fn plain_messages_pass_untouched_beside_an_extension() {
 #[test]
 fn invalid_utf8_after_decoding_closes_with_1007() {
     let mut conn = server(Xor::default());
-    let wire = frame(true, RSV1, OpCode::Text, &xor(&[b'a', 0xff, b'b']));
+    let wire = masked_frame(true, RSV1, OpCode::Text, &xor(&[b'a', 0xff, b'b']));
     let (_, error) = feed_cut(&mut conn, &wire, &[]);
     assert_eq!(error, Some(Error::Protocol(ProtocolError::InvalidUtf8)));
-    assert_eq!(close_code(&mut conn), 1007);
+    assert_eq!(queued_close_code(&mut conn), 1007);
 }
 
 #[test]
 fn a_payload_the_extension_refuses_closes_with_1007() {
     let mut conn = server(Xor { refuse: true, ..Xor::default() });
-    let (_, error) = feed_cut(&mut conn, &frame(true, RSV1, OpCode::Binary, b"junk"), &[]);
+    let (_, error) = feed_cut(&mut conn, &masked_frame(true, RSV1, OpCode::Binary, b"junk"), &[]);
     assert_eq!(error, Some(Error::Protocol(ProtocolError::ExtensionData)));
-    assert_eq!(close_code(&mut conn), 1007);
+    assert_eq!(queued_close_code(&mut conn), 1007);
 }
 
 #[test]
 fn a_decoded_message_over_the_size_limit_closes_with_1009() {
     let config = Config::default().max_message_size(64);
     let mut conn = Connection::server(config).with_extension(Box::new(Xor::default()));
-    let (_, error) = feed_cut(&mut conn, &frame(true, RSV1, OpCode::Binary, &[7; 65]), &[]);
+    let (_, error) = feed_cut(&mut conn, &masked_frame(true, RSV1, OpCode::Binary, &[7; 65]), &[]);
     assert_eq!(error, Some(Error::Protocol(ProtocolError::MessageTooLarge)));
-    assert_eq!(close_code(&mut conn), 1009);
+    assert_eq!(queued_close_code(&mut conn), 1009);
 }
 
 #[test]
 fn bits_the_extension_does_not_claim_or_misplaced_bits_close_with_1002() {
     let cases = [
-        ("RSV1 without an extension", None, frame(true, RSV1, OpCode::Text, b"x")),
-        ("RSV2, unclaimed", Some(Xor::default()), frame(true, RSV2, OpCode::Text, b"x")),
-        ("RSV1 on a ping", Some(Xor::default()), frame(true, RSV1, OpCode::Ping, b"x")),
+        ("RSV1 without an extension", None, masked_frame(true, RSV1, OpCode::Text, b"x")),
+        ("RSV2, unclaimed", Some(Xor::default()), masked_frame(true, RSV2, OpCode::Text, b"x")),
+        ("RSV1 on a ping", Some(Xor::default()), masked_frame(true, RSV1, OpCode::Ping, b"x")),
         ("RSV1 on a continuation", Some(Xor::default()), {
-            let mut w = frame(false, 0, OpCode::Text, b"a");
-            w.extend(frame(true, RSV1, OpCode::Continuation, b"b"));
+            let mut w = masked_frame(false, 0, OpCode::Text, b"a");
+            w.extend(masked_frame(true, RSV1, OpCode::Continuation, b"b"));
             w
         }),
     ];
@@ -155,7 +138,7 @@ fn bits_the_extension_does_not_claim_or_misplaced_bits_close_with_1002() {
         };
         let (_, error) = feed_cut(&mut conn, &wire, &[]);
         assert!(matches!(error, Some(Error::Protocol(ProtocolError::ReservedBits(_)))), "{what}: {error:?}");
-        assert_eq!(close_code(&mut conn), 1002, "{what}");
+        assert_eq!(queued_close_code(&mut conn), 1002, "{what}");
     }
 }
 

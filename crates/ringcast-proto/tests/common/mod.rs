@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use ringcast_proto::frame::{encode_frame_rsv, FrameHeader, OpCode};
 use ringcast_proto::{Connection, Error, Event};
 
 /// An event with owned bytes, comparable across runs.
@@ -50,4 +51,20 @@ pub fn feed_cut(conn: &mut Connection, stream: &[u8], cuts: &[usize]) -> (Vec<Go
         assert_eq!(pos, piece.len());
     }
     (got, None)
+}
+
+/// A client frame with these RSV bits, masked with a fixed key.
+pub fn masked_frame(fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame_rsv(&mut out, fin, rsv, opcode, payload, Some([0x12, 0x34, 0x56, 0x78]));
+    out
+}
+
+/// The close code of the close frame the connection queued.
+pub fn queued_close_code(conn: &mut Connection) -> u16 {
+    let mut out = Vec::new();
+    conn.take_pending(&mut out);
+    let (header, len) = FrameHeader::decode(&out).unwrap().expect("a close frame");
+    assert_eq!(header.opcode, OpCode::Close);
+    u16::from_be_bytes([out[len], out[len + 1]])
 }
