@@ -35,37 +35,27 @@ pub(crate) struct Delivery {
 /// A published message's permessage-deflate frame (compressed on its own,
 /// RSV1 set), made by whichever shard first delivers the message to a
 /// connection that takes it, then shared by every such connection on every
-/// shard: one compression per publish.
+/// shard: one compression per publish. Only messages at or above the
+/// compression threshold carry one ([`Hub::delivery`]).
 #[derive(Debug)]
 pub(crate) struct Deflated {
     level: u32,
-    threshold: usize,
-    frame: OnceLock<Option<Bytes>>,
+    frame: OnceLock<Bytes>,
 }
 
 impl Deflated {
-    /// The compressed form of `plain` (the message's frame), or `None` when
-    /// the message is below the compression threshold. `made` is set when
-    /// this call compressed it.
-    pub fn frame(&self, plain: &Bytes, made: &mut bool) -> Option<&Bytes> {
-        self.frame
-            .get_or_init(|| {
-                *made = true;
-                let (kind, payload) = unframe(plain);
-                if payload.len() < self.threshold {
-                    return None;
-                }
-                let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
-                ringcast_proto::deflate::PerMessageDeflate::compress_alone(payload, self.level, &mut compressed);
-                let opcode = match kind {
-                    ringcast_proto::MessageKind::Text => ringcast_proto::frame::OpCode::Text,
-                    ringcast_proto::MessageKind::Binary => ringcast_proto::frame::OpCode::Binary,
-                };
-                let mut out = Vec::with_capacity(compressed.len() + 10);
-                ringcast_proto::frame::encode_frame_rsv(&mut out, true, 0b100, opcode, &compressed, None);
-                Some(Bytes::from(out))
-            })
-            .as_ref()
+    /// The compressed form of `plain` (the message's frame). `made` is set
+    /// when this call compressed it.
+    pub fn frame(&self, plain: &Bytes, made: &mut bool) -> &Bytes {
+        self.frame.get_or_init(|| {
+            *made = true;
+            let (kind, payload) = unframe(plain);
+            let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
+            ringcast_proto::deflate::PerMessageDeflate::compress_alone(payload, self.level, &mut compressed);
+            let mut out = Vec::with_capacity(compressed.len() + 10);
+            ringcast_proto::frame::encode_frame_rsv(&mut out, true, 0b100, kind.opcode(), &compressed, None);
+            Bytes::from(out)
+        })
     }
 }
 
@@ -101,7 +91,7 @@ impl Hub {
         let deflated = self
             .deflate
             .filter(|&(_, threshold)| message.as_bytes().len() >= threshold)
-            .map(|(level, threshold)| Arc::new(Deflated { level, threshold, frame: OnceLock::new() }));
+            .map(|(level, _)| Arc::new(Deflated { level, frame: OnceLock::new() }));
         Delivery { topic: Arc::from(topic), frame: frame(message), exclude, deflated }
     }
 

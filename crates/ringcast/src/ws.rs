@@ -354,9 +354,7 @@ pub(crate) fn offer_frame(
     let own_encoding = tx.role() == Role::Client || encodes_alone == Some(false);
     let mut compressed = false;
     let frame = match (own_encoding, encodes_alone, &delivery.deflated) {
-        (false, Some(true), Some(deflated)) => {
-            deflated.frame(&delivery.frame, &mut compressed).unwrap_or(&delivery.frame)
-        }
+        (false, Some(true), Some(deflated)) => deflated.frame(&delivery.frame, &mut compressed),
         _ => &delivery.frame,
     };
     if out.admits(frame.len(), budget) {

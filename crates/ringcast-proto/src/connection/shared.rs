@@ -39,7 +39,8 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
-    pub(crate) fn opcode(self) -> OpCode {
+    /// The opcode of a message's first frame.
+    pub fn opcode(self) -> OpCode {
         match self {
             MessageKind::Text => OpCode::Text,
             MessageKind::Binary => OpCode::Binary,
