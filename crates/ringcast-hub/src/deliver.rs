@@ -5,6 +5,7 @@
 //! (which skips the sender).
 
 use ringcast::{Message, ServerHandle};
+use serde_json::value::RawValue;
 
 use crate::control;
 use crate::topic::{json_topic, raw_topic};
@@ -42,26 +43,56 @@ impl Kind {
     }
 }
 
+/// A payload checked against its kind, ready to deliver: validated once,
+/// by whoever received it.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    /// UTF-8 text.
+    Text(&'a str),
+    /// Bytes.
+    Binary(&'a [u8]),
+    /// One JSON value.
+    Json(&'a RawValue),
+}
+
+impl<'a> Payload<'a> {
+    /// The bytes as they travel between hubs.
+    pub fn bytes(&self) -> &'a [u8] {
+        match *self {
+            Payload::Text(text) => text.as_bytes(),
+            Payload::Binary(bytes) => bytes,
+            Payload::Json(data) => data.get().as_bytes(),
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Payload::Text(_) => Kind::Text,
+            Payload::Binary(_) => Kind::Binary,
+            Payload::Json(_) => Kind::Json,
+        }
+    }
+}
+
 /// Publishes `payload` to every local subscriber of `name` (both forms;
-/// each form framed once); returns the receivers. `payload` must match
-/// `kind` (UTF-8 for text, one JSON value for JSON): see [`check`].
-pub fn to_local(handle: &ServerHandle, name: &str, kind: Kind, payload: &[u8]) -> u64 {
+/// each form framed once); returns the receivers.
+pub fn to_local(handle: &ServerHandle, name: &str, payload: Payload<'_>) -> u64 {
     let (raw, json) = (raw_topic(name), json_topic(name));
     let mut receivers = 0;
-    match kind {
-        Kind::Text | Kind::Binary => {
-            let text = if kind == Kind::Text { std::str::from_utf8(payload).ok() } else { None };
-            let message = text.map_or(Message::Binary(payload), Message::Text);
+    match payload {
+        Payload::Text(_) | Payload::Binary(_) => {
+            let message = match payload {
+                Payload::Text(text) => Message::Text(text),
+                _ => Message::Binary(payload.bytes()),
+            };
             receivers += handle.publish(&raw, message);
             if handle.subscribers(&json) > 0 {
-                let wrapped = control::delivery_raw(name, payload, text.is_some());
+                let wrapped = control::delivery_raw(name, message.as_bytes(), message.is_text());
                 receivers += handle.publish(&json, Message::Text(&wrapped));
             }
         }
-        Kind::Json => {
-            let Some(data) = std::str::from_utf8(payload).ok().and_then(|t| control::json_value(t).ok()) else {
-                return 0;
-            };
+        Payload::Json(data) => {
             if handle.subscribers(&raw) > 0 {
                 receivers += handle.publish(&raw, Message::Text(&control::raw_payload(data)));
             }
@@ -73,16 +104,16 @@ pub fn to_local(handle: &ServerHandle, name: &str, kind: Kind, payload: &[u8]) -
     receivers
 }
 
-/// The kind `payload` can be delivered as when it claims `claimed`: text
-/// that is not UTF-8 and JSON that does not parse are not delivered
-/// (`None`); an unlabelled payload is text if it is UTF-8, else binary.
-pub fn check(claimed: Option<Kind>, payload: &[u8]) -> Option<Kind> {
+/// `payload` as what it claims to be (`claimed`): text that is not UTF-8
+/// and JSON that does not parse are not delivered (`None`); an unlabelled
+/// payload is text if it is UTF-8, else binary.
+pub fn check(claimed: Option<Kind>, payload: &[u8]) -> Option<Payload<'_>> {
     let utf8 = std::str::from_utf8(payload).ok();
     match claimed {
-        Some(Kind::Binary) => Some(Kind::Binary),
-        Some(Kind::Text) => utf8.map(|_| Kind::Text),
-        Some(Kind::Json) => utf8.filter(|t| control::json_value(t).is_ok()).map(|_| Kind::Json),
-        None => Some(if utf8.is_some() { Kind::Text } else { Kind::Binary }),
+        Some(Kind::Binary) => Some(Payload::Binary(payload)),
+        Some(Kind::Text) => utf8.map(Payload::Text),
+        Some(Kind::Json) => utf8.and_then(|t| control::json_value(t).ok()).map(Payload::Json),
+        None => Some(utf8.map_or(Payload::Binary(payload), Payload::Text)),
     }
 }
 
@@ -90,19 +121,23 @@ pub fn check(claimed: Option<Kind>, payload: &[u8]) -> Option<Kind> {
 mod tests {
     use super::*;
 
+    fn check_kind(claimed: Option<Kind>, payload: &[u8]) -> Option<Kind> {
+        check(claimed, payload).map(|p| p.kind())
+    }
+
     #[test]
     fn kinds_round_trip_and_payloads_are_checked() {
         for kind in [Kind::Text, Kind::Binary, Kind::Json] {
             assert_eq!(Kind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(Kind::parse("TEXT"), None);
-        assert_eq!(check(Some(Kind::Text), b"caf\xc3\xa9"), Some(Kind::Text));
-        assert_eq!(check(Some(Kind::Text), b"\xff"), None, "text must be UTF-8");
-        assert_eq!(check(Some(Kind::Binary), b"\xff"), Some(Kind::Binary));
-        assert_eq!(check(Some(Kind::Json), br#"{"a":[1]}"#), Some(Kind::Json));
-        assert_eq!(check(Some(Kind::Json), b"{nope"), None);
-        assert_eq!(check(Some(Kind::Json), b"1 2"), None, "one value only");
-        assert_eq!(check(None, b"plain"), Some(Kind::Text));
-        assert_eq!(check(None, b"\x00\xff"), Some(Kind::Binary));
+        assert_eq!(check_kind(Some(Kind::Text), b"caf\xc3\xa9"), Some(Kind::Text));
+        assert_eq!(check_kind(Some(Kind::Text), b"\xff"), None, "text must be UTF-8");
+        assert_eq!(check_kind(Some(Kind::Binary), b"\xff"), Some(Kind::Binary));
+        assert_eq!(check_kind(Some(Kind::Json), br#"{"a":[1]}"#), Some(Kind::Json));
+        assert_eq!(check_kind(Some(Kind::Json), b"{nope"), None);
+        assert_eq!(check_kind(Some(Kind::Json), b"1 2"), None, "one value only");
+        assert_eq!(check_kind(None, b"plain"), Some(Kind::Text));
+        assert_eq!(check_kind(None, b"\x00\xff"), Some(Kind::Binary));
     }
 }

@@ -6,7 +6,7 @@ use ringcast::proto::handshake::Request;
 use ringcast::Response;
 
 use crate::auth::{bearer, key_matches};
-use crate::deliver::{self, Kind};
+use crate::deliver::{self, Payload};
 use crate::metrics;
 use crate::shared::Shared;
 use crate::topic::Topic;
@@ -69,13 +69,13 @@ fn publish(shared: &Shared, shard: usize, request: &Request<'_>, segment: &str, 
         Err(e) => return Response::new(400).body(format!("{e}\n")),
     };
     let content_type = request.header("content-type").and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
-    let kind = match std::str::from_utf8(body) {
-        Ok(_) if is_textual(content_type) => Kind::Text,
-        _ => Kind::Binary,
+    let payload = match std::str::from_utf8(body) {
+        Ok(text) if is_textual(content_type) => Payload::Text(text),
+        _ => Payload::Binary(body),
     };
-    let receivers = deliver::to_local(handle, &topic.name, kind, body);
+    let receivers = deliver::to_local(handle, &topic.name, payload);
     shared.metrics[shard].published(receivers);
-    shared.forward(&topic.name, kind, body);
+    shared.forward(&topic.name, payload.kind(), body);
     json(200, format!("{{\"receivers\":{receivers}}}\n"))
 }
 

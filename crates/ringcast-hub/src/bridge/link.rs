@@ -194,16 +194,16 @@ async fn deliver_topic(
 }
 
 fn deliver_one(bridge: &Bridge, handle: &ServerHandle, name: &str, message: &async_nats::Message) {
-    let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str().to_owned());
-    if header(ORIGIN).as_deref() == Some(bridge.origin.as_str()) {
+    let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str());
+    if header(ORIGIN) == Some(bridge.origin.as_str()) {
         return; // our own publish (no_echo already keeps these away)
     }
-    let claimed = header(KIND).and_then(|k| Kind::parse(&k));
-    let Some(kind) = deliver::check(claimed, &message.payload) else {
+    let claimed = header(KIND).and_then(Kind::parse);
+    let Some(payload) = deliver::check(claimed, &message.payload) else {
         bridge.metrics.dropped_in.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(topic = %name, "bridge: a message whose payload does not match its kind was dropped");
         return;
     };
-    deliver::to_local(handle, name, kind, &message.payload);
+    deliver::to_local(handle, name, payload);
     bridge.metrics.received.fetch_add(1, Ordering::Relaxed);
 }
