@@ -3,8 +3,10 @@
 //! with its type, then asks the server to write its report.
 //!
 //! ```text
-//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 ringcast-client
+//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 ringcast-client [--deflate]
 //! ```
+//!
+//! `--deflate` offers permessage-deflate (cases 12.* and 13.*).
 //!
 //! The cases run one after the other (the fuzzing server expects that);
 //! each connection is told its case number through its state.
@@ -55,14 +57,13 @@ impl Handler for Echo {
     }
 }
 
-fn run(base: &str, agent: &str) -> Result<(), String> {
+fn run(base: &str, agent: &str, deflate: bool) -> Result<(), String> {
     let (tx, rx) = mpsc::channel();
-    let client = Client::builder()
-        .max_message_size(64 << 20)
-        .max_frame_size(64 << 20)
-        .max_backpressure(64 << 20)
-        .start(move |_| Echo { done: tx.clone() })
-        .map_err(|e| e.to_string())?;
+    let mut builder = Client::builder().max_message_size(64 << 20).max_frame_size(64 << 20).max_backpressure(64 << 20);
+    if deflate {
+        builder = builder.deflate(ringcast::Deflate::default());
+    }
+    let client = builder.start(move |_| Echo { done: tx.clone() }).map_err(|e| e.to_string())?;
     let visit = |path: String, count_query: bool| -> Result<Option<u32>, String> {
         let target = Connect::new(&format!("{base}{path}")).map_err(|e| format!("{path}: {e}"))?;
         client.connect(&target, Conn { count_query, heard: None }).map_err(|e| e.to_string())?;
@@ -87,10 +88,15 @@ fn run(base: &str, agent: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let base = args.next().unwrap_or_else(|| "ws://127.0.0.1:9001".into());
-    let agent = args.next().unwrap_or_else(|| "ringcast-client".into());
-    match run(base.trim_end_matches('/'), &agent) {
+    let (flags, mut args): (Vec<String>, Vec<String>) = std::env::args().skip(1).partition(|a| a.starts_with("--"));
+    if let Some(unknown) = flags.iter().find(|f| *f != "--deflate") {
+        eprintln!("autobahn client: unknown flag {unknown} (usage: autobahn_client [URL] [AGENT] [--deflate])");
+        return ExitCode::from(2);
+    }
+    args.reverse();
+    let base = args.pop().unwrap_or_else(|| "ws://127.0.0.1:9001".into());
+    let agent = args.pop().unwrap_or_else(|| "ringcast-client".into());
+    match run(base.trim_end_matches('/'), &agent, !flags.is_empty()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("autobahn client: {e}");

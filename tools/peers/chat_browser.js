@@ -3,13 +3,18 @@
 // the DevTools protocol (Node `ws`), the way a person would use the page:
 // fill the fields, click Join, type, click Send.
 //
-// usage: node chat_browser.js http://127.0.0.1:PORT
+// usage: node chat_browser.js http://127.0.0.1:PORT [deflate]
+//
+// With `deflate` (a hub started with --compression), each page's socket
+// must have negotiated permessage-deflate, and a long line (compressed on
+// the wire both ways) must arrive intact.
 "use strict";
 const { launch } = require("./cdp");
 
 const base = process.argv[2];
+const deflate = process.argv[3] === "deflate";
 if (!base) {
-  console.error("usage: node chat_browser.js http://HOST:PORT");
+  console.error("usage: node chat_browser.js http://HOST:PORT [deflate]");
   process.exit(2);
 }
 const { openPage, fail, cleanup } = launch("chat");
@@ -40,6 +45,18 @@ async function say(page, text) {
   await bob.waitFor(`${LOG}.includes('alicehello from alice ✓')`, "bob sees alice's message");
   await say(bob, "hi alice, bob here");
   await alice.waitFor(`${LOG}.includes('bobhi alice, bob here')`, "alice sees bob's message");
+  let extensions = "";
+  if (deflate) {
+    // Chromium offers permessage-deflate; `socket` is the page's socket.
+    for (const page of [alice, bob]) {
+      extensions = await page.evaluate("socket.extensions");
+      if (!extensions.startsWith("permessage-deflate")) fail(`the chat socket negotiated '${extensions}'`);
+    }
+    // Past the hub's compression threshold (128 B): compressed both ways.
+    const long = "a long line, compressed on the wire ".repeat(60);
+    await say(alice, long);
+    await bob.waitFor(`${LOG}.includes(${JSON.stringify("alice" + long)})`, "bob sees alice's long line");
+  }
   // Each saw the other's line once, and its own line once (shown locally,
   // not echoed back by the hub).
   const aliceLog = await alice.evaluate(LOG);
@@ -55,6 +72,7 @@ async function say(page, text) {
   alice.close();
   bob.close();
   cleanup();
-  console.log(`chat: ${version} (headless), two pages in ${room} exchanged messages: ok`);
+  const how = deflate ? ` with ${extensions}` : "";
+  console.log(`chat: ${version} (headless), two pages in ${room} exchanged messages${how}: ok`);
   process.exit(0);
 })().catch((e) => fail(e.stack || String(e)));

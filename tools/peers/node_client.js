@@ -2,8 +2,14 @@
 // 16 MiB come back with their type, a ping is answered, the close
 // handshake completes with our code. Exit 0 on success.
 //
-//   node node_client.js ws://127.0.0.1:9001/
+//   node node_client.js ws://127.0.0.1:9001/ [deflate|plain]
+//
+// With `deflate` the client offers permessage-deflate (perMessageDeflate,
+// compressing every message) and the server must accept it; with `plain`
+// (the default) nothing is offered.
 const WebSocket = require('ws');
+
+const expect = process.argv[3] || 'plain';
 
 const sizes = [0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20];
 const messages = [];
@@ -12,10 +18,16 @@ for (const n of sizes) {
   messages.push({ data: Buffer.alloc(n, n % 251), binary: true });
 }
 
-const ws = new WebSocket(process.argv[2], { maxPayload: 32 << 20 });
+const deflate = expect === 'deflate' ? { threshold: 0 } : false;
+const ws = new WebSocket(process.argv[2], { maxPayload: 32 << 20, perMessageDeflate: deflate });
 let i = 0;
 let ponged = false;
+let answer = '';
 const fail = (why) => { console.error('node ws: ' + why); process.exit(1); };
+ws.on('upgrade', (res) => {
+  answer = res.headers['sec-websocket-extensions'] || '';
+  if (answer.startsWith('permessage-deflate') !== (expect === 'deflate')) fail(`expected ${expect}, the 101 says '${answer}'`);
+});
 ws.on('open', () => ws.send(messages[0].data, { binary: messages[0].binary }));
 ws.on('message', (data, isBinary) => {
   const want = messages[i];
@@ -32,7 +44,7 @@ ws.on('pong', (data) => {
 });
 ws.on('close', (code) => {
   if (code !== 4002 || !ponged || i !== messages.length) fail(`close ${code}, ponged ${ponged}, ${i} messages`);
-  console.log(`node ws: ${sizes.length} sizes x 2 types, ping, close ${code}: ok`);
+  console.log(`node ws (${answer || 'no extension'}): ${sizes.length} sizes x 2 types, ping, close ${code}: ok`);
   process.exit(0);
 });
 ws.on('error', (e) => fail(e.message));

@@ -3,7 +3,10 @@
 0 B to 16 MiB come back with their type, a ping is answered, the close
 handshake completes with our code. Exit 0 on success.
 
-    python_client.py ws://127.0.0.1:9001/
+    python_client.py ws://127.0.0.1:9001/ [deflate|plain]
+
+websockets offers permessage-deflate by default (window bits 12): with
+`deflate` the server must accept it, with `plain` (the default) it must not.
 """
 import asyncio, sys
 
@@ -22,8 +25,11 @@ def text_of(n):
             s = s[:-1] + b"a"
 
 
-async def main(url):
+async def main(url, expect):
     async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
+        answer = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+        negotiated = answer.startswith("permessage-deflate")
+        assert negotiated == (expect == "deflate"), f"expected {expect}, the 101 says {answer!r}"
         for n in SIZES:
             t = text_of(n)
             await ws.send(t)
@@ -36,7 +42,10 @@ async def main(url):
         latency = await (await ws.ping(b"python"))
         await ws.close(code=4001, reason="python done")
     assert ws.close_code == 4001, ws.close_code
-    print(f"python websockets {websockets.__version__}: {len(SIZES)} sizes x 2 types, ping ({latency * 1e6:.0f} us), close 4001: ok")
+    print(
+        f"python websockets {websockets.__version__} ({answer or 'no extension'}): "
+        f"{len(SIZES)} sizes x 2 types, ping ({latency * 1e6:.0f} us), close 4001: ok"
+    )
 
 
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "plain"))

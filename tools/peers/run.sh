@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Real WebSocket peers against examples/echo (2 shards): Python
-# `websockets`, Node `ws` and headless Chromium; then two Chromium pages
-# chatting through ringcast-hub's page. Installs what is missing
+# Real WebSocket peers against examples/echo (2 shards), without and with
+# permessage-deflate: Python `websockets`, Node `ws` and headless Chromium;
+# then two Chromium pages chatting through ringcast-hub's page (with
+# --compression). Installs what is missing
 # (pip, npm into target/peers, Debian's chromium). Called by tools/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,60 +29,79 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 cargo build --release -q -p ringcast --example echo
 
+# Two echo servers: without permessage-deflate, and with it (--deflate).
 port=9201
+deflate_port=9204
 target/release/examples/echo --listen "127.0.0.1:$port" --shards 2 > "$work/echo.log" 2>&1 &
 echo_pid=$!
+target/release/examples/echo --listen "127.0.0.1:$deflate_port" --shards 2 --deflate > "$work/echo-deflate.log" 2>&1 &
+deflate_pid=$!
 http_pid=
 hub_pid=
 cleanup() {
-  kill "$echo_pid" 2>/dev/null || true
+  kill "$echo_pid" "$deflate_pid" 2>/dev/null || true
   [ -n "$hub_pid" ] && kill "$hub_pid" 2>/dev/null || true
   [ -n "$http_pid" ] && kill "$http_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+for p in "$port" "$deflate_port"; do
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+done
 url="ws://127.0.0.1:$port/"
+deflate_url="ws://127.0.0.1:$deflate_port/"
 
-python3 tools/peers/python_client.py "$url"
-NODE_PATH="$work/node/node_modules" node tools/peers/node_client.js "$url"
+python3 tools/peers/python_client.py "$url" plain
+python3 tools/peers/python_client.py "$deflate_url" deflate
+NODE_PATH="$work/node/node_modules" node tools/peers/node_client.js "$url" plain
+NODE_PATH="$work/node/node_modules" node tools/peers/node_client.js "$deflate_url" deflate
 
 # The browser: a page served here opens the WebSocket and reports by
 # loading /done?... from this server.
-python3 -m http.server 9202 --bind 127.0.0.1 --directory tools/peers > "$work/http.log" 2>&1 &
+python3 -m http.server 9202 --bind 127.0.0.1 --directory tools/peers >> "$work/http.log" 2>&1 &
 http_pid=$!
-profile=$(mktemp -d)
-timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
-  --disable-component-update --disable-sync --no-first-run --user-data-dir="$profile" \
-  "http://127.0.0.1:9202/browser.html?ws=$url" > "$work/chromium.log" 2>&1 &
-browser_pid=$!
-report=
-for _ in $(seq 300); do
-  report=$(grep -o 'GET /done?[^ ]*' "$work/http.log" || true)
-  [ -n "$report" ] && break
-  sleep 0.1
-done
-kill "$browser_pid" 2>/dev/null || true
-wait "$browser_pid" 2>/dev/null || true
-remove_dir "$profile"
 chromium_version=$(chromium --version 2>/dev/null | head -n1 | cut -d' ' -f1-2)
-if [ "$report" != "GET /done?code=4003&messages=5&bad=0&clean=true" ]; then
-  log "chromium: unexpected report '${report:-none}' (see $work/chromium.log)"
-  exit 1
-fi
-log "$chromium_version (headless): 5 messages (text, binary, 600 KB text, 1 MiB binary, empty), close 4003 clean: ok"
+# browser_check WS-URL EXTENSION: the page's report must show every message
+# intact, the clean close, and EXTENSION (or none) in the 101.
+browser_check() {
+  local server=$1 ext=$2 profile report= browser_pid
+  profile=$(mktemp -d)
+  : > "$work/http.log"
+  timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+    --disable-component-update --disable-sync --no-first-run --user-data-dir="$profile" \
+    "http://127.0.0.1:9202/browser.html?ws=$server" > "$work/chromium.log" 2>&1 &
+  browser_pid=$!
+  for _ in $(seq 300); do
+    report=$(grep -ao 'GET /done?[^ ]*' "$work/http.log" || true)
+    [ -n "$report" ] && break
+    sleep 0.1
+  done
+  kill "$browser_pid" 2>/dev/null || true
+  wait "$browser_pid" 2>/dev/null || true
+  remove_dir "$profile"
+  if [ "$report" != "GET /done?code=4003&messages=5&bad=0&clean=true&ext=$ext" ]; then
+    log "chromium: unexpected report '${report:-none}' from $server (see $work/chromium.log)"
+    exit 1
+  fi
+  log "$chromium_version (headless), extension $ext: 5 messages (text, binary, 600 KB text, 1 MiB binary, empty), close 4003 clean: ok"
+}
+browser_check "$url" none
+browser_check "$deflate_url" permessage-deflate
 
-kill -INT "$echo_pid"
-wait "$echo_pid"
-log "echo server stopped cleanly: $(tail -n1 "$work/echo.log")"
+for pid in "$echo_pid" "$deflate_pid"; do
+  kill -INT "$pid"
+  wait "$pid"
+done
+log "echo servers stopped cleanly: $(tail -n1 "$work/echo.log"); $(tail -n1 "$work/echo-deflate.log")"
 
 # The hub's chat page in two browser pages (debug build: the tests built
 # its dependencies already).
 cargo build -q -p ringcast-hub
 hub_port=9203
-target/debug/ringcast-hub --listen "127.0.0.1:$hub_port" --shards 2 > "$work/hub.log" 2>&1 &
+# With --compression: the chat page's socket must negotiate permessage-deflate.
+target/debug/ringcast-hub --listen "127.0.0.1:$hub_port" --shards 2 --compression > "$work/hub.log" 2>&1 &
 hub_pid=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$hub_port") 2>/dev/null && break; sleep 0.1; done
-NODE_PATH="$work/node/node_modules" node tools/peers/chat_browser.js "http://127.0.0.1:$hub_port"
+NODE_PATH="$work/node/node_modules" node tools/peers/chat_browser.js "http://127.0.0.1:$hub_port" deflate
 NODE_PATH="$work/node/node_modules" node tools/peers/dashboard_browser.js "http://127.0.0.1:$hub_port" "$work/dashboard.png"
 kill -TERM "$hub_pid"
 wait "$hub_pid"

@@ -190,11 +190,13 @@ impl<R> Builder<R> {
         self
     }
 
-    /// Negotiates permessage-deflate (RFC 7692) with peers that offer it
-    /// (every browser does). A server compresses a published message once
-    /// for all its subscribers that negotiated it, and keeps no compression
-    /// state per connection unless `settings` asks for context takeover.
-    /// Default: off.
+    /// Negotiates permessage-deflate (RFC 7692): a server accepts it from
+    /// peers that offer it (every browser does), a client offers it in
+    /// every request. A server compresses a published message once for all
+    /// its subscribers that negotiated it, and keeps no compression state
+    /// per connection unless `settings` asks for context takeover. A
+    /// server's answer with invalid parameters fails the client's connect
+    /// (`ConnectError::Handshake`). Default: off.
     pub fn deflate(mut self, settings: crate::config::Deflate) -> Self {
         self.settings.deflate = Some(settings);
         self

@@ -42,6 +42,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ringcast_proto::deflate::client_offer;
 use ringcast_proto::handshake::{ClientHandshake, WsUri};
 
 use crate::builder::Builder;
@@ -104,11 +105,12 @@ impl Builder<ClientRole> {
     {
         let (settings, role) = self.into_checked()?;
         let max_head = settings.max_header_bytes;
+        let deflate_offer = settings.deflate.map(|d| Arc::from(client_offer(&d.negotiation())));
         let no_listeners = (0..settings.shards).map(|_| None).collect();
         let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
         let runtime::Launched { runtime, dialer } =
             runtime::launch(settings, no_listeners, nowhere, role.one_connecting, factory)?;
-        Ok(ClientHandle { runtime, dialer, max_head })
+        Ok(ClientHandle { runtime, dialer, max_head, deflate_offer })
     }
 }
 
@@ -182,11 +184,18 @@ pub struct ClientHandle<C> {
     /// value).
     dialer: Arc<Dialer<C>>,
     max_head: usize,
+    /// The permessage-deflate offer sent with every request, when enabled.
+    deflate_offer: Option<Arc<str>>,
 }
 
 impl<C> Clone for ClientHandle<C> {
     fn clone(&self) -> Self {
-        ClientHandle { runtime: self.runtime.clone(), dialer: self.dialer.clone(), max_head: self.max_head }
+        ClientHandle {
+            runtime: self.runtime.clone(),
+            dialer: self.dialer.clone(),
+            max_head: self.max_head,
+            deflate_offer: self.deflate_offer.clone(),
+        }
     }
 }
 
@@ -212,6 +221,9 @@ impl<C: Send + 'static> ClientHandle<C> {
         }
         for (name, value) in &target.headers {
             handshake = handshake.header(name, value);
+        }
+        if let Some(offer) = &self.deflate_offer {
+            handshake = handshake.extension(offer);
         }
         // Checked here so that a bad header is the caller's error, now.
         handshake.write_request(&mut Vec::new()).map_err(ConnectError::InvalidRequest)?;

@@ -5,10 +5,12 @@
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
-use ringcast_proto::{Config, Connection};
+use ringcast_proto::deflate::{client_accept, PerMessageDeflate};
+use ringcast_proto::{Connection, ResponseError};
 use socket2::{Domain, SockRef, Socket, Type};
 
 use super::frames::on_frames;
+use super::handshake::Rules;
 use super::notify::{fail_connecting, with_ws};
 use super::slot::{Dial, Phase, Slot};
 use crate::dialer::Dialer;
@@ -53,13 +55,15 @@ pub fn start_socket(
 
 /// Feeds received bytes to a connection waiting for its upgrade response.
 /// Parses in place when the head arrives in one read; on a 101, bytes after
-/// the head go straight to the WebSocket path.
+/// the head go straight to the WebSocket path. With `rules.deflate`, the
+/// request offered permessage-deflate: the answer's parameters are checked
+/// (invalid ones fail the connection, RFC 7692 §7.1) and the codec installed.
 pub fn on_response<H: Handler, S>(
     handler: &mut H,
     slot: &mut Slot<H::Data, S>,
     input: &mut [u8],
     id: ConnId,
-    config: Config,
+    rules: Rules,
     shard: &mut ShardCtx,
     dialer: &Dialer<H::Data>,
 ) -> Step {
@@ -70,7 +74,7 @@ pub fn on_response<H: Handler, S>(
     }
     let Dial { handshake, head, .. } = &mut **dial;
     let buf: &mut [u8] = if in_place { &mut *input } else { head.as_mut_slice() };
-    let (protocol, head_len) = match handshake.read_response(buf) {
+    let (protocol, head_len, negotiated) = match handshake.read_response(buf) {
         Ok(None) => {
             if in_place {
                 dial.head.extend_from_slice(input);
@@ -81,12 +85,27 @@ pub fn on_response<H: Handler, S>(
             fail_connecting(handler, slot, ConnectError::Handshake(e), dialer);
             return Step::Failed;
         }
-        Ok(Some(response)) => (response.protocol().map(str::to_owned), response.head_len()),
+        Ok(Some(response)) => {
+            let negotiated = match rules.deflate.map(|d| client_accept(&response.extensions(), &d.negotiation())) {
+                Some(Ok(negotiated)) => negotiated,
+                None => None,
+                Some(Err(_)) => {
+                    let error = ResponseError::InvalidHeader("Sec-WebSocket-Extensions");
+                    fail_connecting(handler, slot, ConnectError::Handshake(error), dialer);
+                    return Step::Failed;
+                }
+            };
+            (response.protocol().map(str::to_owned), response.head_len(), negotiated)
+        }
     };
     let Phase::Connecting(dial) = std::mem::replace(&mut slot.phase, Phase::Finished) else { return Step::Failed };
     let Dial { data, addr, mut head, .. } = *dial;
     dialer.release(addr);
-    slot.phase = Phase::Open { proto: Connection::client(config), data };
+    let mut proto = Connection::client(rules.proto);
+    if let (Some(negotiated), Some(deflate)) = (negotiated, rules.deflate) {
+        proto = proto.with_extension(Box::new(PerMessageDeflate::new(negotiated, false, deflate.tuning())));
+    }
+    slot.phase = Phase::Open { proto, data };
     if !with_ws(handler, slot, id, shard, "connected", |handler, ws| handler.connected(ws, protocol.as_deref())) {
         return Step::Opened(0);
     }

@@ -21,13 +21,14 @@ enum Next<C> {
     Answered,
 }
 
-/// What an upgrade is checked and answered against.
+/// What an upgrade is checked and answered against (server role), or a
+/// server's answer read with (client role).
 #[derive(Clone, Copy)]
 pub struct Rules {
     pub proto: Config,
     /// The largest request body.
     pub max_body: usize,
-    /// permessage-deflate, when the server offers it.
+    /// permessage-deflate, when the server accepts or the client offers it.
     pub deflate: Option<Deflate>,
 }
 
