@@ -14,7 +14,7 @@ seconds=${1:-60}
 shift || true
 cd "$(dirname "$0")/../crates/ringcast-proto/fuzz"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(handshake_request client_response frame_stream)
+[ ${#targets[@]} -gt 0 ] || targets=(handshake_request client_response frame_stream inflate)
 export RUSTC_BOOTSTRAP=1
 # A cached compiler probe from a build without the sanitizer confuses cargo.
 rm -f target/.rustc_info.json

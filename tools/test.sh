@@ -60,7 +60,7 @@ step "ringcast-bench: every scenario for a few seconds against examples/echo and
 tools/bench/smoke.sh
 
 if [ "${AUTOBAHN:-1}" != 0 ]; then
-  step "Autobahn|Testsuite 1.* to 10.* against examples/echo (1 and 2 shards), ringcast-hub and the ringcast client (reports in target/autobahn/)"
+  step "Autobahn|Testsuite 1.* to 13.* with permessage-deflate on, against ringcast-hub, the ringcast client and examples/echo with 1 and 2 shards (reports in target/autobahn/)"
   tools/autobahn/ci.sh
 fi
 

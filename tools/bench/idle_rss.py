@@ -21,17 +21,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.join(ROOT, "target", "release")
 SERVERS = {
     "ringcast": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
+    # permessage-deflate negotiated on every connection (the clients offer it).
+    "ringcast-deflate": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1", "--deflate"],
     "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-peer", f"127.0.0.1:{port}", "echo"],
 }
 
-def hold(port, n, seconds):
+def hold(port, n, seconds, deflate=False):
     # `connections` without pings holds idle connections; it prints
-    # "ready connections=N" once all are up.
+    # "ready connections=N" once all are up (and "deflate=N" when every one
+    # negotiated permessage-deflate).
+    extra = ["--offer-deflate"] if deflate else []
     client = subprocess.Popen([f"{BIN}/ringcast-bench", "connections", "--url", f"ws://127.0.0.1:{port}/",
-                               "--connections", str(n), "--hold", str(seconds), "--ping-interval", "0"],
+                               "--connections", str(n), "--hold", str(seconds), "--ping-interval", "0"] + extra,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = client.stdout.readline()
-    if not line.startswith("ready") or line.strip() != f"ready connections={n}":
+    want = f"ready connections={n}" + (f" deflate={n}" if deflate else "")
+    if not line.startswith("ready") or line.strip() != want:
         client.kill()
         raise SystemExit(f"idle client failed: {line}{client.stderr.read()}")
     return client
@@ -46,12 +51,13 @@ def measure(name, port, args):
                 break
             except OSError:
                 time.sleep(0.02)
-        clients = [hold(port, args.warmup, 3600)]
+        deflate = name.endswith("-deflate")
+        clients = [hold(port, args.warmup, 3600, deflate)]
         time.sleep(args.settle)
         points = [(0, rss_kib(server.pid))]
         batch = args.connections // args.batches
         for i in range(args.batches):
-            clients.append(hold(port, batch, 3600))
+            clients.append(hold(port, batch, 3600, deflate))
             time.sleep(args.settle)
             points.append(((i + 1) * batch, rss_kib(server.pid)))
         for c in clients:

@@ -25,6 +25,9 @@ pub struct ConnectOptions {
     /// Receive buffer size, set before connecting (a small one makes a
     /// subscriber that never reads fill the server's queue soon).
     pub recv_buffer: Option<usize>,
+    /// Offer permessage-deflate (for `connections --offer-deflate`: the
+    /// frame reader takes no compressed frame, so only for idle holds).
+    pub offer_deflate: bool,
 }
 
 /// Where a connection is.
@@ -83,6 +86,8 @@ pub struct Client {
     upgrade: Option<Box<Upgrade>>,
     /// When the attempt began.
     pub started: Instant,
+    /// The server accepted permessage-deflate.
+    pub deflate: bool,
 }
 
 impl Client {
@@ -96,7 +101,10 @@ impl Client {
         token: Token,
     ) -> Result<Client, ConnectError> {
         let stream = open_socket(target.addr, options).map_err(|e| ConnectError::io(&e))?;
-        let handshake = ClientHandshake::with_nonce(target.uri.clone(), rng.nonce());
+        let mut handshake = ClientHandshake::with_nonce(target.uri.clone(), rng.nonce());
+        if options.offer_deflate {
+            handshake = handshake.extension("permessage-deflate; client_max_window_bits");
+        }
         let mut client = Client {
             stream,
             phase: Phase::Connecting,
@@ -105,6 +113,7 @@ impl Client {
             reader: FrameReader::default(),
             upgrade: Some(Box::new(Upgrade { handshake, head: Vec::new() })),
             started: Instant::now(),
+            deflate: false,
         };
         registry
             .register(&mut client.stream, token, Interest::READABLE | Interest::WRITABLE)
@@ -149,7 +158,10 @@ impl Client {
             }
             let head_len = match upgrade.handshake.read_response(&upgrade.head) {
                 Ok(None) => continue,
-                Ok(Some(response)) => response.head_len(),
+                Ok(Some(response)) => {
+                    self.deflate = !response.extensions().is_empty();
+                    response.head_len()
+                }
                 Err(ringcast_proto::ResponseError::Status(status)) => {
                     let line = String::from_utf8_lossy(&upgrade.head);
                     let line = line.lines().next().unwrap_or_default();
@@ -200,6 +212,7 @@ impl Client {
             reader: FrameReader::default(),
             upgrade: None,
             started: Instant::now(),
+            deflate: false,
         }
     }
 

@@ -6,7 +6,9 @@
 //! errors by kind (refused, timeout, non-101 status, ...).
 //!
 //! `idle` is an alias: with `--ping-interval 0` it holds idle connections
-//! (tools/bench/idle_rss.py), printing `ready connections=N` once all are up.
+//! (tools/bench/idle_rss.py), printing `ready connections=N` once all are up
+//! (with `deflate=M`, the connections that negotiated it, under
+//! `--offer-deflate`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -49,6 +51,10 @@ pub struct ConnectionsArgs {
     /// Seconds between two pings on each held connection (0: none).
     #[arg(long, default_value_t = 1.0)]
     pub ping_interval: f64,
+    /// Offer permessage-deflate (the report counts the connections that
+    /// negotiated it): the memory of idle connections with deflate.
+    #[arg(long)]
+    pub offer_deflate: bool,
 }
 
 /// Ramp progress shared by the threads.
@@ -58,6 +64,8 @@ struct Ramp {
     done: AtomicUsize,
     /// Connections up over all threads.
     connected: AtomicU64,
+    /// Of those, the ones that negotiated permessage-deflate.
+    deflated: AtomicU64,
     /// When the last thread finished its ramp (ns since start), plus one.
     hold_start: AtomicU64,
 }
@@ -67,6 +75,7 @@ struct ConnectionsOut {
     connected: u64,
     kinds: BTreeMap<&'static str, u64>,
     pings: u64,
+    deflated: u64,
 }
 
 /// Runs `connections`; returns whether it was clean.
@@ -100,11 +109,12 @@ pub fn run(args: &ConnectionsArgs) -> Result<bool, String> {
         || {},
         move |ctx| worker(&ctx, &shared.0, &shared.1, &shared.2, &shared.3, shared.4),
     )?;
-    let (mut tally, mut connected, mut kinds, mut pings) = (Tally::new(), 0, BTreeMap::new(), 0);
+    let (mut tally, mut connected, mut kinds, mut pings, mut deflated) = (Tally::new(), 0, BTreeMap::new(), 0, 0);
     for out in outs {
         tally.merge(out.tally);
         connected += out.connected;
         pings += out.pings;
+        deflated += out.deflated;
         for (k, v) in out.kinds {
             *kinds.entry(k).or_insert(0) += v;
         }
@@ -128,6 +138,7 @@ pub fn run(args: &ConnectionsArgs) -> Result<bool, String> {
     .with("ramp_s", round2(ramp_s))
     .with("hold_s", hold)
     .with("pings", pings)
+    .with("deflate_negotiated", deflated)
     .with("sources", sources.len().max(1))
     .with("error_kinds", serde_json::to_value(&kinds).unwrap_or_default())
     .with("threads", common.threads);
@@ -159,7 +170,7 @@ fn worker(
     let concurrency = args.common.concurrency_per_thread();
     let timeout = args.common.connect_timeout();
     let interval = if args.rate > 0.0 { 1e9 * ctx.threads as f64 / args.rate } else { 0.0 };
-    let mut out = ConnectionsOut { tally: Tally::new(), connected: 0, kinds: BTreeMap::new(), pings: 0 };
+    let mut out = ConnectionsOut { tally: Tally::new(), connected: 0, kinds: BTreeMap::new(), pings: 0, deflated: 0 };
     let mut clients: Vec<Option<Client>> = Vec::with_capacity(n);
     let mut awaiting: Vec<u64> = Vec::new();
     let mut in_progress: VecDeque<usize> = VecDeque::new();
@@ -179,6 +190,7 @@ fn worker(
             let i = clients.len();
             let options = ConnectOptions {
                 source: sources.get((range.start + i) % sources.len().max(1)).copied(),
+                offer_deflate: args.offer_deflate,
                 ..ConnectOptions::default()
             };
             match Client::connect(target, options, &mut rng, poll.registry(), Token(i)) {
@@ -210,9 +222,15 @@ fn worker(
             ramped = true;
             awaiting = vec![NO_PING; n];
             ramp.connected.fetch_add(out.connected, Ordering::Relaxed);
+            ramp.deflated.fetch_add(out.deflated, Ordering::Relaxed);
             if ramp.done.fetch_add(1, Ordering::AcqRel) + 1 == ctx.threads {
                 ramp.hold_start.store(clock.now() + 1, Ordering::Release);
-                println!("ready connections={}", ramp.connected.load(Ordering::Relaxed));
+                let connected = ramp.connected.load(Ordering::Relaxed);
+                if args.offer_deflate {
+                    println!("ready connections={connected} deflate={}", ramp.deflated.load(Ordering::Relaxed));
+                } else {
+                    println!("ready connections={connected}");
+                }
                 let _ = std::io::stdout().flush();
             }
         }
@@ -263,6 +281,7 @@ fn worker(
                         let took = client.started.elapsed().as_nanos() as u64;
                         out.tally.latency.saturating_record(took.max(1));
                         out.connected += 1;
+                        out.deflated += u64::from(client.deflate);
                         out.tally.seen += 1;
                     }
                     Ok(false) => {}
