@@ -42,8 +42,10 @@ pub struct Sender {
 /// The parts of a sender most server connections never use.
 #[derive(Debug, Default)]
 struct Cold {
-    /// Source of masking keys (client role only).
-    rng: Option<ChaCha8Rng>,
+    /// Source of masking keys (client role only), boxed apart: it is
+    /// about 330 bytes, which a server connection with an extension (all
+    /// its cold part) must not carry.
+    rng: Option<Box<ChaCha8Rng>>,
     /// The negotiated extension, if any; the receiver reaches it through
     /// the sender it is given.
     extension: Option<Box<dyn Extension>>,
@@ -58,7 +60,7 @@ impl Sender {
             pending: Vec::new(),
             queued_pongs: 0,
             last_pong_at: 0,
-            cold: rng.map(|rng| Box::new(Cold { rng: Some(rng), extension: None })),
+            cold: rng.map(|rng| Box::new(Cold { rng: Some(Box::new(rng)), extension: None })),
             pair,
         }
     }
@@ -287,4 +289,16 @@ fn close_payload(code: Option<CloseCode>, reason: &[u8], out: &mut [u8; 125]) ->
     let n = reason.len().min(close::MAX_REASON_LEN);
     out[2..2 + n].copy_from_slice(&reason[..n]);
     2 + n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cold;
+
+    #[test]
+    fn the_cold_part_of_a_server_connection_is_two_pointers() {
+        // A server connection with permessage-deflate holds this box and the
+        // codec, and nothing else more than one without (idle memory).
+        assert!(std::mem::size_of::<Cold>() <= 24, "Cold grew to {} bytes", std::mem::size_of::<Cold>());
+    }
 }

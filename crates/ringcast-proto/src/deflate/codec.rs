@@ -260,6 +260,13 @@ mod tests {
     }
 
     #[test]
+    fn a_codec_without_context_is_small() {
+        // All that a connection holds for permessage-deflate when neither
+        // side keeps context (idle memory, docs/benchmarks.md).
+        assert!(std::mem::size_of::<PerMessageDeflate>() <= 48, "{}", std::mem::size_of::<PerMessageDeflate>());
+    }
+
+    #[test]
     fn the_rfc_examples_inflate() {
         // RFC 7692 §7.2.3.1 (compressed "Hello"), §7.2.3.3 (a stored block),
         // §7.2.3.2 (context taken over: the second "Hello").
