@@ -34,7 +34,7 @@ def hub_command(binary, budget):
                          "--max-backpressure", budget, "--max-message-size", "16MiB"]
 
 
-def run_one(name, command, port, subs, size, rate, args):
+def run_one(name, command, port, subs, size, rate, args, bench_extra=()):
     server = subprocess.Popen(["taskset", "-c", args.server_cpu] + command(port), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env=dict(os.environ, PORT=str(port)), preexec_fn=raise_nofile)
     peak = [0]
@@ -54,7 +54,8 @@ def run_one(name, command, port, subs, size, rate, args):
         bench = subprocess.Popen(["taskset", "-c", args.client_cpu, f"{BIN}/ringcast-bench", "broadcast",
                                   "--url", f"ws://127.0.0.1:{port}/topics/bench", "--subscribers", str(subs),
                                   "--publishers", "1", "--rate", str(rate), "--size", str(size),
-                                  "--warmup", str(args.warmup), "--duration", str(args.seconds), "--json", out_json],
+                                  "--warmup", str(args.warmup), "--duration", str(args.seconds), "--json", out_json,
+                                  *bench_extra],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
         # Connecting N subscribers takes a while: the window starts when the
         # bench says it is ready, after its warm-up.
@@ -82,6 +83,9 @@ def run_one(name, command, port, subs, size, rate, args):
         "server_cpu": busy, "ns_per_delivery": busy * 1e9 / deliveries if deliveries else float("nan"),
         "peak_rss_mib": peak[0] / 1024, "rss_growth_mib": (peak[0] - rss0) / 1024,
         "lost": result.get("lost", 0), "errors": result.get("errors", 0),
+        "missing": result.get("missing", 0), "publishes_per_sec": float(result.get("rate_achieved", 0)),
+        "wire_bytes_per_delivery": float(result.get("wire_bytes_per_delivery", 0)),
+        "deflate_negotiated": result.get("deflate_negotiated", 0),
     }
 
 

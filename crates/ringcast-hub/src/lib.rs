@@ -113,7 +113,10 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
         builder = builder.send_buffer_size(size);
     }
     if config.compression {
-        builder = builder.deflate(ringcast::Deflate::default().threshold(config.compression_threshold));
+        let deflate = ringcast::Deflate::default()
+            .threshold(config.compression_threshold)
+            .server_context_takeover(config.compression_context_takeover);
+        builder = builder.deflate(deflate);
     }
     let topics = Arc::new(metrics::TopicCount::default());
     let (counter, watcher) = (topics.clone(), bridge.clone());

@@ -79,3 +79,35 @@ fn without_the_flag_no_extension_is_negotiated() {
     let (_stream, head) = join(&hub, true);
     assert!(head.starts_with("HTTP/1.1 101") && !head.contains("permessage-deflate"), "{head}");
 }
+
+#[test]
+fn context_takeover_keeps_the_window_between_messages() {
+    let hub = TestHub::start(1, |c| {
+        c.compression = true;
+        c.compression_context_takeover = true;
+    });
+    let (mut stream, head) = join(&hub, true);
+    let answer = head.lines().find(|l| l.starts_with("Sec-WebSocket-Extensions:")).unwrap_or_default();
+    assert_eq!(answer, "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover", "{head}");
+    hub.wait_subscribers("r:feed", 1);
+    let negotiated = Negotiated {
+        server_no_context_takeover: false,
+        client_no_context_takeover: true,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+    };
+    let mut decoder = PerMessageDeflate::new(negotiated, false, Tuning::default());
+    let text = "{\"symbol\":\"ACME\",\"bid\":101.25,\"ask\":101.27,\"venue\":\"XNAS\",\"seq\":12345} ".repeat(4);
+    let mut sizes = Vec::new();
+    for _ in 0..2 {
+        assert_eq!(publish(hub.addr(), "feed", "application/json", text.as_bytes()), 1);
+        let (first, payload) = frame(&mut stream);
+        assert_eq!(first, 0x80 | 0x40 | 0x1, "FIN, RSV1, text");
+        let mut inflated = Vec::new();
+        decoder.decode(0b100, &payload, 1 << 20, &mut inflated).expect("inflates with the kept window");
+        assert_eq!(inflated, text.as_bytes());
+        sizes.push(payload.len());
+    }
+    // The second copy refers back to the first: a few bytes.
+    assert!(sizes[1] * 4 < sizes[0], "{sizes:?}");
+}

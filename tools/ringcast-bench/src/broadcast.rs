@@ -75,6 +75,24 @@ pub struct BroadcastArgs {
     /// same cluster, to measure delivery across hubs.
     #[arg(long)]
     pub publish_url: Option<String>,
+    /// Subscribers offer permessage-deflate and inflate what comes
+    /// compressed; the report counts the bytes that crossed the wire per
+    /// delivery and the subscribers that negotiated it.
+    #[arg(long)]
+    pub deflate: bool,
+    /// The filler after the stamp: `letters` (compresses to almost
+    /// nothing) or `json` (reads like a JSON feed: for compression figures).
+    #[arg(long, value_enum, default_value_t = Filler::Letters)]
+    pub filler: Filler,
+}
+
+/// What fills a message after its stamp.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filler {
+    /// The alphabet, shifted per message.
+    Letters,
+    /// Records of a made-up price feed.
+    Json,
 }
 
 struct Plan {
@@ -109,6 +127,10 @@ struct BroadcastOut {
     published: Vec<(usize, u64)>,
     /// Publishes in the window.
     publishes: u64,
+    /// Bytes the subscribers read from their sockets (the whole run).
+    wire_bytes: u64,
+    /// Subscribers that negotiated permessage-deflate.
+    deflated: u64,
 }
 
 /// Runs `broadcast`; returns whether it was clean.
@@ -137,7 +159,10 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     let plan = Arc::new(Plan {
         target,
         publish_target,
-        payload: Payload::new(args.size, mode),
+        payload: match args.filler {
+            Filler::Letters => Payload::new(args.size, mode),
+            Filler::Json => Payload::json_like(args.size, mode),
+        },
         readers,
         stalled,
         post_path,
@@ -160,10 +185,13 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         }
     }
     let (mut tally, mut missing, mut reordered, mut publishes) = (Tally::new(), 0, 0, 0);
+    let (mut wire_bytes, mut deflated) = (0, 0);
     for out in outs {
         missing += out.tracker.missing + out.tracker.tail_missing(&published);
         reordered += out.tracker.reordered;
         publishes += out.publishes;
+        wire_bytes += out.wire_bytes;
+        deflated += out.deflated;
         tally.merge(out.tally);
     }
     let duration = clock.window_s();
@@ -197,6 +225,9 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     .with("rate", args.rate)
     .with("rate_achieved", round2(achieved))
     .with("mode", mode.name())
+    .with("wire_bytes", wire_bytes)
+    .with("wire_bytes_per_delivery", round2(wire_bytes as f64 / tally.seen.max(1) as f64))
+    .with("deflate_negotiated", deflated)
     .with("threads", common.threads);
     let mut notes = vec![format!(
         "{} publishers via {via} at {} msgs/s (sent {achieved:.1}/s) to {readers} subscribers (+{stalled} stalled): \
@@ -235,6 +266,8 @@ fn worker(ctx: &Ctx, plan: &Plan) -> Result<BroadcastOut, String> {
         tracker: SeqTracker::new(readers.len(), plan.args.publishers),
         published: Vec::new(),
         publishes: 0,
+        wire_bytes: 0,
+        deflated: 0,
     };
     let payload = &plan.payload;
     let mut events = Events::with_capacity(4096);
@@ -250,6 +283,8 @@ fn worker(ctx: &Ctx, plan: &Plan) -> Result<BroadcastOut, String> {
                     Publisher::Http(h) => (h.id as usize, h.published),
                 })
                 .collect();
+            out.wire_bytes = readers.iter().map(|c| c.reader.wire_bytes).sum();
+            out.deflated = readers.iter().filter(|c| c.deflate).count() as u64;
             return Ok(out);
         }
         let mut next_due = clock.end + grace;
@@ -305,7 +340,7 @@ fn setup(ctx: &Ctx, plan: &Plan, poll: &mut Poll, rng: &mut Rng) -> Result<Setup
     let (concurrency, timeout) = (common.concurrency_per_thread(), common.connect_timeout());
     let readers = share(plan.readers, ctx.thread, ctx.threads).len();
     let stalled = share(plan.stalled, ctx.thread, ctx.threads).len();
-    let plain = vec![ConnectOptions::default(); readers];
+    let plain = vec![ConnectOptions { offer_deflate: plan.args.deflate, ..ConnectOptions::default() }; readers];
     let readers = client::establish(poll, &plan.target, &plain, 0, concurrency, timeout, rng)?;
     let small = vec![ConnectOptions { recv_buffer: Some(4096), ..ConnectOptions::default() }; stalled];
     let mut stalled = client::establish(poll, &plan.target, &small, STALLED_BASE, concurrency, timeout, rng)?;

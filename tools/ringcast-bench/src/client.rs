@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use ringcast_proto::deflate::{client_accept, DeflateConfig, PerMessageDeflate, Tuning};
 use ringcast_proto::handshake::ClientHandshake;
 use socket2::{Domain, Socket, Type};
 
@@ -159,7 +160,17 @@ impl Client {
             let head_len = match upgrade.handshake.read_response(&upgrade.head) {
                 Ok(None) => continue,
                 Ok(Some(response)) => {
-                    self.deflate = !response.extensions().is_empty();
+                    // Offered (the handshake checked that nothing else came
+                    // back): inflate what the server compresses.
+                    let config = DeflateConfig::default();
+                    match client_accept(&response.extensions(), &config) {
+                        Ok(Some(negotiated)) => {
+                            self.deflate = true;
+                            self.reader.set_deflate(PerMessageDeflate::new(negotiated, false, Tuning::default()));
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Err(handshake_error(&e.to_string())),
+                    }
                     response.head_len()
                 }
                 Err(ringcast_proto::ResponseError::Status(status)) => {

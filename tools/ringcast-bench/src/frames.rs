@@ -9,6 +9,9 @@
 
 use std::io::{ErrorKind, Read};
 
+use ringcast_proto::deflate::PerMessageDeflate;
+use ringcast_proto::Extension;
+
 use crate::wire::{self, parse_head, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT};
 
 /// Bytes asked of the kernel per read, beyond a carried partial frame.
@@ -49,6 +52,14 @@ pub struct FrameReader {
     /// Opcode of a fragmented message in progress.
     fragmented: Option<u8>,
     message: Vec<u8>,
+    /// Whether the message in `message` is compressed.
+    compressed: bool,
+    /// permessage-deflate, when negotiated: compressed messages are
+    /// inflated into `inflated` before they are handed out.
+    deflate: Option<Box<PerMessageDeflate>>,
+    inflated: Vec<u8>,
+    /// Bytes read from the socket (what crossed the wire).
+    pub wire_bytes: u64,
 }
 
 impl FrameReader {
@@ -81,6 +92,7 @@ impl FrameReader {
             match src.read(&mut scratch[carried..]) {
                 Ok(0) => return Ok(ReadEnd::Eof),
                 Ok(n) => {
+                    self.wire_bytes += n as u64;
                     self.carry.clear();
                     self.parse(&scratch[..carried + n], &mut on_frame)?;
                     if n < space && !until_closed {
@@ -101,16 +113,21 @@ impl FrameReader {
         self.parse(&joined, &mut on_frame)
     }
 
+    /// Inflates the messages that carry RSV1 from now on.
+    pub fn set_deflate(&mut self, codec: PerMessageDeflate) {
+        self.deflate = Some(Box::new(codec));
+    }
+
     /// Bytes still needed to complete the carried frame (0 if unknown).
     fn missing(&self) -> usize {
-        match parse_head(&self.carry) {
+        match parse_head(&self.carry, self.deflate.is_some()) {
             Ok(Some(head)) => head.frame_len().saturating_sub(self.carry.len()),
             _ => 0,
         }
     }
 
     fn parse(&mut self, mut buf: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) -> Result<(), String> {
-        while let Some(head) = parse_head(buf)? {
+        while let Some(head) = parse_head(buf, self.deflate.is_some())? {
             let Some(payload) = buf.get(head.header_len..head.frame_len()) else { break };
             buf = &buf[head.frame_len()..];
             match (head.opcode, self.fragmented) {
@@ -118,11 +135,16 @@ impl FrameReader {
                 (OP_PONG, _) => on_frame(Frame::Pong(payload)),
                 (OP_CLOSE, _) => on_frame(Frame::Close(payload)),
                 (OP_TEXT | OP_BINARY, Some(_)) => return Err("a new message inside a fragmented one".into()),
+                (OP_TEXT | OP_BINARY, None) if head.fin && head.rsv1 => {
+                    let inflated = inflate(self.deflate.as_deref_mut(), payload, &mut self.inflated)?;
+                    on_frame(Frame::Data { text: head.opcode == OP_TEXT, payload: inflated });
+                }
                 (OP_TEXT | OP_BINARY, None) if head.fin => {
                     on_frame(Frame::Data { text: head.opcode == OP_TEXT, payload });
                 }
                 (OP_TEXT | OP_BINARY, None) => {
                     self.fragmented = Some(head.opcode);
+                    self.compressed = head.rsv1;
                     self.message.clear();
                     self.message.extend_from_slice(payload);
                 }
@@ -134,7 +156,13 @@ impl FrameReader {
                     self.message.extend_from_slice(payload);
                     if head.fin {
                         self.fragmented = None;
-                        on_frame(Frame::Data { text: opcode == OP_TEXT, payload: &self.message });
+                        let text = opcode == OP_TEXT;
+                        if self.compressed {
+                            let inflated = inflate(self.deflate.as_deref_mut(), &self.message, &mut self.inflated)?;
+                            on_frame(Frame::Data { text, payload: inflated });
+                        } else {
+                            on_frame(Frame::Data { text, payload: &self.message });
+                        }
                     }
                 }
                 (other, _) => return Err(format!("unknown opcode 0x{other:x}")),
@@ -143,6 +171,18 @@ impl FrameReader {
         self.carry.extend_from_slice(buf);
         Ok(())
     }
+}
+
+/// Inflates a compressed message into `out` (cleared first).
+fn inflate<'o>(
+    codec: Option<&mut PerMessageDeflate>,
+    payload: &[u8],
+    out: &'o mut Vec<u8>,
+) -> Result<&'o [u8], String> {
+    let codec = codec.ok_or("a compressed message without permessage-deflate")?;
+    out.clear();
+    codec.decode(0b100, payload, wire::MAX_FRAME, out).map_err(|e| format!("a compressed message: {e}"))?;
+    Ok(out)
 }
 
 /// The status code and reason of a close frame, for messages.
@@ -250,5 +290,31 @@ mod tests {
         two.extend(server_frame(true, OP_TEXT, b"b"));
         assert!(FrameReader::default().feed(&two, |_| {}).is_err());
         assert_eq!(describe_close(&[3, 232, b'b', b'y']), "code 1000 \"by\"");
+    }
+
+    #[test]
+    fn compressed_messages_are_inflated_once_negotiated() {
+        use ringcast_proto::deflate::{Negotiated, Tuning};
+        // RFC 7692 §7.2.3.1: "Hello" compressed, whole and in two fragments.
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let mut wire = server_frame(true, OP_TEXT, &hello);
+        wire[0] |= 0x40;
+        let mut first = server_frame(false, OP_TEXT, &hello[..3]);
+        first[0] |= 0x40;
+        wire.extend(first);
+        wire.extend(server_frame(true, OP_CONTINUATION, &hello[3..]));
+        assert!(FrameReader::default().feed(&wire, |_| {}).is_err(), "RSV1 without deflate");
+        let negotiated = Negotiated {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        let mut reader = FrameReader::default();
+        reader.set_deflate(PerMessageDeflate::new(negotiated, false, Tuning::default()));
+        let mut seen = Vec::new();
+        reader.feed(&wire, |f| seen.push(format!("{f:?}"))).unwrap();
+        let want = format!("{:?}", Frame::Data { text: true, payload: b"Hello" });
+        assert_eq!(seen, [want.clone(), want]);
     }
 }

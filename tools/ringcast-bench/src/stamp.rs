@@ -122,20 +122,61 @@ fn hex_digit(c: u8) -> Option<u8> {
 }
 
 /// The payloads of one run: `size` bytes, a stamp (cut short if `size` is
-/// smaller) and a filler of ASCII letters shifted by sender and sequence.
+/// smaller) and a filler shifted by sender and sequence.
 #[derive(Debug, Clone)]
 pub struct Payload {
     size: usize,
     mode: Mode,
-    /// `size + 26` letters; a payload's filler is a window into it.
+    /// `size + spread` bytes; a payload's filler is a window into it.
     pattern: Vec<u8>,
+    /// How many windows there are.
+    spread: usize,
 }
 
+/// Windows into the JSON-like pattern: 1 MiB, so that a compressor keeping
+/// its 32 KiB window between messages finds little of a message's text in
+/// the previous ones (as with a real feed, it finds the keys).
+const JSON_SPREAD: usize = 1 << 20;
+
 impl Payload {
-    /// Payloads of `size` bytes in `mode`.
+    /// Payloads of `size` bytes in `mode`, the filler ASCII letters.
     pub fn new(size: usize, mode: Mode) -> Payload {
         let pattern = (0..size + 26).map(|i| b'a' + (i % 26) as u8).collect();
-        Payload { size, mode, pattern }
+        Payload { size, mode, pattern, spread: 26 }
+    }
+
+    /// Payloads whose filler reads like a JSON feed (quotes, keys that
+    /// repeat, numbers that do not), each message a different window of a
+    /// 1 MiB text: it compresses about as well as real market or chat JSON,
+    /// where the letter filler of [`Self::new`] compresses to almost
+    /// nothing.
+    pub fn json_like(size: usize, mode: Mode) -> Payload {
+        let spread = JSON_SPREAD;
+        let symbols = ["EURUSD", "GBPUSD", "USDJPY", "BTCUSD", "ETHUSD", "XAUUSD", "AAPL", "MSFT"];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut pattern = Vec::with_capacity(size + spread + 128);
+        while pattern.len() < size + spread {
+            let (r, t) = (next(), next());
+            let record = format!(
+                r#"{{"sym":"{}","bid":{}.{:05},"ask":{}.{:05},"size":{},"ts":{}}},"#,
+                symbols[(r % 8) as usize],
+                r % 200,
+                (r >> 8) % 100_000,
+                r % 200,
+                (r >> 24) % 100_000,
+                (t % 50) * 100,
+                1_733_500_000_000 + t % 1_000_000
+            );
+            pattern.extend_from_slice(record.as_bytes());
+        }
+        pattern.truncate(size + spread);
+        Payload { size, mode, pattern, spread }
     }
 
     /// Payload bytes.
@@ -154,7 +195,13 @@ impl Payload {
     }
 
     fn filler(&self, stamp: &Stamp) -> &[u8] {
-        let shift = (stamp.sender.wrapping_add(stamp.seq) % 26) as usize;
+        let shift = if self.spread == 26 {
+            (stamp.sender.wrapping_add(stamp.seq) % 26) as usize
+        } else {
+            // Consecutive messages far apart in the pattern.
+            let mix = (u64::from(stamp.sender) << 32 | u64::from(stamp.seq)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            (mix >> 40) as usize % self.spread
+        };
         &self.pattern[shift + self.stamp_bytes()..shift + self.size]
     }
 
@@ -292,5 +339,22 @@ mod tests {
             mismatch.check(&sent, &Stamp { sender: 1, seq: 4, time_ns: 0 }),
             Err("got sender 1 seq 5 instead of sender 1 seq 4".into())
         );
+    }
+
+    #[test]
+    fn json_like_payloads_check_and_differ_per_message() {
+        let p = Payload::json_like(1024, Mode::Text);
+        let (a, b) = (Stamp { sender: 0, seq: 1, time_ns: 5 }, Stamp { sender: 0, seq: 2, time_ns: 6 });
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        p.write(&mut one, &a);
+        p.write(&mut two, &b);
+        assert_eq!(one.len(), 1024);
+        assert!(std::str::from_utf8(&one).is_ok());
+        assert!(one.contains(&b'{') && one.contains(&b'"'));
+        assert_eq!(p.open(&one, true).map(|s| s.seq), Ok(1));
+        // Not a neighbour's shifted copy: little in common at any offset.
+        assert!(!two.windows(64).any(|w| one.windows(64).any(|v| v == w)), "consecutive messages overlap");
+        two[500] ^= 1;
+        assert!(p.open(&two, true).is_err(), "a changed byte is caught");
     }
 }

@@ -110,6 +110,8 @@ pub struct Head {
     pub header_len: usize,
     /// Payload bytes.
     pub payload_len: usize,
+    /// RSV1: a compressed message (permessage-deflate, when negotiated).
+    pub rsv1: bool,
 }
 
 impl Head {
@@ -122,10 +124,13 @@ impl Head {
 /// Parses the server frame header at the front of `buf`: `Ok(None)` when
 /// more bytes are needed, an error for what a server must not send (mask,
 /// reserved bits, bad control frames, unknown opcodes, absurd lengths).
-pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
+/// RSV1 is allowed on data frames when `deflate` (permessage-deflate was
+/// negotiated).
+pub fn parse_head(buf: &[u8], deflate: bool) -> Result<Option<Head>, String> {
     let [b0, b1, ..] = *buf else { return Ok(None) };
-    if b0 & 0x70 != 0 {
-        return Err(format!("reserved bits set in a server frame (byte 0x{b0:02x}; no extension was negotiated)"));
+    let rsv1 = b0 & 0x40 != 0;
+    if b0 & 0x30 != 0 || (rsv1 && (!deflate || !matches!(b0 & 0x0f, OP_TEXT | OP_BINARY))) {
+        return Err(format!("reserved bits set in a server frame (byte 0x{b0:02x}; not negotiated)"));
     }
     if b1 & 0x80 != 0 {
         return Err("a masked server frame (RFC 6455 §5.1: servers must not mask)".into());
@@ -156,7 +161,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
     if payload_len > MAX_FRAME {
         return Err(format!("a server frame of {payload_len} bytes (limit {MAX_FRAME})"));
     }
-    Ok(Some(Head { fin, opcode, header_len, payload_len }))
+    Ok(Some(Head { fin, opcode, header_len, payload_len, rsv1 }))
 }
 
 /// A server frame as a server would write it (tests).
@@ -200,12 +205,18 @@ mod tests {
     #[test]
     fn heads_parse_and_refuse() {
         let frame = server_frame(true, OP_TEXT, &[b'x'; 300]);
-        assert_eq!(parse_head(&frame[..3]), Ok(None));
-        assert_eq!(parse_head(&frame), Ok(Some(Head { fin: true, opcode: OP_TEXT, header_len: 4, payload_len: 300 })));
-        assert!(parse_head(&[0x82, 0x81, 0, 0, 0, 0, 0]).is_err(), "masked");
-        assert!(parse_head(&[0xc2, 0x00]).is_err(), "rsv1");
-        assert!(parse_head(&[0x09, 0x00]).is_err(), "fragmented ping");
-        assert!(parse_head(&[0x83, 0x00]).is_err(), "opcode 3");
-        assert!(parse_head(&[0x82, 127, 0xff, 0, 0, 0, 0, 0, 0, 0]).is_err(), "huge");
+        assert_eq!(parse_head(&frame[..3], false), Ok(None));
+        assert_eq!(
+            parse_head(&frame, false),
+            Ok(Some(Head { fin: true, opcode: OP_TEXT, header_len: 4, payload_len: 300, rsv1: false }))
+        );
+        assert!(parse_head(&[0x82, 0x81, 0, 0, 0, 0, 0], false).is_err(), "masked");
+        assert!(parse_head(&[0xc2, 0x00], false).is_err(), "rsv1");
+        assert!(parse_head(&[0xc2, 0x00], true).unwrap().unwrap().rsv1, "rsv1 with deflate");
+        assert!(parse_head(&[0xc9, 0x00], true).is_err(), "rsv1 on a ping");
+        assert!(parse_head(&[0xa2, 0x00], true).is_err(), "rsv2");
+        assert!(parse_head(&[0x09, 0x00], false).is_err(), "fragmented ping");
+        assert!(parse_head(&[0x83, 0x00], false).is_err(), "opcode 3");
+        assert!(parse_head(&[0x82, 127, 0xff, 0, 0, 0, 0, 0, 0, 0], false).is_err(), "huge");
     }
 }
