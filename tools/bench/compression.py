@@ -4,8 +4,11 @@ of N subscribers, 1 KiB JSON-like text messages, with compression off, on
 (each publish compressed once for every subscriber), and on with context
 takeover (each subscriber's window kept: compressed once per subscriber),
 run side by side in rounds (A B C A B C). uWebSockets' room joins when
-UWS_ROOM_DEFLATE names a uws_room built with compression (a private build:
-see docs/benchmarks.md).
+UWS_ROOM_DEFLATE names a uws_room built with compression (a private build,
+see docs/benchmarks.md) that reads UWS_MODE: `shared` (SHARED_COMPRESSOR,
+publish compressing for each subscriber), `prepared` (the loop compresses
+once, publishPrepared shares it) and `dedicated` (DEDICATED_COMPRESSOR:
+context takeover) and `off`.
 
 For every run: server CPU per publish (from /proc/PID/stat over the measured
 window, in µs of one core), bytes on the wire per delivery (read by the
@@ -44,7 +47,9 @@ def main():
     }
     uws = os.environ.get("UWS_ROOM_DEFLATE")
     if uws:
-        modes["uws-deflate"] = (lambda port: [uws], ["--deflate"])
+        modes["uws-off"] = (lambda port: ["env", "UWS_MODE=off", uws], [])
+        for mode in ("shared", "prepared", "dedicated"):
+            modes[f"uws-{mode}"] = (lambda port, mode=mode: ["env", f"UWS_MODE={mode}", uws], ["--deflate"])
     else:
         print("uWebSockets with compression: skipped (set UWS_ROOM_DEFLATE)")
     counts = [int(n) for n in args.subscribers.split(",")]
@@ -76,7 +81,8 @@ def main():
             med[mode] = {k: statistics.median(r[k] for r in mine)
                          for k in ("us_per_publish", "wire_bytes_per_delivery", "p50_us", "p99_us", "peak_rss_mib")}
         for mode, m in med.items():
-            vs = m["us_per_publish"] / med["off"]["us_per_publish"]
+            off = med["uws-off" if mode.startswith("uws-") and "uws-off" in med else "off"]
+            vs = m["us_per_publish"] / off["us_per_publish"]
             print(f"| {subs} | {mode} | {m['us_per_publish']:.1f} µs | {vs:.2f}× | {m['wire_bytes_per_delivery']:.0f} B "
                   f"| {args.size / m['wire_bytes_per_delivery']:.2f} | {m['p50_us'] / 1000:.2f} ms "
                   f"| {m['p99_us'] / 1000:.2f} ms | {m['peak_rss_mib']:.1f} MiB |")

@@ -155,3 +155,30 @@ fn a_decompression_bomb_is_closed_with_1009() {
     assert_eq!(close.close_code(), Some(1009));
     server.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn a_mebibyte_that_would_inflate_to_a_gibibyte_is_closed_with_1009() {
+    // The default limits. 1 MiB of zeros compresses to about 1 KiB; 1024
+    // copies, each ended by its sync flush, are one valid message of about
+    // 1 MiB that inflates to 1 GiB: the server stops at its 16 MiB limit.
+    let server =
+        Server::builder().shards(1).pin_threads(false).deflate(Deflate::default()).start("127.0.0.1:0", |_| Rooms);
+    let server = server.unwrap();
+    let (mut client, _) = join(&server, true);
+    let mut kibibyte = Vec::new();
+    PerMessageDeflate::compress_alone(&vec![0u8; 1 << 20], 9, &mut kibibyte);
+    assert!(kibibyte.len() < 2048, "{}", kibibyte.len());
+    let mut bomb = Vec::new();
+    for _ in 0..1024 {
+        bomb.extend_from_slice(&kibibyte);
+        bomb.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+    }
+    bomb.truncate(bomb.len() - 4);
+    client.send_raw(&client_frame(0x80 | 0x40 | 0x2, &bomb, true));
+    let close = client.read_frame().expect("a close frame");
+    assert_eq!(close.close_code(), Some(1009));
+    // The shard lives on: a new connection is served.
+    let (_other, head) = join(&server, true);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    server.shutdown(Duration::from_secs(1));
+}
