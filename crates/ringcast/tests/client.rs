@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::recorder::{collect, count, Ev, Plan, Recorder};
-use common::TestServer;
+use common::{accept_response, read_request_head, TestServer};
 use ringcast::{Client, ClientHandle, Connect, Message, Server};
 
 fn client(shards: usize) -> (ClientHandle<Plan>, mpsc::Receiver<Ev>) {
@@ -153,28 +153,6 @@ fn talks_to_a_tokio_tungstenite_server() {
     client.shutdown(Duration::from_secs(1));
 }
 
-/// Reads an HTTP request head byte by byte.
-fn read_head(stream: &mut impl Read) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).unwrap(), 1, "request head cut short");
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
-}
-
-/// The 101 for a request head, computed from its key.
-fn accept_response(head: &str) -> String {
-    let key =
-        head.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).expect("the request carries a key").trim();
-    let accept = ringcast::proto::handshake::accept_key(key.as_bytes());
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        accept.as_str()
-    )
-}
-
 #[test]
 fn every_frame_is_masked_with_a_fresh_key() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -186,10 +164,10 @@ fn every_frame_is_masked_with_a_fresh_key() {
         .unwrap();
     let (mut stream, _) = listener.accept().unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = read_head(&mut stream);
+    let head = read_request_head(&mut stream);
     assert!(head.starts_with("GET / HTTP/1.1\r\n"), "{head}");
     assert!(head.contains("\r\nSec-WebSocket-Version: 13\r\n") && head.contains("\r\nUpgrade: websocket\r\n"));
-    stream.write_all(accept_response(&head).as_bytes()).unwrap();
+    stream.write_all(accept_response(&head, "").as_bytes()).unwrap();
     let mut keys = std::collections::HashSet::new();
     for i in 0..64 {
         let mut header = [0u8; 2];

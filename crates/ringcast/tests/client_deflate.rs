@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::recorder::{collect, count, Ev, Failure, Plan, Recorder};
-use common::TestServer;
+use common::{accept_response, read_request_head, TestServer};
 use ringcast::{Client, ClientHandle, Connect, Deflate, Server};
 
 fn start_client(deflate: bool) -> (ClientHandle<Plan>, mpsc::Receiver<Ev>) {
@@ -74,17 +74,6 @@ fn our_client_and_server_compress_both_ways() {
     assert!(off > raw, "{off} of {raw}");
 }
 
-/// Reads an HTTP request head byte by byte.
-fn read_head(stream: &mut impl Read) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).unwrap(), 1, "request head cut short");
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
-}
-
 /// A hand-written server: answers the request with `extensions` and hands
 /// back the stream and the request head.
 fn raw_server(client: &ClientHandle<Plan>, plan: Plan, extensions: &str) -> (std::net::TcpStream, String) {
@@ -93,14 +82,8 @@ fn raw_server(client: &ClientHandle<Plan>, plan: Plan, extensions: &str) -> (std
     client.connect(&Connect::new(&format!("ws://{addr}/")).unwrap(), plan).unwrap();
     let (mut stream, _) = listener.accept().unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = read_head(&mut stream);
-    let key = head.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).expect("a key").trim();
-    let accept = ringcast::proto::handshake::accept_key(key.as_bytes());
-    let answer = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: {extensions}\r\n\r\n",
-        accept.as_str()
-    );
+    let head = read_request_head(&mut stream);
+    let answer = accept_response(&head, &format!("Sec-WebSocket-Extensions: {extensions}\r\n"));
     stream.write_all(answer.as_bytes()).unwrap();
     (stream, head)
 }

@@ -168,6 +168,30 @@ impl Drop for TestServer {
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// A valid upgrade request head for `path`, with extra lines.
+/// Reads an HTTP request head byte by byte (a hand-written server in the
+/// client tests).
+pub fn read_request_head(stream: &mut impl Read) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "request head cut short");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// The 101 for a request head, computed from its key, with `extra` header
+/// lines (each ending in CRLF).
+pub fn accept_response(head: &str, extra: &str) -> String {
+    let key =
+        head.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).expect("the request carries a key").trim();
+    let accept = ringcast::proto::handshake::accept_key(key.as_bytes());
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n{extra}\r\n",
+        accept.as_str()
+    )
+}
+
 pub fn upgrade_request(path: &str, extra: &str) -> String {
     format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
