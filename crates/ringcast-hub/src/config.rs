@@ -84,6 +84,13 @@ pub struct HubConfig {
     #[arg(long, env = "RINGCAST_COMPRESSION_CONTEXT_TAKEOVER")]
     pub compression_context_takeover: bool,
 
+    /// With --compression: the hub's compression window, 9 to 15 bits (512
+    /// B to 32 KiB). Smaller saves memory only with context takeover and
+    /// costs ratio.
+    #[arg(long, env = "RINGCAST_COMPRESSION_WINDOW_BITS", default_value_t = 15,
+          value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub compression_window_bits: u8,
+
     /// Secret of the HS256 tokens clients must present (`?token=` or
     /// `Authorization: Bearer`). Unset, with no --jwt-public-key: any
     /// client may subscribe and publish anywhere.
@@ -298,5 +305,12 @@ mod tests {
         assert_eq!(keyed.api_keys.iter().map(Secret::expose).collect::<Vec<_>>(), ["k1", "k2"]);
         let printed = format!("{keyed:?}");
         assert!(!printed.contains("hush") && !printed.contains("k1"), "{printed}");
+        assert_eq!(HubConfig::default().compression_window_bits, 15);
+        let window = HubConfig::try_parse_from(["ringcast-hub", "--compression", "--compression-window-bits", "10"]);
+        assert_eq!(window.map(|c| c.compression_window_bits).ok(), Some(10));
+        for bad in ["8", "16", "x"] {
+            let refused = HubConfig::try_parse_from(["ringcast-hub", "--compression-window-bits", bad]);
+            assert!(refused.is_err(), "{bad} accepted");
+        }
     }
 }

@@ -115,7 +115,8 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
     if config.compression {
         let deflate = ringcast::Deflate::default()
             .threshold(config.compression_threshold)
-            .server_context_takeover(config.compression_context_takeover);
+            .server_context_takeover(config.compression_context_takeover)
+            .window_bits(config.compression_window_bits);
         builder = builder.deflate(deflate);
     }
     let topics = Arc::new(metrics::TopicCount::default());

@@ -161,11 +161,23 @@ pub struct Deflate {
     /// Let clients keep their window between their messages (a
     /// decompressor per such connection on the server). Default false.
     pub client_context_takeover: bool,
+    /// The server's compression window, 9 to 15 bits (512 B to 32 KiB;
+    /// default 15). Smaller costs ratio and saves memory only where a
+    /// compressor is kept per connection (context takeover): without it,
+    /// each shard's one compressor serves every connection. zlib-rs'
+    /// memory level is its default (8): flate2 does not expose it.
+    pub window_bits: u8,
 }
 
 impl Default for Deflate {
     fn default() -> Self {
-        Deflate { level: 2, threshold: 128, server_context_takeover: false, client_context_takeover: false }
+        Deflate {
+            level: 2,
+            threshold: 128,
+            server_context_takeover: false,
+            client_context_takeover: false,
+            window_bits: 15,
+        }
     }
 }
 
@@ -194,16 +206,28 @@ impl Deflate {
         self
     }
 
+    /// The server's compression window in bits (clamped to 9..=15; zlib
+    /// has no 8).
+    pub fn window_bits(mut self, bits: u8) -> Self {
+        self.window_bits = bits.clamp(9, 15);
+        self
+    }
+
     /// What the negotiation may agree to.
     pub(crate) fn negotiation(&self) -> ringcast_proto::deflate::DeflateConfig {
         let mut config = ringcast_proto::deflate::DeflateConfig::default();
         config.server_context_takeover = self.server_context_takeover;
         config.client_context_takeover = self.client_context_takeover;
+        config.server_max_window_bits = self.window_bits.clamp(9, 15);
         config
     }
 
     /// How messages are compressed.
     pub(crate) fn tuning(&self) -> ringcast_proto::deflate::Tuning {
-        ringcast_proto::deflate::Tuning { level: self.level, threshold: self.threshold }
+        ringcast_proto::deflate::Tuning {
+            level: self.level,
+            threshold: self.threshold,
+            window: self.window_bits.clamp(9, 15),
+        }
     }
 }

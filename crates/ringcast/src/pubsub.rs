@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
+use ringcast_proto::deflate::Tuning;
 use slab::Slab;
 
 use crate::config::InterestWatch;
@@ -39,7 +40,7 @@ pub(crate) struct Delivery {
 /// compression threshold carry one ([`Hub::delivery`]).
 #[derive(Debug)]
 pub(crate) struct Deflated {
-    level: u32,
+    tuning: Tuning,
     frame: OnceLock<Bytes>,
 }
 
@@ -51,7 +52,7 @@ impl Deflated {
             *made = true;
             let (kind, payload) = unframe(plain);
             let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
-            ringcast_proto::deflate::PerMessageDeflate::compress_alone(payload, self.level, &mut compressed);
+            ringcast_proto::deflate::PerMessageDeflate::compress_alone(payload, &self.tuning, &mut compressed);
             let mut out = Vec::with_capacity(compressed.len() + 10);
             ringcast_proto::frame::encode_frame_rsv(&mut out, true, 0b100, kind.opcode(), &compressed, None);
             Bytes::from(out)
@@ -76,12 +77,13 @@ pub(crate) struct Hub {
     /// Told of every entry the table gains or loses, under its write lock,
     /// so the calls come in the order of the table's changes.
     watch: Option<InterestWatch>,
-    /// permessage-deflate's (level, threshold), when negotiated.
-    deflate: Option<(u32, usize)>,
+    /// permessage-deflate's level, threshold and shared window, when
+    /// negotiated.
+    deflate: Option<Tuning>,
 }
 
 impl Hub {
-    pub fn new(mailboxes: Vec<Arc<Mailbox>>, watch: Option<InterestWatch>, deflate: Option<(u32, usize)>) -> Self {
+    pub fn new(mailboxes: Vec<Arc<Mailbox>>, watch: Option<InterestWatch>, deflate: Option<Tuning>) -> Self {
         Hub { interest: RwLock::default(), mailboxes, watch, deflate }
     }
 
@@ -90,8 +92,8 @@ impl Hub {
     pub fn delivery(&self, topic: &str, message: Message<'_>, exclude: Option<(u32, u32)>) -> Delivery {
         let deflated = self
             .deflate
-            .filter(|&(_, threshold)| message.as_bytes().len() >= threshold)
-            .map(|(level, _)| Arc::new(Deflated { level, frame: OnceLock::new() }));
+            .filter(|tuning| message.as_bytes().len() >= tuning.threshold)
+            .map(|tuning| Arc::new(Deflated { tuning, frame: OnceLock::new() }));
         Delivery { topic: Arc::from(topic), frame: frame(message), exclude, deflated }
     }
 

@@ -45,7 +45,7 @@ where
         shards.push((ShardControl { waker, stop: Arc::default(), stats: Arc::default() }, mailbox));
     }
     let mailboxes = shards.iter().map(|(_, mailbox)| mailbox.clone()).collect();
-    let deflate = settings.deflate.map(|d| (d.level, d.threshold));
+    let deflate = settings.deflate.map(|d| d.tuning());
     let hub = Arc::new(Hub::new(mailboxes, settings.interest_watch.clone(), deflate));
     let wakers: Vec<Arc<Waker>> = shards.iter().map(|(control, _)| control.waker.clone()).collect();
     let dialer = Arc::new(Dialer::new(&wakers, one_connecting));

@@ -125,7 +125,7 @@ fn a_publish_is_compressed_once_for_every_subscriber_that_negotiated_it() {
     // A compressed message from a client reaches the others, compressed
     // again only for those that negotiated.
     let mut compressed = Vec::new();
-    PerMessageDeflate::compress_alone(json.as_bytes(), 6, &mut compressed);
+    PerMessageDeflate::compress_alone(json.as_bytes(), &Tuning { level: 6, ..Tuning::default() }, &mut compressed);
     deflating[0].send_raw(&client_frame(0x80 | 0x40 | 0x1, &compressed, true));
     for client in deflating[1..].iter_mut() {
         let frame = client.read_frame().unwrap();
@@ -148,7 +148,7 @@ fn a_decompression_bomb_is_closed_with_1009() {
         .unwrap();
     let (mut client, _) = join(&server, true);
     let mut bomb = Vec::new();
-    PerMessageDeflate::compress_alone(&vec![0u8; 16 << 20], 9, &mut bomb);
+    PerMessageDeflate::compress_alone(&vec![0u8; 16 << 20], &Tuning { level: 9, ..Tuning::default() }, &mut bomb);
     assert!(bomb.len() < 32 << 10, "{}", bomb.len());
     client.send_raw(&client_frame(0x80 | 0x40 | 0x2, &bomb, true));
     let close = client.read_frame().expect("a close frame");
@@ -166,7 +166,7 @@ fn a_mebibyte_that_would_inflate_to_a_gibibyte_is_closed_with_1009() {
     let server = server.unwrap();
     let (mut client, _) = join(&server, true);
     let mut kibibyte = Vec::new();
-    PerMessageDeflate::compress_alone(&vec![0u8; 1 << 20], 9, &mut kibibyte);
+    PerMessageDeflate::compress_alone(&vec![0u8; 1 << 20], &Tuning { level: 9, ..Tuning::default() }, &mut kibibyte);
     assert!(kibibyte.len() < 2048, "{}", kibibyte.len());
     let mut bomb = Vec::new();
     for _ in 0..1024 {
@@ -180,5 +180,49 @@ fn a_mebibyte_that_would_inflate_to_a_gibibyte_is_closed_with_1009() {
     // The shard lives on: a new connection is served.
     let (_other, head) = join(&server, true);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_smaller_window_is_announced_and_still_compressed_once() {
+    let server = Server::builder()
+        .shards(2)
+        .pin_threads(false)
+        .deflate(Deflate::default().window_bits(10))
+        .start("127.0.0.1:0", |_| Rooms)
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (client, head) = join(&server, true);
+        assert!(head.contains("; server_max_window_bits=10\r\n"), "{head}");
+        clients.push(client);
+    }
+    wait_subscribers(&server, 4);
+    // 4 000 letters twice: a 32 KiB window finds the repeat 4 000 bytes
+    // back, a 1 KiB one cannot.
+    let mut state = 7u32;
+    let half: String = (0..4000)
+        .map(|_| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from(b'a' + (state >> 16) as u8 % 26)
+        })
+        .collect();
+    let text = half.repeat(2);
+    let (mut small, mut full) = (Vec::new(), Vec::new());
+    PerMessageDeflate::compress_alone(text.as_bytes(), &Tuning { window: 10, ..Tuning::default() }, &mut small);
+    PerMessageDeflate::compress_alone(text.as_bytes(), &Tuning::default(), &mut full);
+    assert!(full.len() * 3 / 2 < small.len(), "{} vs {}", full.len(), small.len());
+    server.publish("news", Message::Text(&text));
+    for client in &mut clients {
+        let frame = client.read_frame().unwrap();
+        assert!(frame.rsv1);
+        assert_eq!(frame.payload, small, "compressed with the 1 KiB window");
+        assert_eq!(payload(&frame), text.as_bytes());
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    while server.stats().publishes_deflated != 1 {
+        assert!(Instant::now() < until, "compressions: {}", server.stats().publishes_deflated);
+        std::thread::sleep(Duration::from_millis(5));
+    }
     server.shutdown(Duration::from_secs(1));
 }

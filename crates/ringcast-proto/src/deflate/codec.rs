@@ -45,11 +45,16 @@ pub struct Tuning {
     /// Messages shorter than this are sent uncompressed (default 128
     /// bytes: below it deflate saves next to nothing and costs microseconds).
     pub threshold: usize,
+    /// The window (bits, 9 to 15) of messages compressed once for many
+    /// connections ([`PerMessageDeflate::compress_alone`]): a connection
+    /// that negotiated this window and no context can take them (default
+    /// 15, the server's window unless configured smaller).
+    pub window: u8,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { level: 2, threshold: 128 }
+        Tuning { level: 2, threshold: 128, window: 15 }
     }
 }
 
@@ -79,10 +84,10 @@ impl PerMessageDeflate {
 
     /// Compresses one message on its own (no context), as this thread's
     /// compressor does for every connection sending without context: the
-    /// payload of a frame with RSV1. Used to compress a published message
-    /// once for all its subscribers.
-    pub fn compress_alone(payload: &[u8], level: u32, out: &mut Vec<u8>) {
-        compress_alone_with(payload, level, 15, out);
+    /// payload of a frame with RSV1, at `tuning`'s level and window. Used
+    /// to compress a published message once for all its subscribers.
+    pub fn compress_alone(payload: &[u8], tuning: &Tuning, out: &mut Vec<u8>) {
+        compress_alone_with(payload, tuning.level, tuning.window, out);
     }
 
     /// The window (bits) of the messages this end sends.
@@ -216,10 +221,10 @@ impl Extension for PerMessageDeflate {
         result
     }
 
-    /// Only without context and with the full window: the shared frames
-    /// are compressed that way.
+    /// Only without context and with the window the shared frames are
+    /// compressed with ([`Tuning::window`]).
     fn encodes_alone(&self) -> bool {
-        self.negotiated.sends_without_context(self.server) && self.own_window() == 15
+        self.negotiated.sends_without_context(self.server) && self.own_window() == self.tuning.window
     }
 
     fn encode(&mut self, _kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Option<u8> {
@@ -252,7 +257,7 @@ mod tests {
     }
 
     fn pair(no_context: bool) -> (PerMessageDeflate, PerMessageDeflate) {
-        let tuning = Tuning { level: 2, threshold: 0 };
+        let tuning = Tuning { level: 2, threshold: 0, window: 15 };
         (
             PerMessageDeflate::new(negotiated(no_context), true, tuning),
             PerMessageDeflate::new(negotiated(no_context), false, tuning),
@@ -322,7 +327,7 @@ mod tests {
         for (bits, compresses) in [(9u8, true), (12, true), (8, false)] {
             let mut negotiated = negotiated(true);
             negotiated.server_max_window_bits = bits;
-            let mut server = PerMessageDeflate::new(negotiated, true, Tuning { level: 6, threshold: 0 });
+            let mut server = PerMessageDeflate::new(negotiated, true, Tuning { level: 6, threshold: 0, window: 15 });
             assert!(!server.encodes_alone(), "window {bits}: not the shared 32 KiB frame");
             let mut wire = Vec::new();
             assert_eq!(server.encode(MessageKind::Binary, &message, &mut wire).is_some(), compresses, "window {bits}");

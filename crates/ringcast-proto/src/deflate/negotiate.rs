@@ -15,7 +15,9 @@
 //!   is accepted with that limit, echoed in the answer: such a connection
 //!   gets its messages compressed with that window (and none at all for
 //!   8, which zlib cannot do; an uncompressed message is always allowed),
-//!   not the shared frame made with a 32 KiB window.
+//!   not the shared frame made with the server's window. A server
+//!   configured with a smaller window
+//!   ([`DeflateConfig::server_max_window_bits`]) says so in every answer.
 //! - It inflates with a 32 KiB window, which reads whatever window the
 //!   client uses, so it never limits the client's (`client_max_window_bits`
 //!   is not answered).
@@ -28,8 +30,9 @@ use crate::handshake::ExtensionOffer;
 /// The extension's name.
 pub const NAME: &str = "permessage-deflate";
 
-/// What one end is willing to do. The default keeps no context either way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What one end is willing to do. The default keeps no context either way
+/// and lets the server use a 32 KiB window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeflateConfig {
     /// Keep the compressor's window between the server's messages (better
@@ -40,6 +43,16 @@ pub struct DeflateConfig {
     /// per connection on the server). Default false: the server answers
     /// `client_no_context_takeover`.
     pub client_context_takeover: bool,
+    /// The largest window (bits, 9 to 15) the server compresses with;
+    /// below 15 every answer says `server_max_window_bits` (RFC 7692
+    /// §7.1.2.1 allows it unasked). Default 15.
+    pub server_max_window_bits: u8,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        DeflateConfig { server_context_takeover: false, client_context_takeover: false, server_max_window_bits: 15 }
+    }
 }
 
 /// What both ends agreed on.
@@ -135,13 +148,18 @@ pub fn server_accept(offers: &[ExtensionOffer<'_>], config: &DeflateConfig) -> O
         if client_no_context_takeover {
             answer.push_str("; client_no_context_takeover");
         }
-        if let Some(bits) = params.server_max_window_bits {
-            answer.push_str(&format!("; server_max_window_bits={bits}"));
+        // The client's limit or ours, whichever is smaller (8 stays 8: sent
+        // uncompressed, see the module's notes).
+        let ours = config.server_max_window_bits.clamp(9, 15);
+        let window = params.server_max_window_bits.map_or(ours, |theirs| theirs.min(ours));
+        // An offer's limit is accepted by answering it (§7.1.2.1).
+        if params.server_max_window_bits.is_some() || window < 15 {
+            answer.push_str(&format!("; server_max_window_bits={window}"));
         }
         let negotiated = Negotiated {
             server_no_context_takeover,
             client_no_context_takeover,
-            server_max_window_bits: params.server_max_window_bits.unwrap_or(15),
+            server_max_window_bits: window,
             client_max_window_bits: params.client_max_window_bits.flatten().unwrap_or(15),
         };
         return Some((negotiated, answer));
@@ -254,8 +272,30 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_window_is_announced_and_an_offer_may_lower_it() {
+        let config = DeflateConfig { server_max_window_bits: 10, ..DeflateConfig::default() };
+        let (negotiated, answer) = server_accept(&offers("permessage-deflate"), &config).unwrap();
+        assert!(answer.ends_with("; server_max_window_bits=10"), "{answer}");
+        assert_eq!(negotiated.server_max_window_bits, 10);
+        let (negotiated, answer) =
+            server_accept(&offers("permessage-deflate; server_max_window_bits=9"), &config).unwrap();
+        assert!(answer.ends_with("; server_max_window_bits=9"), "{answer}");
+        assert_eq!(negotiated.server_max_window_bits, 9);
+        let (negotiated, answer) =
+            server_accept(&offers("permessage-deflate; server_max_window_bits=12"), &config).unwrap();
+        assert!(answer.ends_with("; server_max_window_bits=10"), "ours is smaller: {answer}");
+        assert_eq!(negotiated.server_max_window_bits, 10);
+        // The default window: an offer's limit of 15 is still answered.
+        let (_, answer) = accept("permessage-deflate; server_max_window_bits=15").unwrap();
+        assert!(answer.ends_with("; server_max_window_bits=15"), "{answer}");
+        let (_, answer) = accept("permessage-deflate").unwrap();
+        assert!(!answer.contains("server_max_window_bits"), "{answer}");
+    }
+
+    #[test]
     fn context_takeover_is_granted_only_when_configured() {
-        let config = DeflateConfig { server_context_takeover: true, client_context_takeover: true };
+        let config =
+            DeflateConfig { server_context_takeover: true, client_context_takeover: true, ..DeflateConfig::default() };
         let (negotiated, answer) = server_accept(&offers("permessage-deflate"), &config).unwrap();
         assert_eq!(answer, "permessage-deflate");
         assert!(!negotiated.server_no_context_takeover && !negotiated.client_no_context_takeover);
