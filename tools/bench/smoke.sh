@@ -66,8 +66,9 @@ PIDS+=($!)
 wait_port "$ECHO_PORT" "${PIDS[-1]}" echo
 HUB_PORT=$(free_port)
 # The scenarios load the hub from one address as fast as they can: its
-# per-connection publish rate and per-address limits are off.
-"$BIN/ringcast-hub" --listen "127.0.0.1:$HUB_PORT" --shards 2 --max-publish-rate 0 --max-connections-per-ip 0 \
+# per-connection publish rate and per-address limits are off. Compression
+# is on: only the subscribers of broadcast-deflate offer it.
+"$BIN/ringcast-hub" --listen "127.0.0.1:$HUB_PORT" --shards 2 --max-publish-rate 0 --max-connections-per-ip 0 --compression \
   >"$OUT/hub.log" 2>&1 &
 PIDS+=($!)
 wait_port "$HUB_PORT" "${PIDS[-1]}" hub
@@ -108,6 +109,8 @@ run broadcast-ws broadcast --url "$HUB/smoke-ws" --subscribers 200 --publishers 
 # crates/ringcast/tests/regress_shutdown_hits_reused_fd.rs).
 run broadcast-http broadcast --url "$HUB/smoke-http" --subscribers 200 --publishers 2 --via http --rate 400 \
     --size 64 --text --http-early-close "${COMMON[@]}"
+run broadcast-deflate broadcast --url "$HUB/smoke-deflate" --subscribers 100 --rate 100 --size 1024 --text \
+    --filler json --deflate "${COMMON[@]}"
 run connections connections --url "$ECHO_URL" --connections 4000 --sources 2 --hold 2 --ping-interval 0.5
 
 python3 - "$OUT" <<'EOF' || fail "a result did not pass its checks (see above)"
@@ -139,8 +142,13 @@ for name in files:
         bad.append(f"{name}: no messages")
     if r.get("scenario") == "connections" and r.get("connected") != r.get("connections"):
         bad.append(f"{name}: {r.get('connected')} of {r.get('connections')} connected")
-if len(files) != 9:
-    bad.append(f"{len(files)} result files instead of 9")
+    if name == "broadcast-deflate.json":
+        if r.get("deflate_negotiated") != r.get("subscribers"):
+            bad.append(f"{name}: {r.get('deflate_negotiated')} of {r.get('subscribers')} subscribers negotiated deflate")
+        if not 0 < r.get("wire_bytes_per_delivery", 0) < r["size"] / 2:
+            bad.append(f"{name}: {r.get('wire_bytes_per_delivery')} bytes on the wire per {r['size']}-byte delivery")
+if len(files) != 10:
+    bad.append(f"{len(files)} result files instead of 10")
 try:
     xml.dom.minidom.parse(os.path.join(out, "latency.svg"))
 except Exception as e:
