@@ -34,7 +34,7 @@ def hub_command(binary, budget):
                          "--max-backpressure", budget, "--max-message-size", "16MiB"]
 
 
-def run_one(name, command, port, subs, size, rate, args, bench_extra=()):
+def run_one(name, command, port, subs, size, rate, args, bench_extra=(), cpu=cpu_seconds, tolerate_missing=False):
     server = subprocess.Popen(["taskset", "-c", args.server_cpu] + command(port), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env=dict(os.environ, PORT=str(port)), preexec_fn=raise_nofile)
     peak = [0]
@@ -63,11 +63,14 @@ def run_one(name, command, port, subs, size, rate, args, bench_extra=()):
             if line.startswith("ready"):
                 break
         time.sleep(args.warmup + 0.2)
-        c0, t0 = cpu_seconds(server.pid), time.monotonic()
+        c0, t0 = cpu(server.pid), time.monotonic()
         time.sleep(args.seconds - 0.4)
-        c1, t1 = cpu_seconds(server.pid), time.monotonic()
+        c1, t1 = cpu(server.pid), time.monotonic()
         _, err = bench.communicate(timeout=args.seconds + 120)
-        if bench.returncode != 0:
+        # Messages still missing at the end (a saturated server) fail the
+        # bench; the caller may take the figures anyway and report it.
+        saturated = tolerate_missing and "messages missing" in err and os.path.exists(out_json)
+        if bench.returncode != 0 and not saturated:
             raise SystemExit(f"{name} {subs}x{size}@{rate}: ringcast-bench failed: {err.strip()[-400:]}")
         with open(out_json) as f:
             result = json.load(f)
