@@ -213,21 +213,23 @@ impl Deflate {
         self
     }
 
+    /// The window in bits zlib can use: `window_bits` is a public field,
+    /// so it may hold what the setter would have clamped.
+    fn window(&self) -> u8 {
+        self.window_bits.clamp(9, 15)
+    }
+
     /// What the negotiation may agree to.
     pub(crate) fn negotiation(&self) -> ringcast_proto::deflate::DeflateConfig {
         let mut config = ringcast_proto::deflate::DeflateConfig::default();
         config.server_context_takeover = self.server_context_takeover;
         config.client_context_takeover = self.client_context_takeover;
-        config.server_max_window_bits = self.window_bits.clamp(9, 15);
+        config.server_max_window_bits = self.window();
         config
     }
 
     /// How messages are compressed.
     pub(crate) fn tuning(&self) -> ringcast_proto::deflate::Tuning {
-        ringcast_proto::deflate::Tuning {
-            level: self.level,
-            threshold: self.threshold,
-            window: self.window_bits.clamp(9, 15),
-        }
+        ringcast_proto::deflate::Tuning { level: self.level, threshold: self.threshold, window: self.window() }
     }
 }

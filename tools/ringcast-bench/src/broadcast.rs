@@ -284,7 +284,7 @@ fn worker(ctx: &Ctx, plan: &Plan) -> Result<BroadcastOut, String> {
                 })
                 .collect();
             out.wire_bytes = readers.iter().map(|c| c.reader.wire_bytes).sum();
-            out.deflated = readers.iter().filter(|c| c.deflate).count() as u64;
+            out.deflated = readers.iter().filter(|c| c.reader.deflates()).count() as u64;
             return Ok(out);
         }
         let mut next_due = clock.end + grace;

@@ -26,8 +26,9 @@ pub struct ConnectOptions {
     /// Receive buffer size, set before connecting (a small one makes a
     /// subscriber that never reads fill the server's queue soon).
     pub recv_buffer: Option<usize>,
-    /// Offer permessage-deflate (for `connections --offer-deflate`: the
-    /// frame reader takes no compressed frame, so only for idle holds).
+    /// Offer permessage-deflate, as a browser does (no
+    /// `server_no_context_takeover`, so a server configured for context
+    /// takeover may use it); compressed messages are then inflated.
     pub offer_deflate: bool,
 }
 
@@ -87,8 +88,6 @@ pub struct Client {
     upgrade: Option<Box<Upgrade>>,
     /// When the attempt began.
     pub started: Instant,
-    /// The server accepted permessage-deflate.
-    pub deflate: bool,
 }
 
 impl Client {
@@ -114,7 +113,6 @@ impl Client {
             reader: FrameReader::default(),
             upgrade: Some(Box::new(Upgrade { handshake, head: Vec::new() })),
             started: Instant::now(),
-            deflate: false,
         };
         registry
             .register(&mut client.stream, token, Interest::READABLE | Interest::WRITABLE)
@@ -165,7 +163,6 @@ impl Client {
                     let config = DeflateConfig::default();
                     match client_accept(&response.extensions(), &config) {
                         Ok(Some(negotiated)) => {
-                            self.deflate = true;
                             self.reader.set_deflate(PerMessageDeflate::new(negotiated, false, Tuning::default()));
                         }
                         Ok(None) => {}
@@ -223,7 +220,6 @@ impl Client {
             reader: FrameReader::default(),
             upgrade: None,
             started: Instant::now(),
-            deflate: false,
         }
     }
 

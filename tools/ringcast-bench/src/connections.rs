@@ -281,7 +281,7 @@ fn worker(
                         let took = client.started.elapsed().as_nanos() as u64;
                         out.tally.latency.saturating_record(took.max(1));
                         out.connected += 1;
-                        out.deflated += u64::from(client.deflate);
+                        out.deflated += u64::from(client.reader.deflates());
                         out.tally.seen += 1;
                     }
                     Ok(false) => {}

@@ -118,16 +118,21 @@ impl FrameReader {
         self.deflate = Some(Box::new(codec));
     }
 
+    /// Whether permessage-deflate was negotiated ([`Self::set_deflate`]).
+    pub fn deflates(&self) -> bool {
+        self.deflate.is_some()
+    }
+
     /// Bytes still needed to complete the carried frame (0 if unknown).
     fn missing(&self) -> usize {
-        match parse_head(&self.carry, self.deflate.is_some()) {
+        match parse_head(&self.carry, self.deflates()) {
             Ok(Some(head)) => head.frame_len().saturating_sub(self.carry.len()),
             _ => 0,
         }
     }
 
     fn parse(&mut self, mut buf: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) -> Result<(), String> {
-        while let Some(head) = parse_head(buf, self.deflate.is_some())? {
+        while let Some(head) = parse_head(buf, self.deflates())? {
             let Some(payload) = buf.get(head.header_len..head.frame_len()) else { break };
             buf = &buf[head.frame_len()..];
             match (head.opcode, self.fragmented) {

@@ -10,7 +10,7 @@ use ringcast_proto::{Config, Connection};
 use super::frames::on_frames;
 use super::notify::{guarded, with_ws};
 use super::slot::{Handshake, Phase, Slot};
-use crate::config::Deflate;
+use crate::config::{Deflate, Settings};
 use crate::handler::{Decision, Handler, Peer, Response};
 use crate::ws::{ConnId, ShardCtx};
 
@@ -30,6 +30,13 @@ pub struct Rules {
     pub max_body: usize,
     /// permessage-deflate, when the server accepts or the client offers it.
     pub deflate: Option<Deflate>,
+}
+
+impl Rules {
+    /// The rules of a shard with `settings`, whose protocol config is `proto`.
+    pub fn of(proto: Config, settings: &Settings) -> Rules {
+        Rules { proto, max_body: settings.max_message_size, deflate: settings.deflate }
+    }
 }
 
 /// Feeds received bytes to a connection still reading its request head.

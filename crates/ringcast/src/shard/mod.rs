@@ -426,21 +426,18 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             }
         };
         if !slot.has(flag::DYING | flag::LINGER) {
-            let rules = handshake::Rules {
-                proto: self.proto,
-                max_body: self.settings.max_message_size,
-                deflate: self.settings.deflate,
-            };
             match slot.phase {
                 Phase::Open { .. } => {
                     local.stats.messages += frames::on_frames(&mut self.handler, slot, input, id, local);
                 }
                 Phase::Handshake(_) => {
+                    let rules = handshake::Rules::of(self.proto, &self.settings);
                     local.stats.messages += handshake::on_data(&mut self.handler, slot, input, id, rules, local);
                     Self::opened(&mut self.wheel, self.settings.idle_timeout, self.now, slot, id);
                 }
                 Phase::Connecting(_) => {
                     let dialer = &*self.dialer;
+                    let rules = handshake::Rules::of(self.proto, &self.settings);
                     match dial::on_response(&mut self.handler, slot, input, id, rules, local, dialer) {
                         dial::Step::Waiting => {}
                         dial::Step::Opened(messages) => {
