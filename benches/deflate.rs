@@ -10,11 +10,16 @@
 //!
 //! Compression at levels 1 and 6, and decompression of each library's own
 //! output. The compressed size of each input is printed once.
+//!
+//! Group `codec`: ringcast's own compression of a publish
+//! (`PerMessageDeflate::compress_alone`, zlib-rs called directly) at
+//! memory levels 8 and 1, beside flate2 at the same level.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use libdeflater::{CompressionLvl, Compressor, Decompressor};
 use ringcast_benches::{json_feed, prose};
+use ringcast_proto::deflate::{PerMessageDeflate, Tuning};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -116,5 +121,34 @@ fn deflate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, deflate);
+fn codec(c: &mut Criterion) {
+    let mut group = c.benchmark_group("codec");
+    group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    for (corpus, make) in [("json", json_feed as fn(usize) -> Vec<u8>), ("prose", prose)] {
+        for size in [256, 1024, 16384, 65536] {
+            let input = make(size);
+            group.throughput(Throughput::Bytes(size as u64));
+            let mut out = Vec::new();
+            let mut zc = Compress::new(Compression::new(2), false);
+            group.bench_function(BenchmarkId::new(format!("flate2_l2/{corpus}"), size), |b| {
+                b.iter(|| flate2_compress(&mut zc, black_box(&input), &mut out))
+            });
+            for memory in [8u8, 1] {
+                let tuning = Tuning { memory, ..Tuning::default() };
+                PerMessageDeflate::compress_alone(&input, &tuning, &mut out);
+                eprintln!(
+                    "size {corpus} {size} memory {memory}: {} B ({:.3})",
+                    out.len(),
+                    out.len() as f64 / size as f64
+                );
+                group.bench_function(BenchmarkId::new(format!("compress_alone_l2_m{memory}/{corpus}"), size), |b| {
+                    b.iter(|| PerMessageDeflate::compress_alone(black_box(&input), &tuning, &mut out))
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, deflate, codec);
 criterion_main!(benches);

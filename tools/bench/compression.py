@@ -8,7 +8,10 @@ UWS_ROOM_DEFLATE names a uws_room built with compression (a private build,
 see docs/benchmarks.md) that reads UWS_MODE: `shared` (SHARED_COMPRESSOR,
 publish compressing for each subscriber), `prepared` (the loop compresses
 once, publishPrepared shares it) and `dedicated` (DEDICATED_COMPRESSOR:
-context takeover) and `off`.
+context takeover) and `off`. `--modes` picks among them and three
+more: `takeover-m1` (memory level 1), `takeover-w9` (a 512 B window) and
+`takeover-w9-m1` (both), which show what those settings save per
+subscriber.
 
 For every run: server CPU per publish (the scheduler's nanosecond account
 of the server's threads over the measured window, in µs of one core), bytes on the wire per delivery (read by the
@@ -18,6 +21,7 @@ subscribers inflate and check every message (ringcast-bench broadcast
 --deflate --filler json).
 
     tools/bench/compression.py [--rounds 3] [--seconds 5] [--subscribers 1,10,100,1000] [--rate 100]
+                               [--modes off,once,takeover,uws-off,uws-shared,uws-prepared,uws-dedicated]
 """
 import argparse, os, statistics, subprocess
 
@@ -35,16 +39,26 @@ def main():
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--server-cpu", default="0")
     p.add_argument("--client-cpu", default="1")
+    p.add_argument("--modes", default=None, help="comma-separated; default: off, once, takeover and uWebSockets' four")
     p.add_argument("--no-build", action="store_true")
     args = p.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "ringcast-hub", "-p", "ringcast-bench"],
                        cwd=ROOT, check=True)
     hub = hub_command(f"{BIN}/ringcast-hub", "16MiB")
+
+    def takeover(*more):
+        return lambda port: hub(port) + ["--compression", "--compression-context-takeover", *more], ["--deflate"]
+
     modes = {
         "off": (hub, []),
         "once": (lambda port: hub(port) + ["--compression"], ["--deflate"]),
-        "takeover": (lambda port: hub(port) + ["--compression", "--compression-context-takeover"], ["--deflate"]),
+        "takeover": takeover(),
+    }
+    extra_modes = {
+        "takeover-m1": takeover("--compression-memory-level", "1"),
+        "takeover-w9": takeover("--compression-window-bits", "9"),
+        "takeover-w9-m1": takeover("--compression-window-bits", "9", "--compression-memory-level", "1"),
     }
     uws = os.environ.get("UWS_ROOM_DEFLATE")
     if uws:
@@ -53,6 +67,12 @@ def main():
             modes[f"uws-{mode}"] = (lambda port, mode=mode: ["env", f"UWS_MODE={mode}", uws], ["--deflate"])
     else:
         print("uWebSockets with compression: skipped (set UWS_ROOM_DEFLATE)")
+    if args.modes:
+        known = {**modes, **extra_modes}
+        unknown = [m for m in args.modes.split(",") if m not in known]
+        if unknown:
+            raise SystemExit(f"unknown modes {unknown}; known: {', '.join(known)}")
+        modes = {m: known[m] for m in args.modes.split(",")}
     counts = [int(n) for n in args.subscribers.split(",")]
     rows, port = [], 9800
     for rnd in range(args.rounds):
@@ -87,9 +107,9 @@ def main():
                          for k in ("us_per_publish", "wire_bytes_per_delivery", "p50_us", "p99_us", "peak_rss_mib",
                                    "delivered")}
         for mode, m in med.items():
-            off = med["uws-off" if mode.startswith("uws-") and "uws-off" in med else "off"]
-            vs = m["us_per_publish"] / off["us_per_publish"]
-            print(f"| {subs} | {mode} | {m['us_per_publish']:.1f} µs | {vs:.2f}× | {m['wire_bytes_per_delivery']:.0f} B "
+            off = med.get("uws-off" if mode.startswith("uws-") and "uws-off" in med else "off")
+            vs = f"{m['us_per_publish'] / off['us_per_publish']:.2f}×" if off else "–"
+            print(f"| {subs} | {mode} | {m['us_per_publish']:.1f} µs | {vs} | {m['wire_bytes_per_delivery']:.0f} B "
                   f"| {args.size / m['wire_bytes_per_delivery']:.2f} | {m['p50_us'] / 1000:.2f} ms "
                   f"| {m['p99_us'] / 1000:.2f} ms | {m['peak_rss_mib']:.1f} MiB | {100 * m['delivered']:.0f} % |")
 

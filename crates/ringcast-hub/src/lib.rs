@@ -116,7 +116,8 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
         let deflate = ringcast::Deflate::default()
             .threshold(config.compression_threshold)
             .server_context_takeover(config.compression_context_takeover)
-            .window_bits(config.compression_window_bits);
+            .window_bits(config.compression_window_bits)
+            .memory_level(config.compression_memory_level);
         builder = builder.deflate(deflate);
     }
     let topics = Arc::new(metrics::TopicCount::default());

@@ -37,7 +37,11 @@ fn frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
             stream.read_exact(&mut ext).unwrap();
             usize::from(u16::from_be_bytes(ext))
         }
-        127 => panic!("unexpected 64-bit length"),
+        127 => {
+            let mut ext = [0u8; 8];
+            stream.read_exact(&mut ext).unwrap();
+            usize::try_from(u64::from_be_bytes(ext)).unwrap()
+        }
         n => usize::from(n),
     };
     let mut payload = vec![0u8; len];
@@ -110,4 +114,27 @@ fn context_takeover_keeps_the_window_between_messages() {
     }
     // The second copy refers back to the first: a few bytes.
     assert!(sizes[1] * 4 < sizes[0], "{sizes:?}");
+}
+
+#[test]
+fn the_window_and_memory_level_flags_reach_the_compressor() {
+    let hub = TestHub::start(1, |c| {
+        c.compression = true;
+        c.compression_window_bits = 10;
+        c.compression_memory_level = 1;
+    });
+    let (mut stream, head) = join(&hub, true);
+    assert!(head.contains("; server_max_window_bits=10\r\n"), "{head}");
+    hub.wait_subscribers("r:feed", 1);
+    // Over 128 symbols, so memory level 1 (blocks of 128) shows in the bytes.
+    let text: String = (0..400).map(|i| format!("{{\"seq\":{i},\"bid\":{}}} ", 100 + i * 7 % 13)).collect();
+    assert_eq!(publish(hub.addr(), "feed", "application/json", text.as_bytes()), 1);
+    let (first, payload) = frame(&mut stream);
+    assert_eq!(first, 0x80 | 0x40 | 0x1, "FIN, RSV1, text");
+    let (mut expected, mut default_memory) = (Vec::new(), Vec::new());
+    let tuning = Tuning { window: 10, memory: 1, ..Tuning::default() };
+    PerMessageDeflate::compress_alone(text.as_bytes(), &tuning, &mut expected);
+    PerMessageDeflate::compress_alone(text.as_bytes(), &Tuning { memory: 8, ..tuning }, &mut default_memory);
+    assert_ne!(expected, default_memory, "the two levels must differ for this test to mean anything");
+    assert_eq!(payload, expected);
 }

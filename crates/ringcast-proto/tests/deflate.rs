@@ -19,7 +19,7 @@ fn negotiated_pair(config: Config) -> (Connection, Connection) {
     let offer = client_offer(&deflate);
     let (server_side, answer) = server_accept(&parse_extension_header(offer.as_bytes()), &deflate).unwrap();
     let client_side = client_accept(&parse_extension_header(answer.as_bytes()), &deflate).unwrap().unwrap();
-    let tuning = Tuning { level: 2, threshold: 16, window: 15 };
+    let tuning = Tuning { level: 2, threshold: 16, window: 15, memory: 8 };
     let server = Connection::server(config).with_extension(Box::new(PerMessageDeflate::new(server_side, true, tuning)));
     let client = Connection::client(Config::default()).with_extension(Box::new(PerMessageDeflate::new(
         client_side,
@@ -129,7 +129,7 @@ fn compress_alone_matches_what_a_connection_without_context_sends() {
         .unwrap()
         .unwrap(),
         true,
-        Tuning { level: 2, threshold: 0, window: 15 },
+        Tuning { level: 2, threshold: 0, window: 15, memory: 8 },
     );
     let mut from_codec = Vec::new();
     codec.encode(MessageKind::Text, payload.as_bytes(), &mut from_codec).unwrap();

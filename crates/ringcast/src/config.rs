@@ -154,7 +154,7 @@ pub struct Deflate {
     /// Messages shorter than this many bytes go uncompressed (default 128).
     pub threshold: usize,
     /// Keep the compressor's window between a connection's messages: a
-    /// better ratio, but about 256 KiB of state per connection that has
+    /// better ratio, but about 300 KiB of state per connection that has
     /// sent a compressed message, and publishes compressed per subscriber
     /// instead of once. Default false.
     pub server_context_takeover: bool,
@@ -164,9 +164,15 @@ pub struct Deflate {
     /// The server's compression window, 9 to 15 bits (512 B to 32 KiB;
     /// default 15). Smaller costs ratio and saves memory only where a
     /// compressor is kept per connection (context takeover): without it,
-    /// each shard's one compressor serves every connection. zlib-rs'
-    /// memory level is its default (8): flate2 does not expose it.
+    /// each shard's one compressor serves every connection.
     pub window_bits: u8,
+    /// zlib's memory level, 1 to 9 (default 8). With context takeover a
+    /// connection's compressor holds `448 << memory_level` bytes of symbol
+    /// buffers (112 KiB at 8, 896 B at 1) beside its window and 128 KiB
+    /// hash table; lower ends deflate blocks sooner in long messages, at
+    /// some cost in ratio. Without context takeover it only tunes each
+    /// shard's one compressor.
+    pub memory_level: u8,
 }
 
 impl Default for Deflate {
@@ -177,6 +183,7 @@ impl Default for Deflate {
             server_context_takeover: false,
             client_context_takeover: false,
             window_bits: 15,
+            memory_level: 8,
         }
     }
 }
@@ -213,6 +220,12 @@ impl Deflate {
         self
     }
 
+    /// zlib's memory level (clamped to 1..=9).
+    pub fn memory_level(mut self, level: u8) -> Self {
+        self.memory_level = level.clamp(1, 9);
+        self
+    }
+
     /// The window in bits zlib can use: `window_bits` is a public field,
     /// so it may hold what the setter would have clamped.
     fn window(&self) -> u8 {
@@ -230,6 +243,11 @@ impl Deflate {
 
     /// How messages are compressed.
     pub(crate) fn tuning(&self) -> ringcast_proto::deflate::Tuning {
-        ringcast_proto::deflate::Tuning { level: self.level, threshold: self.threshold, window: self.window() }
+        ringcast_proto::deflate::Tuning {
+            level: self.level,
+            threshold: self.threshold,
+            window: self.window(),
+            memory: self.memory_level.clamp(1, 9),
+        }
     }
 }

@@ -184,11 +184,11 @@ fn a_mebibyte_that_would_inflate_to_a_gibibyte_is_closed_with_1009() {
 }
 
 #[test]
-fn a_smaller_window_is_announced_and_still_compressed_once() {
+fn a_smaller_window_and_memory_level_are_used_and_still_compressed_once() {
     let server = Server::builder()
         .shards(2)
         .pin_threads(false)
-        .deflate(Deflate::default().window_bits(10))
+        .deflate(Deflate::default().window_bits(10).memory_level(1))
         .start("127.0.0.1:0", |_| Rooms)
         .unwrap();
     let mut clients = Vec::new();
@@ -208,15 +208,19 @@ fn a_smaller_window_is_announced_and_still_compressed_once() {
         })
         .collect();
     let text = half.repeat(2);
-    let (mut small, mut full) = (Vec::new(), Vec::new());
-    PerMessageDeflate::compress_alone(text.as_bytes(), &Tuning { window: 10, ..Tuning::default() }, &mut small);
+    let (mut small, mut full, mut roomy) = (Vec::new(), Vec::new(), Vec::new());
+    let tuning = Tuning { window: 10, memory: 1, ..Tuning::default() };
+    PerMessageDeflate::compress_alone(text.as_bytes(), &tuning, &mut small);
     PerMessageDeflate::compress_alone(text.as_bytes(), &Tuning::default(), &mut full);
     assert!(full.len() * 3 / 2 < small.len(), "{} vs {}", full.len(), small.len());
+    // Memory level 1 ends a block every 128 symbols: other bytes than 8.
+    PerMessageDeflate::compress_alone(text.as_bytes(), &Tuning { memory: 8, ..tuning }, &mut roomy);
+    assert_ne!(small, roomy);
     server.publish("news", Message::Text(&text));
     for client in &mut clients {
         let frame = client.read_frame().unwrap();
         assert!(frame.rsv1);
-        assert_eq!(frame.payload, small, "compressed with the 1 KiB window");
+        assert_eq!(frame.payload, small, "compressed with the 1 KiB window and memory level 1");
         assert_eq!(payload(&frame), text.as_bytes());
     }
     let until = Instant::now() + Duration::from_secs(5);

@@ -24,7 +24,7 @@ fn codec(server: bool, context: bool, bits: u8) -> PerMessageDeflate {
         server_max_window_bits: bits,
         client_max_window_bits: bits,
     };
-    PerMessageDeflate::new(negotiated, server, Tuning { level: 2, threshold: 0, window: 15 })
+    PerMessageDeflate::new(negotiated, server, Tuning { level: 2, threshold: 0, window: 15, memory: 8 })
 }
 
 fn inflate(codec: &mut PerMessageDeflate, data: &[u8], max: usize) -> (Result<(), ExtensionError>, Vec<u8>) {

@@ -7,19 +7,31 @@
 //! connection holds no compression state between messages (on a shard,
 //! one compressor and one decompressor serve every connection). Only a
 //! direction with context takeover keeps its own state, created with the
-//! first message (zlib-rs: about 256 KiB to deflate, 40 KiB to inflate).
+//! first message (zlib-rs: about 300 KiB to deflate, 40 KiB to inflate).
+//!
+//! A zlib-rs compressor allocates `4 << window` bytes for its window,
+//! 128 KiB for its hash table and `448 << memory` for its symbol buffers
+//! (368 KiB at window 15 and memory level 8, 131 KiB at 9 and 1); the
+//! symbol buffers are touched only as far as a message fills them.
 //!
 //! Inflating stops as soon as the output would pass the size limit: a
 //! small message that would inflate to gigabytes costs at most the limit
 //! (plus a chunk) before it fails with 1009.
+//!
+//! Compression calls zlib-rs directly, because flate2 (used to inflate)
+//! does not expose the memory level.
 
 use std::cell::RefCell;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
+use zlib_rs::{Deflate as Compress, DeflateConfig, DeflateFlush, Method, Strategy};
 
 use super::negotiate::Negotiated;
 use crate::connection::MessageKind;
 use crate::extension::{Extension, ExtensionError};
+
+/// What a compressor is made for: (level, window bits, memory level).
+type Settings = (u32, u8, u8);
 
 /// RSV1: the message is compressed.
 const RSV1: u8 = 0b100;
@@ -31,8 +43,8 @@ const INFLATE_STEP: usize = 64 << 10;
 
 thread_local! {
     /// This thread's compressors for messages sent without context, by
-    /// (level, window bits).
-    static DEFLATERS: RefCell<Vec<(u32, u8, Compress)>> = const { RefCell::new(Vec::new()) };
+    /// (level, window bits, memory level).
+    static DEFLATERS: RefCell<Vec<(Settings, Compress)>> = const { RefCell::new(Vec::new()) };
     /// This thread's decompressor for messages received without context.
     static INFLATER: RefCell<Option<Decompress>> = const { RefCell::new(None) };
 }
@@ -50,11 +62,17 @@ pub struct Tuning {
     /// that negotiated this window and no context can take them (default
     /// 15, the server's window unless configured smaller).
     pub window: u8,
+    /// zlib's memory level, 1 to 9 (default 8): the compressor's symbol
+    /// buffers are `448 << memory` bytes (112 KiB at 8, 896 B at 1).
+    /// Lower saves memory where a compressor is kept per connection
+    /// (context takeover) and ends deflate blocks sooner on long messages,
+    /// which costs some ratio.
+    pub memory: u8,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { level: 2, threshold: 128, window: 15 }
+        Tuning { level: 2, threshold: 128, window: 15, memory: 8 }
     }
 }
 
@@ -87,7 +105,7 @@ impl PerMessageDeflate {
     /// payload of a frame with RSV1, at `tuning`'s level and window. Used
     /// to compress a published message once for all its subscribers.
     pub fn compress_alone(payload: &[u8], tuning: &Tuning, out: &mut Vec<u8>) {
-        compress_alone_with(payload, tuning.level, tuning.window, out);
+        compress_alone_with(payload, (tuning.level, tuning.window, tuning.memory), out);
     }
 
     /// The window (bits) of the messages this end sends.
@@ -100,27 +118,35 @@ impl PerMessageDeflate {
     }
 }
 
-/// [`PerMessageDeflate::compress_alone`] with a window of `bits` (9 to 15).
-fn compress_alone_with(payload: &[u8], level: u32, bits: u8, out: &mut Vec<u8>) {
+/// [`PerMessageDeflate::compress_alone`] with this thread's compressor
+/// for `(level, window bits, memory level)`.
+fn compress_alone_with(payload: &[u8], key: Settings, out: &mut Vec<u8>) {
     DEFLATERS.with(|cell| {
         let mut kept = cell.borrow_mut();
-        let at = match kept.iter().position(|(l, b, _)| (*l, *b) == (level, bits)) {
+        let at = match kept.iter().position(|(k, _)| *k == key) {
             Some(at) => {
-                kept[at].2.reset();
+                kept[at].1.reset();
                 at
             }
             None => {
-                kept.push((level, bits, raw_compressor(level, bits)));
+                kept.push((key, raw_compressor(key)));
                 kept.len() - 1
             }
         };
-        deflate(&mut kept[at].2, payload, out);
+        deflate(&mut kept[at].1, payload, out);
     });
 }
 
-/// A raw deflate compressor; `bits` from 9 to 15 (zlib has no 8).
-fn raw_compressor(level: u32, bits: u8) -> Compress {
-    Compress::new_with_window_bits(Compression::new(level.min(9)), false, bits.clamp(9, 15))
+/// A raw deflate compressor for `(level, window bits, memory level)`,
+/// each clamped to what zlib takes (it has no 8-bit window).
+fn raw_compressor((level, bits, memory): Settings) -> Compress {
+    Compress::new_with_config(DeflateConfig {
+        level: level.min(9) as i32,
+        method: Method::Deflated,
+        window_bits: -i32::from(bits.clamp(9, 15)), // negative: raw, no zlib header
+        mem_level: i32::from(memory.clamp(1, 9)),
+        strategy: Strategy::Default,
+    })
 }
 
 /// Deflates `input` with a sync flush and strips the tail.
@@ -133,18 +159,26 @@ fn deflate(compress: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
         out.push(0x00);
         return;
     }
-    out.reserve(input.len() / 2 + 64);
-    let start = compress.total_in();
+    // zlib-rs' safe call writes into initialised bytes: the zeroing is a
+    // memset of about half the input, small beside deflating it.
+    out.resize(input.len() / 2 + 64, 0);
+    let (start_in, start_out) = (compress.total_in(), compress.total_out());
     loop {
-        let done = (compress.total_in() - start) as usize;
+        let taken = (compress.total_in() - start_in) as usize;
+        let written = (compress.total_out() - start_out) as usize;
         // Infallible for a raw stream with valid arguments.
-        let _ = compress.compress_vec(&input[done..], out, FlushCompress::Sync);
-        if (compress.total_in() - start) as usize == input.len() && out.ends_with(&TAIL) {
+        let _ = compress.compress(&input[taken..], &mut out[written..], DeflateFlush::SyncFlush);
+        let written = (compress.total_out() - start_out) as usize;
+        // Done when all input is in and the flush left room (zlib: a full
+        // output may hold back more).
+        if (compress.total_in() - start_in) as usize == input.len() && written < out.len() {
+            out.truncate(written);
             break;
         }
-        out.reserve(out.capacity().max(64));
+        out.resize(out.len() * 2, 0);
     }
-    out.truncate(out.len() - TAIL.len());
+    debug_assert!(out.ends_with(&TAIL), "a sync flush ends with an empty stored block");
+    out.truncate(out.len().saturating_sub(TAIL.len()));
 }
 
 /// Inflates `input` into `out`, failing once `out` would pass `max`.
@@ -233,10 +267,10 @@ impl Extension for PerMessageDeflate {
             return None; // a 256-byte window is beyond zlib: sent as it is
         }
         if self.negotiated.sends_without_context(self.server) {
-            compress_alone_with(payload, self.tuning.level, bits, out);
+            compress_alone_with(payload, (self.tuning.level, bits, self.tuning.memory), out);
         } else {
-            let level = self.tuning.level;
-            let compress = self.own.get_or_insert_with(|| Box::new(raw_compressor(level, bits)));
+            let key = (self.tuning.level, bits, self.tuning.memory);
+            let compress = self.own.get_or_insert_with(|| Box::new(raw_compressor(key)));
             deflate(compress, payload, out);
         }
         Some(RSV1)
@@ -257,7 +291,7 @@ mod tests {
     }
 
     fn pair(no_context: bool) -> (PerMessageDeflate, PerMessageDeflate) {
-        let tuning = Tuning { level: 2, threshold: 0, window: 15 };
+        let tuning = Tuning { level: 2, threshold: 0, window: 15, memory: 8 };
         (
             PerMessageDeflate::new(negotiated(no_context), true, tuning),
             PerMessageDeflate::new(negotiated(no_context), false, tuning),
@@ -301,8 +335,19 @@ mod tests {
         for no_context in [true, false] {
             let (mut server, mut client) = pair(no_context);
             for round in 0..3 {
-                for size in [0usize, 1, 200, 5000, 300_000] {
-                    let message: Vec<u8> = (0..size).map(|i| b"abcab{\"x\":1}"[(i * 7 + round) % 12]).collect();
+                let mut state = 1u32 + round as u32;
+                // Noise deflates to more than its size: the output grows.
+                let noise: Vec<u8> = (0..70_000)
+                    .map(|_| {
+                        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        (state >> 16) as u8
+                    })
+                    .collect();
+                for size in [0usize, 1, 200, 5000, 300_000, usize::MAX] {
+                    let message: Vec<u8> = match size {
+                        usize::MAX => noise.clone(),
+                        _ => (0..size).map(|i| b"abcab{\"x\":1}"[(i * 7 + round) % 12]).collect(),
+                    };
                     let mut wire = Vec::new();
                     assert_eq!(server.encode(MessageKind::Text, &message, &mut wire), Some(RSV1));
                     assert!(!wire.ends_with(&TAIL), "the tail is stripped");
@@ -327,7 +372,8 @@ mod tests {
         for (bits, compresses) in [(9u8, true), (12, true), (8, false)] {
             let mut negotiated = negotiated(true);
             negotiated.server_max_window_bits = bits;
-            let mut server = PerMessageDeflate::new(negotiated, true, Tuning { level: 6, threshold: 0, window: 15 });
+            let mut server =
+                PerMessageDeflate::new(negotiated, true, Tuning { level: 6, threshold: 0, window: 15, memory: 8 });
             assert!(!server.encodes_alone(), "window {bits}: not the shared 32 KiB frame");
             let mut wire = Vec::new();
             assert_eq!(server.encode(MessageKind::Binary, &message, &mut wire).is_some(), compresses, "window {bits}");
@@ -343,6 +389,32 @@ mod tests {
     }
 
     #[test]
+    fn every_memory_level_round_trips_and_low_ones_cut_more_blocks() {
+        let message: Vec<u8> =
+            (0..60_000u32).map(|i| b"{\"price\":12.5,\"id\":"[(i % 19) as usize] ^ (i / 997) as u8).collect();
+        let mut sizes = Vec::new();
+        for memory in 1..=9u8 {
+            for context in [true, false] {
+                let tuning = Tuning { level: 2, threshold: 0, window: 15, memory };
+                let mut server = PerMessageDeflate::new(negotiated(!context), true, tuning);
+                let mut client = PerMessageDeflate::new(negotiated(!context), false, tuning);
+                for _ in 0..2 {
+                    let mut wire = Vec::new();
+                    server.encode(MessageKind::Binary, &message, &mut wire).unwrap();
+                    let mut back = Vec::new();
+                    client.decode(RSV1, &wire, usize::MAX, &mut back).unwrap();
+                    assert_eq!(back, message, "memory level {memory}, context {context}");
+                    if !context {
+                        sizes.push(wire.len());
+                    }
+                }
+            }
+        }
+        // Level 1's 128-symbol blocks each carry their own code tables.
+        assert!(sizes[0] > sizes[14], "memory 1: {} B, memory 8: {} B", sizes[0], sizes[14]);
+    }
+
+    #[test]
     fn small_messages_stay_uncompressed() {
         let mut codec = PerMessageDeflate::new(negotiated(true), true, Tuning::default());
         let mut out = Vec::new();
@@ -353,7 +425,7 @@ mod tests {
     #[test]
     fn a_decompression_bomb_fails_at_the_limit() {
         // 16 MiB of zeros deflate to about 16 KiB.
-        let mut compress = raw_compressor(9, 15);
+        let mut compress = raw_compressor((9, 15, 8));
         let mut wire = Vec::new();
         deflate(&mut compress, &vec![0u8; 16 << 20], &mut wire);
         assert!(wire.len() < 32 << 10, "{}", wire.len());
