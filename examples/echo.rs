@@ -48,6 +48,8 @@ struct Args {
     batch_wait: Option<Duration>,
     deflate: bool,
     max_backpressure: Option<usize>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -59,6 +61,8 @@ fn parse_args() -> Result<Args, String> {
         batch_wait: None,
         deflate: false,
         max_backpressure: None,
+        tls_cert: None,
+        tls_key: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -92,14 +96,20 @@ fn parse_args() -> Result<Args, String> {
                 let v = value("--max-backpressure")?;
                 args.max_backpressure = Some(v.parse().map_err(|_| format!("--max-backpressure: not a number: {v}"))?);
             }
+            // wss:// with this PEM certificate chain and key.
+            "--tls-cert" => args.tls_cert = Some(value("--tls-cert")?),
+            "--tls-key" => args.tls_key = Some(value("--tls-key")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES] [--handshake-timeout-ms MS] [--batch-wait-us US] [--deflate] [--max-backpressure BYTES]"
+                    "usage: echo [--listen ADDR:PORT] [--shards N] [--recv-buffers COUNTxBYTES] [--handshake-timeout-ms MS] [--batch-wait-us US] [--deflate] [--max-backpressure BYTES] [--tls-cert PEM --tls-key PEM]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument: {other} (try --help)")),
         }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
     }
     Ok(args)
 }
@@ -134,6 +144,15 @@ fn main() -> ExitCode {
     if let Some(bytes) = args.max_backpressure {
         builder = builder.max_backpressure(bytes);
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match ringcast::server_config_from_pem(cert.as_ref(), key.as_ref()) {
+            Ok(config) => builder = builder.tls(config),
+            Err(e) => {
+                eprintln!("echo: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
         Err(e) => {
@@ -148,7 +167,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("echo: listening on ws://{} with {} shard(s)", server.local_addr(), server.shards());
+    let scheme = if server.tls_addr().is_some() { "wss" } else { "ws" };
+    println!("echo: listening on {scheme}://{} with {} shard(s)", server.local_addr(), server.shards());
     if let Some(signal) = signals.forever().next() {
         println!("echo: signal {signal}: closing connections");
     }

@@ -52,15 +52,16 @@ cargo test --workspace --doc 2>&1 | tee -a target/test-output.log
 if [ "${PEERS:-1}" != 0 ]; then
   step "real peers against examples/echo: Python websockets, Node ws, headless Chromium"
   tools/peers/run.sh
-  step "slowloris (slowhttptest) while a normal client keeps echoing"
+  step "slowloris (slowhttptest) while a normal client keeps echoing, over ws:// and over wss://; TLS renegotiation refused"
   tools/hostile/slowloris.sh
+  tools/hostile/slowloris.sh tls
 fi
 
 step "ringcast-bench: every scenario for a few seconds against examples/echo and ringcast-hub (JSON asserted)"
 tools/bench/smoke.sh
 
 if [ "${AUTOBAHN:-1}" != 0 ]; then
-  step "Autobahn|Testsuite 1.* to 13.* with permessage-deflate on, against ringcast-hub, the ringcast client and examples/echo with 1 and 2 shards (reports in target/autobahn/)"
+  step "Autobahn|Testsuite 1.* to 13.* with permessage-deflate on, against ringcast-hub, the ringcast client, examples/echo with 1 shard and with 2 shards over TLS (reports in target/autobahn/)"
   tools/autobahn/ci.sh
 fi
 

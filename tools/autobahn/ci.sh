@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite, gated (see run.sh), with permessage-deflate on:
-# against examples/echo --deflate with 1 shard and with 2 shards, against
+# against examples/echo --deflate with 1 shard, and with 2 shards over TLS
+# (wss://, a certificate made for the run), against
 # ringcast-hub --compression (2 shards; a room with ?echo=1 and one member
 # is an echo through the pub/sub path, where a publish is compressed once),
 # and the fuzzing server against the ringcast client --deflate (client.sh).
@@ -36,18 +37,25 @@ done
 echo_cases=$small
 if [ "${AUTOBAHN_FULL:-0}" != 0 ]; then echo_cases=$all; fi
 
-# against NAME PORT PATH SIGNAL CASES COMMAND...: start the server, wait for
-# its port, run the suite at ws://127.0.0.1:PORT/PATH, stop it with SIGNAL.
+# A self-signed certificate for the TLS target (wstest does not verify it).
+tls=target/autobahn/tls
+mkdir -p "$tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+
+# against NAME SCHEME PORT PATH SIGNAL CASES COMMAND...: start the server,
+# wait for its port, run the suite at SCHEME://127.0.0.1:PORT/PATH, stop it
+# with SIGNAL.
 against() {
-  local name=$1 port=$2 path=$3 signal=$4 cases=$5 status=0
-  shift 5
+  local name=$1 scheme=$2 port=$3 path=$4 signal=$5 cases=$6 status=0
+  shift 6
   "$@" > "target/autobahn-$name.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
-  tools/autobahn/run.sh "ws://127.0.0.1:$port$path" "$name" "$cases" || status=1
+  tools/autobahn/run.sh "$scheme://127.0.0.1:$port$path" "$name" "$cases" || status=1
   kill "-$signal" "$pid" || status=1
   wait "$pid" || status=1
   return $status
@@ -69,15 +77,17 @@ pair() {
 
 # The slow reader (wstest) must not be cut as a slow consumer: a case sends
 # up to 1000 x 128 KiB before reading the echoes.
-echo_run() {
-  local shards=$1 port=$((9100 + $1))
-  against "ringcast-echo-${shards}-shard" "$port" "" INT "$echo_cases" \
-    target/release/examples/echo --listen "127.0.0.1:$port" --shards "$shards" --deflate --max-backpressure 268435456
+echo_1() {
+  against ringcast-echo-1-shard ws 9101 "" INT "$echo_cases" \
+    target/release/examples/echo --listen 127.0.0.1:9101 --shards 1 --deflate --max-backpressure 268435456
 }
-echo_1() { echo_run 1; }
-echo_2() { echo_run 2; }
+echo_2_tls() {
+  against ringcast-echo-2-shard-tls wss 9102 "" INT "$echo_cases" \
+    target/release/examples/echo --listen 127.0.0.1:9102 --shards 2 --deflate --max-backpressure 268435456 \
+    --tls-cert "$tls/cert.pem" --tls-key "$tls/key.pem"
+}
 hub() {
-  against ringcast-hub-2-shard 9103 "/topics/autobahn?echo=1" TERM "$all" \
+  against ringcast-hub-2-shard ws 9103 "/topics/autobahn?echo=1" TERM "$all" \
     target/release/ringcast-hub --listen 127.0.0.1:9103 --shards 2 --max-message-size 16MiB --max-publish-rate 0 \
     --max-backpressure 256MiB --compression
 }
@@ -86,5 +96,5 @@ client() { tools/autobahn/client.sh 9110 "$all"; }
 
 status=0
 pair hub client || status=1
-pair echo_1 echo_2 || status=1
+pair echo_1 echo_2_tls || status=1
 exit $status

@@ -12,6 +12,10 @@ connections are added in batches; the figure is the least-squares slope of
 RSS over the connection count, beside the plain before/after ratio.
 
     tools/bench/idle_rss.py [--connections 18000] [--batches 9] [--servers ringcast,fastwebsockets]
+
+`ringcast-tls` serves wss:// (a certificate made for the run); its idle
+connections are held by tools/bench/tls_hold.py (Python), the others by
+ringcast-bench.
 """
 import argparse, ctypes, os, resource, signal, socket, subprocess, sys, time
 
@@ -19,12 +23,33 @@ from procstat import rss_kib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
+TLS_DIR = os.path.join(ROOT, "target", "idle-rss-tls")
 SERVERS = {
     "ringcast": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
     # permessage-deflate negotiated on every connection (the clients offer it).
     "ringcast-deflate": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1", "--deflate"],
     "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-peer", f"127.0.0.1:{port}", "echo"],
+    "ringcast-tls": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1",
+                                  "--tls-cert", f"{TLS_DIR}/cert.pem", "--tls-key", f"{TLS_DIR}/key.pem"],
 }
+
+def make_certificate():
+    os.makedirs(TLS_DIR, exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", f"{TLS_DIR}/key.pem", "-out", f"{TLS_DIR}/cert.pem"],
+                   check=True, capture_output=True)
+
+def hold_tls(port, n):
+    client = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "bench", "tls_hold.py"),
+                               f"wss://127.0.0.1:{port}/", str(n), f"{TLS_DIR}/cert.pem"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = client.stdout.readline()
+    if line.strip() != f"ready connections={n}":
+        client.kill()
+        raise SystemExit(f"TLS holder failed: {line}{client.stderr.read()}")
+    return client
 
 def hold(port, n, seconds, deflate=False):
     # `connections` without pings holds idle connections; it prints
@@ -52,12 +77,14 @@ def measure(name, port, args):
             except OSError:
                 time.sleep(0.02)
         deflate = name.endswith("-deflate")
-        clients = [hold(port, args.warmup, 3600, deflate)]
+        tls = name.endswith("-tls")
+        take = (lambda n: hold_tls(port, n)) if tls else (lambda n: hold(port, n, 3600, deflate))
+        clients = [take(args.warmup)]
         time.sleep(args.settle)
         points = [(0, rss_kib(server.pid))]
         batch = args.connections // args.batches
         for i in range(args.batches):
-            clients.append(hold(port, batch, 3600, deflate))
+            clients.append(take(batch))
             time.sleep(args.settle)
             points.append(((i + 1) * batch, rss_kib(server.pid)))
         for c in clients:
@@ -107,6 +134,8 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "ringcast", "--examples",
                         "-p", "ringcast-peers", "-p", "ringcast-bench"], cwd=ROOT, check=True)
     port = 9500
+    if "ringcast-tls" in args.servers.split(","):
+        make_certificate()
     for name in args.servers.split(","):
         port += 1
         measure(name, port, args)

@@ -73,6 +73,6 @@ async function say(page, text) {
   bob.close();
   cleanup();
   const how = deflate ? ` with ${extensions}` : "";
-  console.log(`chat: ${version} (headless), two pages in ${room} exchanged messages${how}: ok`);
+  console.log(`chat: ${version} (headless), ${base}: two pages in ${room} exchanged messages${how}: ok`);
   process.exit(0);
 })().catch((e) => fail(e.stack || String(e)));

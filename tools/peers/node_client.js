@@ -3,6 +3,7 @@
 // handshake completes with our code. Exit 0 on success.
 //
 //   node node_client.js ws://127.0.0.1:9001/ [deflate|plain]
+//   PEER_CA=ca.pem node node_client.js wss://127.0.0.1:9443/ deflate
 //
 // With `deflate` the client offers permessage-deflate (perMessageDeflate,
 // compressing every message) and the server must accept it; with `plain`
@@ -19,7 +20,9 @@ for (const n of sizes) {
 }
 
 const deflate = expect === 'deflate' ? { threshold: 0 } : false;
-const ws = new WebSocket(process.argv[2], { maxPayload: 32 << 20, perMessageDeflate: deflate });
+// wss://: the server's certificate must verify against PEER_CA.
+const ca = process.argv[2].startsWith('wss:') ? [require('fs').readFileSync(process.env.PEER_CA)] : undefined;
+const ws = new WebSocket(process.argv[2], { maxPayload: 32 << 20, perMessageDeflate: deflate, ca });
 let i = 0;
 let ponged = false;
 let answer = '';
@@ -44,7 +47,7 @@ ws.on('pong', (data) => {
 });
 ws.on('close', (code) => {
   if (code !== 4002 || !ponged || i !== messages.length) fail(`close ${code}, ponged ${ponged}, ${i} messages`);
-  console.log(`node ws (${answer || 'no extension'}): ${sizes.length} sizes x 2 types, ping, close ${code}: ok`);
+  console.log(`node ws (${process.argv[2].split(':')[0]}, ${answer || 'no extension'}): ${sizes.length} sizes x 2 types, ping, close ${code}: ok`);
   process.exit(0);
 });
 ws.on('error', (e) => fail(e.message));

@@ -4,11 +4,12 @@
 handshake completes with our code. Exit 0 on success.
 
     python_client.py ws://127.0.0.1:9001/ [deflate|plain]
+    PEER_CA=ca.pem python_client.py wss://127.0.0.1:9443/ deflate
 
 websockets offers permessage-deflate by default (window bits 12): with
 `deflate` the server must accept it, with `plain` (the default) it must not.
 """
-import asyncio, sys
+import asyncio, os, ssl, sys
 
 import websockets
 
@@ -26,7 +27,9 @@ def text_of(n):
 
 
 async def main(url, expect):
-    async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
+    # wss://: the server's certificate must verify against PEER_CA.
+    tls = ssl.create_default_context(cafile=os.environ["PEER_CA"]) if url.startswith("wss:") else None
+    async with websockets.connect(url, max_size=None, ping_interval=None, ssl=tls) as ws:
         answer = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
         negotiated = answer.startswith("permessage-deflate")
         assert negotiated == (expect == "deflate"), f"expected {expect}, the 101 says {answer!r}"
@@ -43,7 +46,7 @@ async def main(url, expect):
         await ws.close(code=4001, reason="python done")
     assert ws.close_code == 4001, ws.close_code
     print(
-        f"python websockets {websockets.__version__} ({answer or 'no extension'}): "
+        f"python websockets {websockets.__version__} ({url.split(':')[0]}, {answer or 'no extension'}): "
         f"{len(SIZES)} sizes x 2 types, ping ({latency * 1e6:.0f} us), close 4001: ok"
     )
 

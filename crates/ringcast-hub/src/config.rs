@@ -19,6 +19,21 @@ pub struct HubConfig {
     #[arg(long, env = "RINGCAST_LISTEN", default_value = "127.0.0.1:9001")]
     pub listen: String,
 
+    /// PEM certificate chain: serve https:// and wss:// (on --listen, or on
+    /// --tls-listen beside plain ws://). The files are read again on
+    /// SIGHUP.
+    #[arg(long, env = "RINGCAST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "RINGCAST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Serve TLS on this address and plain HTTP/WebSocket on --listen; the
+    /// rooms span both.
+    #[arg(long, env = "RINGCAST_TLS_LISTEN", requires = "tls_cert")]
+    pub tls_listen: Option<String>,
+
     /// Shards (threads, one io_uring each); default: one per allowed CPU.
     #[arg(long, env = "RINGCAST_SHARDS")]
     pub shards: Option<usize>,

@@ -28,6 +28,7 @@ mod shared;
 
 mod http;
 mod routes;
+mod tls;
 
 use bridge::{Bridge, BridgeConfig};
 pub use config::{parse_duration, parse_size, HubConfig, Policy, Secret};
@@ -61,6 +62,7 @@ impl std::error::Error for StartError {}
 pub struct Hub {
     server: ServerHandle,
     bridge: Option<Arc<Bridge>>,
+    certificate: Option<Arc<tls::Certificate>>,
 }
 
 impl Hub {
@@ -72,6 +74,17 @@ impl Hub {
     /// The cluster bridge, when `--nats` was given.
     pub fn bridge(&self) -> Option<&Arc<Bridge>> {
         self.bridge.as_ref()
+    }
+
+    /// Reads the TLS certificate and key files again (SIGHUP): new
+    /// handshakes get the new certificate, open connections stay. On an
+    /// error the certificate in use stays and the error says why. Without
+    /// TLS, nothing to do.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        match &self.certificate {
+            Some(certificate) => certificate.reload(),
+            None => Ok(()),
+        }
     }
 
     /// Closes every connection with 1001 (see
@@ -128,6 +141,21 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
             bridge.interest_changed(topic);
         }
     });
+    let certificate = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let certificate = Arc::new(tls::Certificate::load(cert.clone(), key.clone()).map_err(StartError::Config)?);
+            let resolver = Arc::new(tls::Resolver(certificate.clone()));
+            builder = builder.tls(ringcast::server_config_with_resolver(resolver));
+            if let Some(addr) = &config.tls_listen {
+                let addr = addr
+                    .parse()
+                    .map_err(|e| StartError::Config(format!("--tls-listen {addr}: not an address ({e})")))?;
+                builder = builder.tls_address(addr);
+            }
+            Some(certificate)
+        }
+        _ => None,
+    };
     let shards = builder.shard_count();
     let listen = config.listen.clone();
     let verifier = verifier(&config)?;
@@ -152,7 +180,7 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
             return Err(StartError::Bridge(e));
         }
     }
-    Ok(Hub { server: handle, bridge })
+    Ok(Hub { server: handle, bridge, certificate })
 }
 
 /// The token checks the settings ask for, if any.

@@ -7,14 +7,14 @@
 //!
 //! SIGINT or SIGTERM closes every connection with 1001 (waiting up to
 //! `--shutdown-grace`, 5 s by default, for the closing handshakes) and
-//! exits 0.
+//! exits 0. SIGHUP reads the `--tls-cert` and `--tls-key` files again.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use ringcast_hub::HubConfig;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("ringcast-hub: cannot install signal handlers: {e}");
@@ -41,21 +41,38 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = handle.server().local_addr();
+    let server = handle.server();
+    // Where the pages are: the TLS address when everything is TLS.
+    let (addr, http, ws) = match server.tls_addr() {
+        Some(tls) if tls == server.local_addr() => (tls, "https", "wss"),
+        _ => (server.local_addr(), "http", "ws"),
+    };
+    let also = match server.tls_addr() {
+        Some(tls) if tls != server.local_addr() => format!("  TLS          https://{tls}/ and wss://{tls}/\n"),
+        _ => String::new(),
+    };
     // A closed stdout (a supervisor that does not read it) must not take
     // the hub down: println! would panic on EPIPE.
     let banner = format!(
-        "ringcast-hub listening on {addr} with {} shards\n  chat page    http://{addr}/\n  \
-         rooms        ws://{addr}/topics/{{name}}\n  JSON control ws://{addr}/ws\n  \
-         publish      curl -H 'Content-Type: text/plain' -d 'hello' http://{addr}/publish/{{name}}\n  \
-         metrics      http://{addr}/metrics (live: http://{addr}/dashboard)\n",
-        handle.server().shards()
+        "ringcast-hub listening on {addr} with {} shards\n  chat page    {http}://{addr}/\n  \
+         rooms        {ws}://{addr}/topics/{{name}}\n  JSON control {ws}://{addr}/ws\n  \
+         publish      curl -H 'Content-Type: text/plain' -d 'hello' {http}://{addr}/publish/{{name}}\n  \
+         metrics      {http}://{addr}/metrics (live: {http}://{addr}/dashboard)\n{also}",
+        server.shards()
     );
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
     drop(stdout);
-    if let Some(signal) = signals.forever().next() {
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            match handle.reload_tls() {
+                Ok(()) => eprintln!("ringcast-hub: SIGHUP: TLS certificate files read again"),
+                Err(e) => eprintln!("ringcast-hub: SIGHUP: keeping the certificate in use: {e}"),
+            }
+            continue;
+        }
         eprintln!("ringcast-hub: signal {signal}: closing connections (up to {grace:?})");
+        break;
     }
     let report = handle.shutdown(grace);
     let stats = handle.server().stats();

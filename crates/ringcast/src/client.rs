@@ -106,7 +106,7 @@ impl Builder<ClientRole> {
         let (settings, role) = self.into_checked()?;
         let max_head = settings.max_header_bytes;
         let deflate_offer = settings.deflate.map(|d| Arc::from(client_offer(&d.negotiation())));
-        let no_listeners = (0..settings.shards).map(|_| None).collect();
+        let no_listeners = (0..settings.shards).map(|_| Vec::new()).collect();
         let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
         let runtime::Launched { runtime, dialer } =
             runtime::launch(settings, no_listeners, nowhere, role.one_connecting, factory)?;

@@ -1,6 +1,7 @@
 //! Runtime settings, for servers and clients alike: every limit a peer
 //! could push against, with a safe default.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,10 @@ pub(crate) struct Settings {
     pub interest_watch: Option<InterestWatch>,
     /// permessage-deflate, when enabled.
     pub deflate: Option<Deflate>,
+    /// TLS, when the server serves `wss://`.
+    pub tls: Option<TlsConfig>,
+    /// Where TLS is served when the main address stays plain.
+    pub tls_address: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -58,6 +63,8 @@ impl Default for Settings {
             tcp_echo: false,
             interest_watch: None,
             deflate: None,
+            tls: None,
+            tls_address: None,
         }
     }
 }
@@ -95,6 +102,9 @@ impl Settings {
         if timeouts.into_iter().flatten().any(|t| t.is_zero() || t > MAX_TIMEOUT) {
             return Err("timeouts must be positive and at most 24 days");
         }
+        if self.tls_address.is_some() && self.tls.is_none() {
+            return Err("tls_address needs a TLS configuration (tls)");
+        }
         Ok(())
     }
 
@@ -117,6 +127,26 @@ pub enum SlowConsumer {
     /// completeness.
     Drop,
 }
+
+/// A server's rustls configuration, as the shards use it (see
+/// `crate::tls::server_config`).
+#[derive(Clone)]
+pub(crate) struct TlsConfig(pub Arc<rustls::ServerConfig>);
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConfig")
+    }
+}
+
+/// Two configurations are the same when they are the same object.
+impl PartialEq for TlsConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TlsConfig {}
 
 /// The callback of [`Builder::on_interest`](crate::Builder::on_interest):
 /// told when a topic gains its first subscriber on the runtime (`true`) or

@@ -114,11 +114,25 @@ pub trait Handler: 'static {
 #[derive(Debug)]
 pub struct Peer<'a> {
     socket: BorrowedFd<'a>,
+    server_name: Option<&'a str>,
+    secure: bool,
 }
 
 impl<'a> Peer<'a> {
-    pub(crate) fn new(socket: BorrowedFd<'a>) -> Self {
-        Peer { socket }
+    pub(crate) fn new(socket: BorrowedFd<'a>, server_name: Option<&'a str>, secure: bool) -> Self {
+        Peer { socket, server_name, secure }
+    }
+
+    /// The connection is TLS (`wss://`).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The server name a TLS client asked for (SNI): for a server with
+    /// several names, e.g. to check it against the `Host` header. `None`
+    /// for plain connections and clients that sent none.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name
     }
 
     /// The client's address; `None` if the connection is already gone.

@@ -40,6 +40,8 @@
 // The modules from the bottom layer up; each imports only modules listed
 // before it (docs/architecture.md draws the arrows).
 mod sys;
+mod tls;
+mod tls_files;
 mod transport;
 
 mod builder;
@@ -68,6 +70,8 @@ mod server;
 
 /// The sans-IO protocol core this runtime drives.
 pub use ringcast_proto as proto;
+/// The rustls this crate was built with, for [`ServerBuilder::tls`].
+pub use rustls;
 
 pub use builder::Builder;
 pub use client::{Client, ClientBuilder, ClientHandle, ClientRole, Connect};
@@ -79,4 +83,7 @@ pub use ringcast_proto::CloseCode;
 pub use runtime::ShutdownReport;
 pub use server::{Server, ServerBuilder, ServerHandle, ServerRole};
 pub use stats::Stats;
+pub use tls_files::{
+    crypto_provider, load_certified_key, server_config_from_pem, server_config_with_resolver, TlsFileError,
+};
 pub use ws::{ConnId, SendError, Ws};

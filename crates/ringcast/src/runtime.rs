@@ -15,18 +15,19 @@ use crate::error::Error;
 use crate::handler::Handler;
 use crate::message::Message;
 use crate::pubsub::{Hub, Mailbox};
-use crate::shard::{Links, Shard, Stop};
+use crate::shard::{Links, Listeners, Shard, Stop};
 use crate::stats::{SharedStats, Stats};
 use crate::sys::{Io, Waker};
-use crate::transport::Plain;
+use crate::tls::Tls;
+use crate::transport::{Plain, Transport};
 
 /// Starts the shards of a runtime, one per entry of `listeners` (a server
-/// gives each a listening socket, a client none). Returns once every shard
+/// gives each its listening sockets, `(socket, secure)`, a client none). Returns once every shard
 /// is ready, or the first error, with the dialer that client connects go
 /// through.
 pub(crate) fn launch<H, F>(
     settings: Arc<Settings>,
-    listeners: Vec<Option<Socket>>,
+    listeners: Vec<Vec<(Socket, bool)>>,
     local_addr: SocketAddr,
     one_connecting: bool,
     factory: F,
@@ -78,9 +79,14 @@ where
                     }
                 };
                 let handler = factory(index);
-                let shard = Shard::new(io, listener, handler, settings, links, index as u16, Plain);
-                let _ = ready.send(Ok(()));
-                shard.run();
+                let listeners = Listeners::new(listener);
+                match settings.tls.clone() {
+                    None => run_shard(Shard::new(io, listeners, handler, settings, links, index as u16, Plain), &ready),
+                    Some(tls) => {
+                        let transport = Tls::new(tls.0);
+                        run_shard(Shard::new(io, listeners, handler, settings, links, index as u16, transport), &ready)
+                    }
+                }
             })
             .map_err(Error::Thread)?;
         threads.push(thread);
@@ -109,6 +115,12 @@ where
         }
     }
     Ok(Launched { runtime, dialer })
+}
+
+/// Says the shard is ready, then runs it.
+fn run_shard<H: Handler, T: Transport>(shard: Shard<H, T>, ready: &mpsc::Sender<Result<(), Error>>) {
+    let _ = ready.send(Ok(()));
+    shard.run();
 }
 
 /// A runtime whose shards are running, and the dialer that client

@@ -6,7 +6,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::builder::Builder;
-use crate::config::Settings;
+use crate::config::{Settings, TlsConfig};
 use crate::error::Error;
 use crate::handler::{Decision, Handler};
 use crate::message::Message;
@@ -49,6 +49,28 @@ impl Builder<ServerRole> {
         self.start(addr, |_| TcpEcho)
     }
 
+    /// Serves `wss://` with this rustls configuration (certificates, key,
+    /// protocol versions): on the address given to [`start`](Self::start),
+    /// or on [`tls_address`](Self::tls_address) beside a plain one. The
+    /// runtime sets ALPN to `http/1.1` unless the configuration names
+    /// protocols, and turns early (0-RTT) data off: an upgrade sent as early
+    /// data could be replayed. The TLS handshake counts in the handshake
+    /// timeout; a client that fails it gets rustls' alert and the
+    /// connection closes. The server name the client asked for is
+    /// [`Peer::server_name`](crate::Peer::server_name).
+    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
+        self.settings.tls = Some(TlsConfig(crate::tls::server_config(config)));
+        self
+    }
+
+    /// With [`tls`](Self::tls): serve TLS on `addr` and plain WebSockets
+    /// on the address given to `start` (two listeners per shard, one
+    /// runtime: rooms and publishes span both).
+    pub fn tls_address(mut self, addr: SocketAddr) -> Self {
+        self.settings.tls_address = Some(addr);
+        self
+    }
+
     /// Binds `addr` once per shard (SO_REUSEPORT; port 0 picks one port for
     /// all) and starts the shards, each running a handler made by
     /// `factory(shard_index)` on its own thread. Returns once every shard
@@ -60,12 +82,29 @@ impl Builder<ServerRole> {
     {
         let addr = addr.to_socket_addrs().map_err(Error::Resolve)?.next().ok_or(Error::Config("no address to bind"))?;
         let (settings, ServerRole) = self.into_checked()?;
-        let listeners = bind_all(addr, &settings)?;
-        let local_addr = listeners[0].local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(addr);
-        let listeners = listeners.into_iter().map(Some).collect();
+        let main = bind_all(addr, &settings)?;
+        let local_addr = bound_addr(&main[0], addr);
+        let main_secure = settings.tls.is_some() && settings.tls_address.is_none();
+        let (tls, tls_addr) = match settings.tls_address {
+            Some(tls_addr) => {
+                let sockets = bind_all(tls_addr, &settings)?;
+                let bound = bound_addr(&sockets[0], tls_addr);
+                (sockets, Some(bound))
+            }
+            None => (Vec::new(), main_secure.then_some(local_addr)),
+        };
+        let mut tls = tls.into_iter();
+        let listeners = main
+            .into_iter()
+            .map(|socket| {
+                let mut shard = vec![(socket, main_secure)];
+                shard.extend(tls.next().map(|socket| (socket, true)));
+                shard
+            })
+            .collect();
         let runtime = runtime::launch(settings, listeners, local_addr, true, factory)?.runtime;
-        let handle = ServerHandle { runtime };
-        tracing::info!(local_addr = %handle.local_addr(), shards = handle.shards(), "listening");
+        let handle = ServerHandle { runtime, tls_addr };
+        tracing::info!(local_addr = %handle.local_addr(), tls = ?tls_addr, shards = handle.shards(), "listening");
         Ok(handle)
     }
 }
@@ -81,6 +120,11 @@ impl Handler for TcpEcho {
     }
 
     fn message(&mut self, _ws: &mut Ws<'_, ()>, _message: Message<'_>) {}
+}
+
+/// The address a listener got (its port, if port 0 was asked for).
+fn bound_addr(socket: &Socket, asked: SocketAddr) -> SocketAddr {
+    socket.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(asked)
 }
 
 /// One listening socket per shard, all on the same address and port.
@@ -120,6 +164,7 @@ fn bind_all(addr: SocketAddr, settings: &Settings) -> Result<Vec<Socket>, Error>
 #[derive(Clone)]
 pub struct ServerHandle {
     runtime: Runtime,
+    tls_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -133,6 +178,12 @@ impl ServerHandle {
     /// asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.runtime.local_addr()
+    }
+
+    /// Where `wss://` is served (the main address, or the TLS address when
+    /// plain WebSockets are served beside it); `None` without TLS.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The number of shards.

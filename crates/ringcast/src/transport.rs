@@ -12,33 +12,48 @@
 //!
 //! Each connection carries a [`Transport::Session`] in its slot, made when
 //! it is accepted ([`Transport::accept`]) or opened
-//! ([`Transport::connect`]). Plain TCP ([`Plain`]) is the only transport
-//! today: its session is zero-sized and both calls compile to nothing, so
-//! the seam costs an idle connection no bytes and a message no
-//! instructions.
+//! ([`Transport::connect`]). Plain TCP ([`Plain`]) has a zero-sized
+//! session and calls that compile to nothing, so the seam costs a plain
+//! server's idle connection no bytes and a message no instructions.
 //!
-//! A TLS layer (rustls in user space) implements the same four functions:
+//! TLS (`crate::tls`, rustls in user space) implements the same calls:
 //! `accept`/`connect` make a rustls connection; `open` feeds the records in
-//! `wire` to it and hands back the plaintext (decrypted in place in `wire`,
-//! or gathered in `scratch` when a record spans reads), queueing any
-//! handshake records it owes the peer in `out`; `seal` encrypts the queued
-//! plaintext into records. Where the kernel offers TLS offload (kTLS), the
-//! session hands its keys to the socket after the handshake and both calls
-//! become pass-through, as for `Plain`. Two places bypass the seam and
-//! would need it too: `sys::refuse` (the 503 written straight to a socket
-//! over the connection limit) and the linger's `shutdown` (a TLS session
-//! sends close_notify first).
+//! `wire` to it and hands back the plaintext (gathered in `scratch`),
+//! queueing any records it owes the peer in `out` as wire bytes; `seal`
+//! encrypts the queued plaintext into records; `finish` queues close_notify
+//! before the shard shuts its side of the socket. Where the kernel offers
+//! TLS offload (kTLS), the session would hand its keys to the socket after
+//! the handshake and both calls would pass bytes through, as for `Plain`.
+//! The 503 written straight to a socket over the connection limit
+//! (`sys::refuse`) bypasses the seam: a TLS listener's connection over the
+//! limit is closed instead.
 
 use crate::sys::OutQueue;
+
+/// What the layers above may ask of a connection's transport session.
+pub(crate) trait Session {
+    /// The server name a TLS client asked for (SNI).
+    fn server_name(&self) -> Option<&str> {
+        None
+    }
+
+    /// The connection is encrypted.
+    fn is_secure(&self) -> bool {
+        false
+    }
+}
+
+impl Session for () {}
 
 /// Turns socket bytes into plaintext and back, per connection.
 pub(crate) trait Transport: Send + 'static {
     /// What the transport keeps per connection (a TLS session; nothing for
     /// plain TCP).
-    type Session;
+    type Session: Session;
 
-    /// A session for a connection the shard accepted.
-    fn accept(&self) -> Result<Self::Session, TransportError>;
+    /// A session for a connection the shard accepted from a listener that
+    /// is `secure` (TLS) or not.
+    fn accept(&self, secure: bool) -> Result<Self::Session, TransportError>;
 
     /// A session for a connection the shard opens to `server_name` (the
     /// host of the URL, e.g. for TLS server name indication).
@@ -59,6 +74,11 @@ pub(crate) trait Transport: Send + 'static {
     /// The queued bytes are about to be sent: turns the plaintext queued
     /// since the last call into wire bytes, in the queue.
     fn seal(&self, session: &mut Self::Session, out: &mut OutQueue) -> Result<(), TransportError>;
+
+    /// Everything is sent and the shard is about to shut its side of the
+    /// socket: queues the transport's own farewell (TLS close_notify) and
+    /// returns true if it did, so that the shutdown waits for it.
+    fn finish(&self, session: &mut Self::Session, out: &mut OutQueue) -> bool;
 }
 
 /// The transport failed a connection (e.g. a TLS alert): it is cut, and
@@ -77,7 +97,7 @@ impl Transport for Plain {
     type Session = ();
 
     #[inline]
-    fn accept(&self) -> Result<(), TransportError> {
+    fn accept(&self, _secure: bool) -> Result<(), TransportError> {
         Ok(())
     }
 
@@ -100,6 +120,11 @@ impl Transport for Plain {
     #[inline]
     fn seal(&self, _session: &mut (), _out: &mut OutQueue) -> Result<(), TransportError> {
         Ok(())
+    }
+
+    #[inline]
+    fn finish(&self, _session: &mut (), _out: &mut OutQueue) -> bool {
+        false
     }
 }
 

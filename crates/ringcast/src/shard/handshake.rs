@@ -12,6 +12,7 @@ use super::notify::{guarded, with_ws};
 use super::slot::{Handshake, Phase, Slot};
 use crate::config::{Deflate, Settings};
 use crate::handler::{Decision, Handler, Peer, Response};
+use crate::transport::Session;
 use crate::ws::{ConnId, ShardCtx};
 
 /// What the request led to, decided while the head is borrowed.
@@ -43,7 +44,7 @@ impl Rules {
 /// Parses in place when the head arrives in one read (the usual case) and
 /// copies only a head split across reads. On an upgrade, bytes after the
 /// head go straight to the WebSocket path. Returns the messages delivered.
-pub fn on_data<H: Handler, S>(
+pub fn on_data<H: Handler, S: Session>(
     handler: &mut H,
     slot: &mut Slot<H::Data, S>,
     input: &mut [u8],
@@ -59,7 +60,7 @@ pub fn on_data<H: Handler, S>(
     }
     let Handshake { reader, head, body } = &mut *hs;
     let buf: &mut [u8] = if in_place { &mut *input } else { head.as_mut_slice() };
-    let peer = Peer::new(slot.socket.as_fd());
+    let peer = Peer::new(slot.socket.as_fd(), slot.session.server_name(), slot.session.is_secure());
     let out = slot.out.queue();
     let step = match *body {
         // The head was complete; its body was not.

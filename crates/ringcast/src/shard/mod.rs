@@ -1,4 +1,4 @@
-//! A shard: one thread, one ring, one listener, one table of connections.
+//! A shard: one thread, one ring, its listeners, one table of connections.
 //!
 //! A loop turn is: hand the kernel everything queued (sends, re-armed
 //! receives, closes) and wait, in one `io_uring_enter`; then handle every
@@ -6,11 +6,13 @@
 //! Output produced anywhere in the turn is corked per connection and leaves
 //! at the start of the next turn.
 
+mod accept;
 mod batch;
 mod dial;
 mod frames;
 mod handshake;
 mod link;
+mod listeners;
 mod notify;
 mod slot;
 mod token;
@@ -20,13 +22,13 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringcast_proto::handshake::{RequestLimits, RequestReader};
+use ringcast_proto::handshake::RequestLimits;
 use ringcast_proto::{CloseCode, State};
 use slab::Slab;
-use socket2::Socket;
 
 use self::batch::Batcher;
 pub(crate) use self::link::{Links, Stop};
+pub(crate) use self::listeners::Listeners;
 use self::notify::{fail_connecting, finish, with_ws};
 use self::slot::{flag, Dial, Phase, Slot};
 use self::token::{op, token, untoken};
@@ -37,7 +39,7 @@ use crate::error::ConnectError;
 use crate::handler::Handler;
 use crate::pubsub::{Delivery, LocalTopics, Mailbox};
 use crate::stats::SharedStats;
-use crate::sys::{self, Completion, Io, Waker};
+use crate::sys::{Completion, Io, Waker};
 use crate::timer::{self, millis, reached, Millis, Wheel};
 use crate::transport::{Plain, Transport, TransportError};
 use crate::ws::{offer_frame, ConnId, Offer, ShardCtx};
@@ -63,9 +65,7 @@ pub(crate) struct Shard<H: Handler, T: Transport = Plain> {
     shared_stats: Arc<SharedStats>,
     mailbox: Arc<Mailbox>,
     index: u16,
-    listener: Option<Socket>,
-    accept_armed: bool,
-    accept_retry_at: Option<Millis>,
+    listeners: Listeners,
     wheel: Wheel,
     due: Vec<timer::Entry>,
     alarms_due: Vec<(u32, u32)>,
@@ -96,7 +96,7 @@ pub(crate) struct Shard<H: Handler, T: Transport = Plain> {
 impl<H: Handler, T: Transport> Shard<H, T> {
     pub(crate) fn new(
         io: Io,
-        listener: Option<Socket>,
+        listeners: Listeners,
         handler: H,
         settings: Arc<Settings>,
         links: Links<H::Data>,
@@ -126,9 +126,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             shared_stats: stats,
             mailbox,
             index,
-            listener,
-            accept_armed: false,
-            accept_retry_at: None,
+            listeners,
             wheel: Wheel::new(0),
             due: Vec::new(),
             alarms_due: Vec::new(),
@@ -168,7 +166,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         }
         loop {
             self.flush();
-            if self.stop_deadline.is_some() && self.conns.is_empty() && !self.accept_armed {
+            if self.stop_deadline.is_some() && self.conns.is_empty() && !self.listeners.any_armed() {
                 break;
             }
             let timeout = self.next_timeout();
@@ -211,7 +209,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         if let Some(alarm) = self.local.alarms.next_in() {
             wait = Some(wait.map_or(alarm, |w| w.min(alarm)));
         }
-        if let Some(at) = self.accept_retry_at {
+        if let Some(at) = self.listeners.retry_at {
             let until = at.wrapping_sub(self.now).min(1000);
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
@@ -229,20 +227,12 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         self.shared_stats.store(stats);
     }
 
-    fn arm_accept(&mut self) {
-        if let Some(listener) = &self.listener {
-            self.io.ring.accept_multi(listener.as_raw_fd(), token(op::ACCEPT, 0, 0));
-            self.accept_armed = true;
-            self.accept_retry_at = None;
-        }
-    }
-
     fn dispatch(&mut self, c: Completion) {
         let (kind, key, generation) = untoken(c.user_data);
         match kind {
             op::RECV => self.on_recv(key, generation, c),
             op::SEND => self.on_send(key, generation, c.result),
-            op::ACCEPT => self.on_accept(c),
+            op::ACCEPT => self.on_accept(key, c),
             op::WAKE => self.on_wake(c.result),
             op::CONNECT => self.on_connect(key, generation, c.result),
             _ => {}
@@ -312,53 +302,6 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         }
     }
 
-    fn on_accept(&mut self, c: Completion) {
-        if !c.more() {
-            self.accept_armed = false;
-            if self.stop_deadline.is_some() {
-                self.listener = None;
-            } else if c.result < 0 {
-                // Out of descriptors or memory: retry shortly, not in a spin.
-                self.accept_retry_at = Some(self.now.wrapping_add(100));
-            } else {
-                self.arm_accept();
-            }
-        }
-        if c.result < 0 {
-            if c.result != -libc::ECANCELED {
-                let e = std::io::Error::from_raw_os_error(-c.result);
-                tracing::warn!(error = %e, "accept failed");
-            }
-            return;
-        }
-        let socket = sys::adopt_fd(c.result);
-        if self.stop_deadline.is_some() {
-            return; // dropped: closed
-        }
-        if self.conns.len() >= self.max_connections {
-            tracing::warn!(limit = self.max_connections, "connection limit reached; answering 503");
-            sys::refuse(socket, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            return;
-        }
-        let session = match self.transport.accept() {
-            Ok(session) => session,
-            Err(e) => {
-                tracing::warn!(reason = e.reason, "the transport refused a connection");
-                return;
-            }
-        };
-        self.local.stats.accepted += 1;
-        let generation = self.take_generation();
-        let fd = socket.as_raw_fd();
-        let reader = (!self.settings.tcp_echo).then(|| RequestReader::new(self.request_limits));
-        let key = self.conns.insert(Slot::new(socket, generation, reader, self.now, session));
-        tracing::debug!(conn = %self.id(key, generation), fd, "accepted");
-        self.io.ring.recv_multi(fd, self.io.bufs.group(), token(op::RECV, key, generation));
-        let slot = &mut self.conns[key];
-        slot.flags |= flag::RECV_ARMED;
-        slot.deadline_in(&mut self.wheel, key, self.now, self.settings.handshake_timeout);
-    }
-
     /// The generation of the next connection (24 bits, as tokens carry).
     fn take_generation(&mut self) -> u32 {
         let generation = self.next_generation;
@@ -422,7 +365,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             Ok(plaintext) => plaintext,
             Err(e) => {
                 self.io.bufs.recycle(buffer);
-                return self.terminate(key, e.reason, ConnectError::Closed);
+                return self.transport_failed(key, e);
             }
         };
         if !slot.has(flag::DYING | flag::LINGER) {
@@ -529,6 +472,9 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                 if !recv_alive {
                     // The peer already hung up: nothing left to wait for.
                     slot.flags |= flag::DYING;
+                } else if !slot.has(flag::LINGER) && self.transport.finish(&mut slot.session, &mut slot.out) {
+                    // The transport's farewell (TLS close_notify) goes
+                    // first; the shutdown follows once it is sent.
                 } else if !slot.has(flag::LINGER) {
                     // Everything we owed is sent: end our direction and read
                     // until the peer ends its own (closing with unread data
@@ -596,12 +542,23 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         while let Some((key, e)) = self.unsealed.pop() {
             self.terminate(key, e.reason, ConnectError::Closed);
         }
-        if !self.accept_armed
-            && self.stop_deadline.is_none()
-            && self.accept_retry_at.is_some_and(|at| reached(at, self.now))
-        {
-            self.arm_accept();
-        }
+        self.retry_accept();
+    }
+
+    /// The transport refused what the peer sent (a TLS alert may be queued
+    /// for it): the handler hears 1006 (or its connect fails), the
+    /// plaintext not yet sealed is dropped, and what the transport queued
+    /// leaves before the connection closes.
+    fn transport_failed(&mut self, key: usize, e: TransportError) {
+        let Some(slot) = self.conns.get_mut(key) else { return };
+        let id = ConnId { shard: self.index, key: key as u32, generation: slot.generation };
+        tracing::debug!(conn = %id, reason = e.reason, "transport failed");
+        fail_connecting(&mut self.handler, slot, ConnectError::Io(std::io::Error::other(e.reason)), &self.dialer);
+        finish(&mut self.handler, slot, CloseCode::ABNORMAL, e.reason, false);
+        slot.phase = Phase::Finished;
+        slot.out.discard_unsealed();
+        slot.deadline_in(&mut self.wheel, key, self.now, self.settings.close_timeout);
+        self.review(key);
     }
 
     /// The peer is gone (end of stream, reset) or unusable.
@@ -715,11 +672,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         let grace = self.stop.grace();
         self.stop_deadline = Some(self.now.wrapping_add(millis(grace)));
         tracing::debug!(connections = self.conns.len(), ?grace, "stopping");
-        if self.accept_armed {
-            self.io.ring.cancel(token(op::ACCEPT, 0, 0), token(op::IGNORE, 0, 0));
-        } else {
-            self.listener = None;
-        }
+        self.listeners.stop(&mut self.io.ring);
         let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
         for key in keys {
             let slot = &mut self.conns[key];

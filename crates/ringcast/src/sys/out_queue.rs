@@ -15,6 +15,14 @@
 //! go back when everything is sent. The pool is a stack, so the next frame
 //! is written into the buffer the kernel just finished reading, still in
 //! cache, and an idle connection holds one empty pointer.
+//!
+//! **Sealing** (a transport such as TLS): the runtime queues plaintext as
+//! above, and the transport turns it into wire bytes just before a send
+//! ([`OutQueue::seal_with`]) or adds wire bytes of its own, such as
+//! handshake records ([`OutQueue::push_wire`]). Once a transport has done
+//! either, the chain is `[sealed segments][plaintext segments]` and only the
+//! sealed ones are sent; frames are appended after the boundary only.
+//! Without a transport that seals, every segment is sent, as before.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -77,6 +85,11 @@ struct Chain {
     /// Bytes of every segment but an owned tail (whose length changes as
     /// frames are appended, so it is read when asked).
     closed: usize,
+    /// A transport seals this chain: only the first `sealed` segments hold
+    /// wire bytes and may be sent.
+    sealing: bool,
+    /// How many front segments hold wire bytes (sealing only).
+    sealed: usize,
     iov: Vec<libc::iovec>,
     msg: libc::msghdr,
 }
@@ -86,7 +99,7 @@ impl Default for Chain {
         // SAFETY: `msghdr` is a plain C struct for which all-zero bytes are
         // a valid value (no name, no iovecs, no control data).
         let msg = unsafe { std::mem::zeroed() };
-        Chain { segs: VecDeque::new(), sent: 0, flying: 0, closed: 0, iov: Vec::new(), msg }
+        Chain { segs: VecDeque::new(), sent: 0, flying: 0, closed: 0, sealing: false, sealed: 0, iov: Vec::new(), msg }
     }
 }
 
@@ -110,13 +123,42 @@ impl Chain {
     fn pop_back(&mut self) -> Option<Segment> {
         let segment = self.segs.pop_back()?;
         self.closed -= segment.fixed_len() + self.tail_len();
+        self.sealed = self.sealed.min(self.segs.len());
         Some(segment)
     }
 
     fn pop_front(&mut self) -> Option<Segment> {
         let segment = self.segs.pop_front()?;
         self.closed = if self.segs.is_empty() { 0 } else { self.closed - segment.bytes().len() };
+        self.sealed = self.sealed.saturating_sub(1);
         Some(segment)
+    }
+
+    /// Segments before this index take no more frames: in flight, or
+    /// sealed.
+    fn frozen(&self) -> usize {
+        self.flying.max(self.sealed)
+    }
+
+    /// How many front segments a send may cover.
+    fn sendable(&self) -> usize {
+        if self.sealing {
+            self.sealed
+        } else {
+            self.segs.len()
+        }
+    }
+
+    /// Inserts `segment` as the last sealed one (its bytes counted as
+    /// closed unless it becomes the tail).
+    fn insert_sealed(&mut self, segment: Segment) {
+        if self.sealed == self.segs.len() {
+            self.push(segment);
+        } else {
+            self.closed += segment.bytes().len();
+            self.segs.insert(self.sealed, segment);
+        }
+        self.sealed += 1;
     }
 }
 
@@ -175,6 +217,8 @@ fn give_chain(mut chain: Box<Chain>) {
     }
     chain.sent = 0;
     chain.closed = 0;
+    chain.sealing = false;
+    chain.sealed = 0;
     chain.iov.clear();
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
@@ -216,7 +260,7 @@ impl OutQueue {
     /// reading.
     pub fn queue(&mut self) -> &mut Vec<u8> {
         let chain = self.chain();
-        let writable = chain.segs.len() > chain.flying && matches!(chain.segs.back(), Some(Segment::Owned(_)));
+        let writable = chain.segs.len() > chain.frozen() && matches!(chain.segs.back(), Some(Segment::Owned(_)));
         if !writable {
             chain.push(Segment::Owned(take_buffer()));
         }
@@ -283,8 +327,12 @@ impl OutQueue {
         while chain.segs.len() > 1 && chain.segs.back().is_some_and(|s| s.bytes().is_empty()) {
             give_segment(chain.pop_back()?);
         }
+        let sendable = chain.sendable();
+        if sendable == 0 {
+            return None; // plaintext only, not sealed yet
+        }
         let front = chain.segs.front()?.bytes();
-        if chain.segs.len() == 1 {
+        if sendable == 1 {
             let rest = &front[chain.sent..];
             if rest.is_empty() {
                 return None;
@@ -292,7 +340,7 @@ impl OutQueue {
             chain.flying = 1;
             return Some(SendBuf::One(rest.as_ptr(), u32::try_from(rest.len()).unwrap_or(u32::MAX)));
         }
-        let count = chain.segs.len().min(MAX_IOV);
+        let count = sendable.min(MAX_IOV);
         chain.iov.clear();
         for (i, segment) in chain.segs.iter().take(count).enumerate() {
             let bytes = if i == 0 { &segment.bytes()[chain.sent..] } else { segment.bytes() };
@@ -340,6 +388,83 @@ impl OutQueue {
     /// wrote nothing, or when the connection goes idle).
     pub fn release(&mut self) {
         if self.chain.as_ref().is_some_and(|c| c.flying == 0 && c.held() == 0) {
+            self.give_back();
+        }
+    }
+
+    /// Plaintext bytes waiting for the transport to seal them.
+    pub fn unsealed(&self) -> usize {
+        self.chain.as_ref().map_or(0, |c| c.segs.range(c.sealed.min(c.segs.len())..).map(|s| s.bytes().len()).sum())
+    }
+
+    /// Appends wire bytes of the transport's own (handshake records, an
+    /// alert, close_notify) after what is already sealed and before any
+    /// plaintext not yet sealed: `write` appends them to the buffer it is
+    /// given. From the first call on, only sealed bytes are sent.
+    pub fn push_wire<R>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let chain = self.chain();
+        chain.sealing = true;
+        let at = chain.sealed;
+        let reuse = at > chain.flying && matches!(chain.segs.get(at - 1), Some(Segment::Owned(_)));
+        if !reuse {
+            chain.insert_sealed(Segment::Owned(take_buffer()));
+        }
+        let index = chain.sealed - 1;
+        let is_tail = index + 1 == chain.segs.len();
+        let Some(Segment::Owned(buf)) = chain.segs.get_mut(index) else { unreachable!("an owned sealed buffer") };
+        let before = buf.len();
+        let result = write(buf);
+        let grown = buf.len() - before;
+        if !is_tail {
+            chain.closed += grown;
+        }
+        result
+    }
+
+    /// Seals every plaintext segment: `encrypt` appends the wire bytes of
+    /// each run of plaintext to the buffer it is given, and they replace
+    /// the plaintext as one sealed segment. Called only with nothing in
+    /// flight. On an error the plaintext stays (the connection is being
+    /// cut anyway).
+    pub fn seal_with<E>(&mut self, mut encrypt: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+        let Some(chain) = self.chain.as_mut() else { return Ok(()) };
+        chain.sealing = true;
+        if chain.sealed >= chain.segs.len() {
+            return Ok(());
+        }
+        debug_assert!(chain.flying <= chain.sealed, "only sealed segments are ever in flight");
+        let mut wire = take_buffer();
+        for segment in chain.segs.range(chain.sealed..) {
+            let plain = segment.bytes();
+            if !plain.is_empty() {
+                if let Err(e) = encrypt(plain, &mut wire) {
+                    give_buffer(wire);
+                    return Err(e);
+                }
+            }
+        }
+        while chain.segs.len() > chain.sealed {
+            give_segment(chain.pop_back().expect("a plaintext segment"));
+        }
+        if wire.is_empty() {
+            give_buffer(wire);
+        } else {
+            chain.insert_sealed(Segment::Owned(wire));
+        }
+        Ok(())
+    }
+
+    /// Drops the plaintext not yet sealed (the transport failed; what it
+    /// sealed, such as an alert, still goes).
+    pub fn discard_unsealed(&mut self) {
+        let Some(chain) = self.chain.as_mut() else { return };
+        if !chain.sealing {
+            return self.discard_unsent();
+        }
+        while chain.segs.len() > chain.sealed.max(chain.flying) {
+            give_segment(chain.pop_back().expect("a plaintext segment"));
+        }
+        if chain.segs.is_empty() {
             self.give_back();
         }
     }
@@ -504,6 +629,67 @@ mod tests {
         q.abort_send();
         q.discard_unsent();
         assert!(q.chain.is_none());
+    }
+
+    /// A stand-in cipher for the sealing tests: brackets each run.
+    fn bracket(plain: &[u8], wire: &mut Vec<u8>) -> Result<(), ()> {
+        wire.push(b'[');
+        wire.extend_from_slice(plain);
+        wire.push(b']');
+        Ok(())
+    }
+
+    #[test]
+    fn a_sealing_transport_sends_only_what_it_sealed_in_order() {
+        let big = Bytes::from(vec![b'B'; SHARE_MIN]);
+        let mut q = OutQueue::default();
+        // Handshake bytes of the transport's own go out as they are.
+        q.push_wire(|w| w.extend_from_slice(b"hello"));
+        q.queue().extend_from_slice(b"early");
+        assert_eq!(q.unsealed(), 5);
+        assert_eq!(pending(&mut q).unwrap(), b"hello", "plaintext waits for its seal");
+        // More wire bytes while that send is in flight go after it, and
+        // still before the plaintext.
+        q.push_wire(|w| w.extend_from_slice(b"ticket"));
+        q.queue().extend_from_slice(b"+more");
+        q.push_shared(&big);
+        assert_eq!(q.held(), 5 + 6 + 10 + SHARE_MIN);
+        assert!(q.complete_send(5));
+        q.seal_with(bracket).unwrap();
+        assert_eq!(q.unsealed(), 0);
+        let mut expected = b"ticket[early+more][".to_vec();
+        expected.extend_from_slice(&big);
+        expected.push(b']');
+        assert_eq!(q.held(), expected.len());
+        assert_eq!(pending(&mut q).unwrap(), expected);
+        // Frames queued while the sealed bytes fly wait for the next seal.
+        q.queue().extend_from_slice(b"next");
+        assert!(q.complete_send(expected.len()));
+        assert_eq!(q.buffered(), 4);
+        assert!(pending(&mut q).is_none());
+        q.seal_with(bracket).unwrap();
+        assert_eq!(pending(&mut q).unwrap(), b"[next]");
+        assert!(q.complete_send(6));
+        assert!(q.chain.is_none(), "an idle queue holds nothing");
+        // A chain back from the pool sends everything again.
+        let mut plain = OutQueue::default();
+        plain.queue().extend_from_slice(b"plain");
+        assert_eq!(pending(&mut plain).unwrap(), b"plain");
+    }
+
+    #[test]
+    fn wire_bytes_between_sealed_and_plaintext_are_counted() {
+        let mut q = OutQueue::default();
+        q.push_wire(|w| w.extend_from_slice(b"ab"));
+        q.queue().extend_from_slice(b"plain");
+        // Appended to the sealed buffer, which is no longer the tail.
+        q.push_wire(|w| w.extend_from_slice(b"cd"));
+        assert_eq!(q.held(), 9);
+        assert_eq!(q.chain.as_ref().unwrap().segs.len(), 2);
+        let failed: Result<(), &str> = q.seal_with(|_, _| Err("cipher failed"));
+        assert_eq!(failed, Err("cipher failed"));
+        assert_eq!(q.unsealed(), 5, "the plaintext stays");
+        assert_eq!(pending(&mut q).unwrap(), b"abcd");
     }
 
     #[test]

@@ -1,0 +1,400 @@
+//! TLS (`wss://`) in the shard: a [`Transport`] over rustls' unbuffered
+//! connection, so that no record is copied into a buffer of rustls' own.
+//!
+//! - **In**: the records of a receive are processed where they arrived (the
+//!   provided buffer); only an incomplete record at the end of a read is
+//!   copied, into the session's `pending` buffer, which is freed again once
+//!   the rest has come. The plaintext is gathered in the shard's scratch
+//!   buffer for the HTTP and WebSocket code above.
+//! - **Out**: the plaintext a turn queued is encrypted into one buffer just
+//!   before the send ([`OutQueue::seal_with`]), so corking still makes one
+//!   send per connection per turn. Records rustls writes on its own
+//!   (handshake, session tickets, key updates, alerts, close_notify) go
+//!   before any plaintext not yet sealed ([`OutQueue::push_wire`]), in the
+//!   order rustls numbered them.
+//! - **Memory**: an idle TLS connection holds its session box: the rustls
+//!   connection (its keys and state machine) and nothing else; no buffer
+//!   survives the turn that needed it.
+//!
+//! A plain listener and a TLS listener can share a shard: a connection from
+//! the plain one has no session (`None`) and costs one pointer.
+//!
+//! Server name indication: rustls' unbuffered server connection does not
+//! say which name the client asked for, so the certificate resolver is
+//! wrapped ([`NameRecorder`]) and notes it in a thread-local as the
+//! handshake runs on this thread; the session takes it from there.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConnectionData, UnbufferedServerConnection};
+use rustls::sign::CertifiedKey;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus, WriteTraffic};
+
+use crate::sys::OutQueue;
+use crate::transport::{Session, Transport, TransportError};
+
+/// The most ciphertext kept for one connection between reads: rustls
+/// holds a handshake message spanning several records here until it is
+/// whole (at most 64 KiB), and a record is at most 16 KiB plus 256 bytes.
+const MAX_PENDING: usize = 96 << 10;
+
+thread_local! {
+    /// The server name of the ClientHello being handled on this thread.
+    static ASKED_NAME: RefCell<Option<Box<str>>> = const { RefCell::new(None) };
+}
+
+/// Wraps a certificate resolver to note the server name each ClientHello
+/// asks for (see the module docs).
+#[derive(Debug)]
+pub(crate) struct NameRecorder {
+    inner: Arc<dyn ResolvesServerCert>,
+}
+
+impl ResolvesServerCert for NameRecorder {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = client_hello.server_name().map(Box::from);
+        ASKED_NAME.with(|asked| *asked.borrow_mut() = name);
+        self.inner.resolve(client_hello)
+    }
+
+    fn only_raw_public_keys(&self) -> bool {
+        self.inner.only_raw_public_keys()
+    }
+}
+
+/// Makes a user's rustls configuration fit the runtime: ALPN `http/1.1`
+/// unless the user chose protocols, no early data (an upgrade request sent
+/// as 0-RTT data could be replayed), and the server-name recorder.
+pub(crate) fn server_config(mut config: rustls::ServerConfig) -> Arc<rustls::ServerConfig> {
+    if config.alpn_protocols.is_empty() {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    config.max_early_data_size = 0;
+    config.send_half_rtt_data = false;
+    config.cert_resolver = Arc::new(NameRecorder { inner: config.cert_resolver.clone() });
+    Arc::new(config)
+}
+
+/// A shard's transport when TLS is configured: connections from the TLS
+/// listener get a rustls session, those from a plain one none.
+pub(crate) struct Tls {
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl Tls {
+    pub(crate) fn new(config: Arc<rustls::ServerConfig>) -> Self {
+        Tls { config }
+    }
+}
+
+/// One TLS connection's state.
+pub(crate) struct TlsSession {
+    conn: UnbufferedServerConnection,
+    /// Ciphertext received but not yet processed (an incomplete record).
+    pending: Vec<u8>,
+    /// The server name the client asked for.
+    server_name: Option<Box<str>>,
+    /// Failed (an alert is queued): input is ignored from now on.
+    failed: bool,
+    /// Our close_notify is queued.
+    closing: bool,
+}
+
+impl Session for Option<Box<TlsSession>> {
+    fn server_name(&self) -> Option<&str> {
+        self.as_ref().and_then(|s| s.server_name.as_deref())
+    }
+
+    fn is_secure(&self) -> bool {
+        self.is_some()
+    }
+}
+
+/// What a processing step asks of the loop around it.
+enum Next {
+    /// Call rustls again.
+    Again,
+    /// Nothing more can be done with the bytes at hand.
+    Wait,
+}
+
+impl Transport for Tls {
+    type Session = Option<Box<TlsSession>>;
+
+    fn accept(&self, secure: bool) -> Result<Self::Session, TransportError> {
+        if !secure {
+            return Ok(None);
+        }
+        let conn = UnbufferedServerConnection::new(self.config.clone())
+            .map_err(|_| TransportError { reason: "TLS configuration refused" })?;
+        Ok(Some(Box::new(TlsSession { conn, pending: Vec::new(), server_name: None, failed: false, closing: false })))
+    }
+
+    fn connect(&self, _server_name: &str) -> Result<Self::Session, TransportError> {
+        Ok(None) // wss:// clients: a later step
+    }
+
+    fn open<'w>(
+        &self,
+        session: &mut Self::Session,
+        wire: &'w mut [u8],
+        scratch: &'w mut Vec<u8>,
+        out: &mut OutQueue,
+    ) -> Result<&'w mut [u8], TransportError> {
+        let Some(tls) = session else { return Ok(wire) };
+        guarded(tls, |tls| tls.open(wire, scratch, out))
+    }
+
+    fn seal(&self, session: &mut Self::Session, out: &mut OutQueue) -> Result<(), TransportError> {
+        let Some(tls) = session else { return Ok(()) };
+        if tls.failed || out.unsealed() == 0 {
+            return Ok(());
+        }
+        // Still handshaking (`None`): the plaintext waits.
+        guarded(tls, |tls| {
+            tls.with_traffic(out, |traffic, out| out.seal_with(|plain, wire| encrypt(traffic, plain, wire)))
+        })?;
+        Ok(())
+    }
+
+    fn finish(&self, session: &mut Self::Session, out: &mut OutQueue) -> bool {
+        let Some(tls) = session else { return false };
+        if tls.failed || tls.closing {
+            return false;
+        }
+        tls.closing = true;
+        let queued =
+            guarded(tls, |tls| tls.with_traffic(out, |traffic, out| out.push_wire(|wire| close_notify(traffic, wire))));
+        matches!(queued, Ok(Some(())))
+    }
+}
+
+/// Runs a step of a session, so that a panic in rustls costs this
+/// connection (it fails) and not the shard with all its others.
+fn guarded<R>(
+    tls: &mut TlsSession,
+    step: impl FnOnce(&mut TlsSession) -> Result<R, TransportError>,
+) -> Result<R, TransportError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&mut *tls))) {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!("rustls panicked; the connection fails");
+            tls.failed = true;
+            tls.pending = Vec::new();
+            Err(TransportError { reason: "TLS failed" })
+        }
+    }
+}
+
+impl TlsSession {
+    /// See [`Transport::open`].
+    fn open<'w>(
+        &mut self,
+        wire: &'w mut [u8],
+        scratch: &'w mut Vec<u8>,
+        out: &mut OutQueue,
+    ) -> Result<&'w mut [u8], TransportError> {
+        let tls = self;
+        scratch.clear();
+        if tls.failed {
+            return Ok(scratch.as_mut_slice());
+        }
+        let result = if tls.pending.is_empty() {
+            let result = tls.process(wire, scratch, out);
+            if let Ok(used) = result {
+                tls.pending.extend_from_slice(&wire[used..]);
+            }
+            result
+        } else {
+            tls.pending.extend_from_slice(wire);
+            let mut pending = std::mem::take(&mut tls.pending);
+            let result = tls.process(&mut pending, scratch, out);
+            if let Ok(used) = result {
+                pending.drain(..used);
+                if !pending.is_empty() {
+                    tls.pending = pending; // else freed: an idle connection keeps no buffer
+                }
+            }
+            result
+        };
+        ASKED_NAME.with(|asked| {
+            if let Some(name) = asked.borrow_mut().take() {
+                tls.server_name = Some(name);
+            }
+        });
+        match result {
+            Ok(_) if tls.pending.len() > MAX_PENDING => {
+                tls.failed = true;
+                Err(TransportError { reason: "TLS record too large" })
+            }
+            Ok(_) => Ok(scratch.as_mut_slice()),
+            Err(e) => {
+                tls.failed = true;
+                tls.pending = Vec::new();
+                Err(e)
+            }
+        }
+    }
+
+    /// Brings rustls to where it may encrypt (sending the records it owes
+    /// first) and runs `write` there; `None` while the handshake is not
+    /// done. rustls is given the bytes kept from earlier reads: it may
+    /// hold a handshake message there in the middle of being joined, and
+    /// expects to find it again at the start of every buffer.
+    fn with_traffic<R>(
+        &mut self,
+        out: &mut OutQueue,
+        write: impl FnOnce(&mut WriteTraffic<'_, ServerConnectionData>, &mut OutQueue) -> Result<R, TransportError>,
+    ) -> Result<Option<R>, TransportError> {
+        let mut write = Some(write);
+        loop {
+            let UnbufferedStatus { discard, state } = self.conn.process_tls_records(&mut self.pending);
+            let result = match state {
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => match write.take() {
+                    Some(write) => Some(write(&mut traffic, out).map(Some)),
+                    None => Some(Ok(None)),
+                },
+                Ok(state) => match handshake_output(state, out) {
+                    Ok(Next::Again) => None,
+                    Ok(Next::Wait) => Some(Ok(None)),
+                    Err(e) => Some(Err(e)),
+                },
+                Err(_) => Some(Err(TransportError { reason: "TLS error" })),
+            };
+            self.pending.drain(..discard);
+            if let Some(result) = result {
+                return result;
+            }
+        }
+    }
+
+    /// Processes the records at the start of `buf`: plaintext to `scratch`,
+    /// records owed to the peer to `out`. Returns how many bytes are done
+    /// with; the rest is an incomplete record.
+    fn process(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>, out: &mut OutQueue) -> Result<usize, TransportError> {
+        let mut done = 0;
+        loop {
+            let UnbufferedStatus { discard, state } = self.conn.process_tls_records(&mut buf[done..]);
+            let next = match state {
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    while let Some(record) = traffic.next_record() {
+                        let record = record.map_err(|_| TransportError { reason: "TLS error" })?;
+                        scratch.extend_from_slice(record.payload);
+                    }
+                    Next::Again
+                }
+                // The peer will send no more data; its TCP end follows.
+                Ok(ConnectionState::PeerClosed) => Next::Again,
+                Ok(ConnectionState::Closed) => Next::Wait,
+                Ok(ConnectionState::WriteTraffic(_)) | Ok(ConnectionState::BlockedHandshake) => Next::Wait,
+                Ok(state) => handshake_output(state, out)?,
+                Err(_) => {
+                    // rustls may have queued an alert for the peer (not for
+                    // every refusal: a handshake message too large to join
+                    // just ends): it goes before the connection does.
+                    done += discard;
+                    // One record at most: calling again after it would
+                    // make rustls look at the refused input once more.
+                    if let Ok(ConnectionState::EncodeTlsData(mut data)) =
+                        self.conn.process_tls_records(&mut buf[done..]).state
+                    {
+                        let _ = out.push_wire(|wire| encode(&mut data, wire));
+                    }
+                    return Err(TransportError { reason: "TLS handshake or record refused" });
+                }
+            };
+            done += discard;
+            if let Next::Wait = next {
+                return Ok(done);
+            }
+        }
+    }
+}
+
+/// Handles the states in which rustls has records of its own to send.
+fn handshake_output<Data>(state: ConnectionState<'_, '_, Data>, out: &mut OutQueue) -> Result<Next, TransportError> {
+    match state {
+        ConnectionState::EncodeTlsData(mut data) => {
+            out.push_wire(|wire| encode(&mut data, wire))?;
+            Ok(Next::Again)
+        }
+        // What was encoded is queued: the shard sends it this turn.
+        ConnectionState::TransmitTlsData(transmit) => {
+            transmit.done();
+            Ok(Next::Again)
+        }
+        ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_) | ConnectionState::Closed => {
+            Ok(Next::Wait)
+        }
+        ConnectionState::PeerClosed => Ok(Next::Again),
+        // Early data is switched off (`server_config`); anything else is
+        // a state this version of the runtime does not know.
+        _ => Err(TransportError { reason: "unexpected TLS state" }),
+    }
+}
+
+/// Appends one record rustls prepared to `wire`.
+fn encode<Data>(
+    data: &mut rustls::unbuffered::EncodeTlsData<'_, Data>,
+    wire: &mut Vec<u8>,
+) -> Result<(), TransportError> {
+    let start = wire.len();
+    let mut room = 512;
+    loop {
+        wire.resize(start + room, 0);
+        match data.encode(&mut wire[start..]) {
+            Ok(n) => {
+                wire.truncate(start + n);
+                return Ok(());
+            }
+            Err(EncodeError::InsufficientSize(e)) => room = e.required_size,
+            Err(EncodeError::AlreadyEncoded) => {
+                wire.truncate(start);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Appends the records of `plain` to `wire`.
+fn encrypt<Data>(traffic: &mut WriteTraffic<'_, Data>, plain: &[u8], wire: &mut Vec<u8>) -> Result<(), TransportError> {
+    let start = wire.len();
+    // A record carries at most 16 KiB, with at most 29 bytes of header,
+    // nonce and tag (TLS 1.2 AES-GCM; TLS 1.3: 22).
+    let mut room = plain.len() + (plain.len() / (16 << 10) + 1) * 32;
+    loop {
+        wire.resize(start + room, 0);
+        match traffic.encrypt(plain, &mut wire[start..]) {
+            Ok(n) => {
+                wire.truncate(start + n);
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(e)) => room = e.required_size,
+            Err(_) => {
+                wire.truncate(start);
+                return Err(TransportError { reason: "TLS keys exhausted" });
+            }
+        }
+    }
+}
+
+/// Appends a close_notify alert to `wire`.
+fn close_notify<Data>(traffic: &mut WriteTraffic<'_, Data>, wire: &mut Vec<u8>) -> Result<(), TransportError> {
+    let start = wire.len();
+    let mut room = 64;
+    loop {
+        wire.resize(start + room, 0);
+        match traffic.queue_close_notify(&mut wire[start..]) {
+            Ok(n) => {
+                wire.truncate(start + n);
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(e)) => room = e.required_size,
+            Err(_) => {
+                wire.truncate(start);
+                return Err(TransportError { reason: "TLS keys exhausted" });
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! `wss://`: a rustls client against the server's TLS (certificates made
+//! here with rcgen), plain and TLS listeners side by side, and peers that
+//! do not speak TLS properly.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ringcast::proto::handshake::Request;
+use ringcast::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use ringcast::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use ringcast::{CloseInfo, Decision, Handler, Message, Peer, Server, ServerBuilder, ServerHandle, Ws};
+use tungstenite::protocol::Message as WsMessage;
+
+/// A certificate for `localhost` and the client configuration that trusts
+/// it.
+struct Pki {
+    server: rustls::ServerConfig,
+    client: Arc<ClientConfig>,
+}
+
+fn pki() -> Pki {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let der = CertificateDer::from(cert.der().to_vec());
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
+        .unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(der).unwrap();
+    let mut client = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    client.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Pki { server, client: Arc::new(client) }
+}
+
+/// What the handlers saw.
+#[derive(Default)]
+struct Seen {
+    /// (server name, secure) of every upgrade.
+    upgrades: Vec<(Option<String>, bool)>,
+    closes: Vec<u16>,
+}
+
+/// Echo; `join` subscribes to `room`.
+struct Echo(Arc<Mutex<Seen>>);
+
+impl Handler for Echo {
+    type Data = ();
+
+    fn upgrade(&mut self, _request: &Request<'_>) -> Decision<()> {
+        Decision::accept(())
+    }
+
+    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<()> {
+        self.0.lock().unwrap().upgrades.push((peer.server_name().map(str::to_owned), peer.is_secure()));
+        self.upgrade(request)
+    }
+
+    fn message(&mut self, ws: &mut Ws<'_, ()>, message: Message<'_>) {
+        if let Message::Text("join") = message {
+            ws.subscribe("room");
+            let _ = ws.send(Message::Text("joined"));
+            return;
+        }
+        let _ = ws.send(message);
+    }
+
+    fn close(&mut self, _data: (), info: CloseInfo<'_>) {
+        self.0.lock().unwrap().closes.push(info.code.0);
+    }
+}
+
+fn start(builder: ServerBuilder, seen: &Arc<Mutex<Seen>>) -> ServerHandle {
+    let seen = seen.clone();
+    builder.shards(2).pin_threads(false).start("127.0.0.1:0", move |_| Echo(seen.clone())).unwrap()
+}
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// A TLS connection to `addr` for `localhost`.
+fn tls_stream(client: &Arc<ClientConfig>, addr: SocketAddr) -> Tls {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let conn = ClientConnection::new(client.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
+    StreamOwned::new(conn, tcp)
+}
+
+fn wss(client: &Arc<ClientConfig>, addr: SocketAddr) -> tungstenite::WebSocket<Tls> {
+    let url = format!("wss://localhost:{}/", addr.port());
+    let (ws, response) = tungstenite::client::client(url, tls_stream(client, addr)).unwrap();
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+fn ws_plain(addr: SocketAddr) -> tungstenite::WebSocket<TcpStream> {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tungstenite::client::client(format!("ws://{addr}/"), tcp).unwrap().0
+}
+
+/// Reads until the server closes the TCP connection; returns the bytes.
+fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
+            Err(e) => panic!("no close within 10 s: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_rustls_client_echoes_small_and_large_messages_over_wss() {
+    let pki = pki();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = start(Server::builder().tls(pki.server), &seen);
+    assert_eq!(server.tls_addr(), Some(server.local_addr()));
+    let mut ws = wss(&pki.client, server.local_addr());
+    assert_eq!(ws.get_ref().conn.alpn_protocol(), Some(&b"http/1.1"[..]), "ALPN");
+    ws.send(WsMessage::text("hello")).unwrap();
+    assert_eq!(ws.read().unwrap(), WsMessage::text("hello"));
+    // Larger than a record, a receive buffer and the kernel's socket
+    // buffers: records span reads both ways.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    ws.send(WsMessage::binary(big.clone())).unwrap();
+    assert_eq!(ws.read().unwrap(), WsMessage::binary(big));
+    ws.send(WsMessage::Ping(b"p".to_vec().into())).unwrap();
+    assert_eq!(ws.read().unwrap(), WsMessage::Pong(b"p".to_vec().into()));
+    ws.close(Some(tungstenite::protocol::CloseFrame { code: 1000.into(), reason: "".into() })).unwrap();
+    loop {
+        match ws.read() {
+            Ok(WsMessage::Close(_)) => {}
+            Ok(other) => panic!("after close: {other:?}"),
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("the close should end cleanly: {e}"),
+        }
+    }
+    // The server said close_notify before its TCP end: rustls reads a
+    // clean end (an end without it would be an UnexpectedEof error).
+    let mut rest = Vec::new();
+    assert_eq!(ws.get_mut().read_to_end(&mut rest).map_err(|e| e.kind()), Ok(0));
+    let until = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().closes.is_empty() {
+        assert!(Instant::now() < until, "the handler never heard the close");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.upgrades, vec![(Some("localhost".to_string()), true)]);
+    assert_eq!(seen.closes, vec![1000]);
+    drop(seen);
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn plain_and_tls_listeners_share_one_runtime() {
+    let pki = pki();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = start(Server::builder().tls(pki.server).tls_address("127.0.0.1:0".parse().unwrap()), &seen);
+    let tls_addr = server.tls_addr().expect("a TLS address");
+    assert_ne!(tls_addr, server.local_addr());
+    let mut plain = ws_plain(server.local_addr());
+    let mut secure = wss(&pki.client, tls_addr);
+    for ws in [&mut plain as &mut dyn Join, &mut secure] {
+        ws.join();
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    while server.subscribers("room") != 2 {
+        assert!(Instant::now() < until, "subscribers: {}", server.subscribers("room"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.publish("room", Message::Text("to both"));
+    assert_eq!(plain.read().unwrap(), WsMessage::text("to both"));
+    assert_eq!(secure.read().unwrap(), WsMessage::text("to both"));
+    let upgrades = seen.lock().unwrap().upgrades.clone();
+    assert!(upgrades.contains(&(None, false)) && upgrades.contains(&(Some("localhost".into()), true)), "{upgrades:?}");
+    // A plain request at the TLS address gets an alert or nothing, and
+    // the server stays up.
+    let mut wrong = TcpStream::connect(tls_addr).unwrap();
+    wrong.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answer = read_to_close(&mut wrong);
+    assert!(answer.is_empty() || answer[0] == 0x15, "an alert or nothing: {answer:?}");
+    server.shutdown(Duration::from_secs(1));
+}
+
+/// Joins `room` and waits for the answer.
+trait Join {
+    fn join(&mut self);
+}
+
+impl<S: Read + Write> Join for tungstenite::WebSocket<S> {
+    fn join(&mut self) {
+        self.send(WsMessage::text("join")).unwrap();
+        assert_eq!(self.read().unwrap(), WsMessage::text("joined"));
+    }
+}
+
+#[test]
+fn garbage_instead_of_a_client_hello_gets_an_alert_or_a_close() {
+    let pki = pki();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    // A handshake timeout far beyond `read_to_close`'s 10 s: the close
+    // must come from the refusal.
+    let server = start(Server::builder().tls(pki.server).handshake_timeout(Duration::from_secs(60)), &seen);
+    let garbage: [(&[u8], bool); 3] = [
+        // Not a TLS record: rustls answers decode_error.
+        (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", true),
+        // A ClientHello record that is not one.
+        (&[0x16, 0x03, 0x01, 0x00, 0x06, 1, 0, 0, 2, 0xff, 0xff], true),
+        // A handshake message announcing 128 KiB: refused without an alert.
+        (&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5], false),
+    ];
+    for (bytes, alert) in garbage {
+        let mut tcp = TcpStream::connect(server.local_addr()).unwrap();
+        tcp.write_all(bytes).unwrap();
+        let answer = read_to_close(&mut tcp);
+        if alert {
+            // A TLS alert record (content type 21), then the end.
+            assert_eq!(answer.first(), Some(&0x15), "{bytes:?}: {answer:?}");
+        } else {
+            assert!(answer.is_empty(), "{bytes:?}: {answer:?}");
+        }
+    }
+    // The server still serves.
+    let mut ws = wss(&pki.client, server.local_addr());
+    ws.send(WsMessage::text("still here")).unwrap();
+    assert_eq!(ws.read().unwrap(), WsMessage::text("still here"));
+    assert!(seen.lock().unwrap().closes.is_empty(), "no connection opened, none closed");
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_stalled_tls_handshake_ends_at_the_handshake_timeout() {
+    let pki = pki();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = start(Server::builder().tls(pki.server).handshake_timeout(Duration::from_millis(300)), &seen);
+    // The first bytes of a ClientHello record, then nothing.
+    let mut tcp = TcpStream::connect(server.local_addr()).unwrap();
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    let started = Instant::now();
+    read_to_close(&mut tcp);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250), "closed after {waited:?}");
+    // A TLS handshake that completes and then sends no upgrade request is
+    // held to the same timeout.
+    let mut tls = tls_stream(&pki.client, server.local_addr());
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    let mut rest = Vec::new();
+    let ended = tls.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    let _ = ended; // a close_notify or a bare end: both end it
+    server.shutdown(Duration::from_secs(1));
+}
+
+/// Waits until the handler heard `n` closes; returns their codes.
+fn closes(seen: &Arc<Mutex<Seen>>, n: usize) -> Vec<u16> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let closes = seen.lock().unwrap().closes.clone();
+        if closes.len() >= n {
+            return closes;
+        }
+        assert!(Instant::now() < until, "closes so far: {closes:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_record_cut_short_by_the_end_of_the_connection_ends_it_as_abnormal() {
+    let pki = pki();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = start(Server::builder().tls(pki.server), &seen);
+    let mut ws = wss(&pki.client, server.local_addr());
+    ws.send(WsMessage::text("before")).unwrap();
+    assert_eq!(ws.read().unwrap(), WsMessage::text("before"));
+    // Half of a 16 KiB application-data record, straight on the socket,
+    // then the end of the stream.
+    let tcp = &mut ws.get_mut().sock;
+    tcp.write_all(&[0x17, 0x03, 0x03, 0x40, 0x00]).unwrap();
+    tcp.write_all(&[0xab; 8000]).unwrap();
+    tcp.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(closes(&seen, 1), vec![1006]);
+    read_to_close(tcp);
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_client_that_stops_reading_gets_1008_once_its_queue_passes_the_budget() {
+    let pki = pki();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    // A small kernel send buffer, so that the echoes wait in our queue.
+    let builder = Server::builder().tls(pki.server).max_backpressure(256 << 10).send_buffer_size(16 << 10);
+    let server = start(builder, &seen);
+    let mut ws = wss(&pki.client, server.local_addr());
+    // 2 MiB of echoes pile up unread: past the kernels' buffers and the
+    // 256 KiB budget.
+    let chunk = vec![7u8; 32 << 10];
+    for _ in 0..64 {
+        ws.send(WsMessage::binary(chunk.clone())).unwrap();
+    }
+    let mut echoes = 0;
+    let code = loop {
+        match ws.read().unwrap() {
+            WsMessage::Binary(data) => {
+                assert_eq!(data.len(), chunk.len());
+                echoes += 1;
+            }
+            WsMessage::Close(frame) => break frame.map(|f| u16::from(f.code)),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1008), "after {echoes} echoes");
+    assert!((1..64).contains(&echoes), "{echoes} echoes before the close");
+    server.shutdown(Duration::from_secs(1));
+}
