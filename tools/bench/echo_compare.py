@@ -9,18 +9,25 @@ window) and, for ringcast servers, io_uring_enter calls per message (their
 own counter, whole run). Prints medians and ratios at the end.
 
     tools/bench/echo_compare.py [--rounds 3] [--seconds 5] [--case 100x20] [--case 500x16384]
+
+`ringcast-tls` is the same echo over wss:// (TLS 1.3, a certificate made
+for the run): the load generator encrypts too, so on one core each side
+pays for its own crypto.
 """
 import argparse, json, os, re, signal, statistics, subprocess, sys, tempfile, time
 
-from procstat import cpu_split, stop_server, wait_port
+from procstat import cpu_split, stop_server, tls_certificate, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
+TLS_DIR = os.path.join(ROOT, "target", "bench-tls")
 
 SERVERS = {
     "ringcast": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
     "tcp_floor": lambda port: [f"{BIN}/examples/tcp_echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"],
     "fastwebsockets": lambda port: [f"{BIN}/fastwebsockets-peer", f"127.0.0.1:{port}", "echo"],
+    "ringcast-tls": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1",
+                                  "--tls-cert", f"{TLS_DIR}/cert.pem", "--tls-key", f"{TLS_DIR}/key.pem"],
 }
 
 # uWebSockets cannot be built on a fresh machine (../shared/bench/uws/README.md
@@ -37,6 +44,8 @@ def run_one(name, port, conns, size, args):
     try:
         wait_port(port, server)
         target = ["--tcp", f"127.0.0.1:{port}"] if name == "tcp_floor" else ["--url", f"ws://127.0.0.1:{port}/"]
+        if name.endswith("-tls"):
+            target = ["--url", f"wss://localhost:{port}/", "--tls-ca", f"{TLS_DIR}/cert.pem"]
         json_path = os.path.join(tempfile.gettempdir(), f"echo_compare-{os.getpid()}-{port}.json")
         client = subprocess.Popen(["taskset", "-c", args.client_cpu, f"{BIN}/ringcast-bench", "echo", *target,
                                    "--connections", str(conns), "--size", str(size),
@@ -102,6 +111,8 @@ def main():
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "ringcast", "--examples",
                         "-p", "ringcast-peers", "-p", "ringcast-bench"], cwd=ROOT, check=True)
+    if any(name.endswith("-tls") for name in servers):
+        tls_certificate(TLS_DIR)
     port = 9300
     results = {}
     runs = []
@@ -131,6 +142,8 @@ def main():
                 line += f"  x{med[n] / med['tcp_floor']:.2f} of the floor"
             if "uwebsockets" in med and n == "ringcast":
                 line += f"  x{med[n] / med['uwebsockets']:.2f} of uWebSockets"
+            if "ringcast" in med and n == "ringcast-tls":
+                line += f"  x{med[n] / med['ringcast']:.2f} of ws://"
             print(line)
     if args.json:
         with open(args.json, "w") as f:

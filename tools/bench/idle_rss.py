@@ -19,7 +19,7 @@ ringcast-bench.
 """
 import argparse, ctypes, os, resource, signal, socket, subprocess, sys, time
 
-from procstat import rss_kib
+from procstat import rss_kib, tls_certificate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "target", "release")
@@ -32,14 +32,6 @@ SERVERS = {
     "ringcast-tls": lambda port: [f"{BIN}/examples/echo", "--listen", f"127.0.0.1:{port}", "--shards", "1",
                                   "--tls-cert", f"{TLS_DIR}/cert.pem", "--tls-key", f"{TLS_DIR}/key.pem"],
 }
-
-def make_certificate():
-    os.makedirs(TLS_DIR, exist_ok=True)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                    "-keyout", f"{TLS_DIR}/key.pem", "-out", f"{TLS_DIR}/cert.pem"],
-                   check=True, capture_output=True)
 
 def hold_tls(port, n):
     client = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "bench", "tls_hold.py"),
@@ -135,7 +127,7 @@ def main():
                         "-p", "ringcast-peers", "-p", "ringcast-bench"], cwd=ROOT, check=True)
     port = 9500
     if "ringcast-tls" in args.servers.split(","):
-        make_certificate()
+        tls_certificate(TLS_DIR)
     for name in args.servers.split(","):
         port += 1
         measure(name, port, args)

@@ -52,6 +52,20 @@ def rss_kib(pid, missing=None):
     return missing
 
 
+def tls_certificate(directory):
+    """A self-signed certificate for 127.0.0.1 and localhost (an end
+    entity, which rustls clients insist on) in DIRECTORY/cert.pem and
+    key.pem; returns (cert, key)."""
+    os.makedirs(directory, exist_ok=True)
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-addext", "basicConstraints=critical,CA:FALSE", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 def wait_port(port, proc, tries=200):
     """Waits until something accepts on 127.0.0.1:`port`; exits the script
     if `proc` (the server) dies first or nothing listens after `tries`

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of ringcast-bench against the echo example and ringcast-hub:
 # every scenario for about two seconds, each result checked (JSON fields
-# present, errors == missing == reordered == 0, messages > 0).
+# present, errors == missing == reordered == 0, messages > 0), and three
+# of them over wss:// (echo, hub broadcast, connections).
 #
 #     tools/bench/smoke.sh            # builds first
 #     tools/bench/smoke.sh --no-build
@@ -60,21 +61,37 @@ stop_servers() {
 }
 trap stop_servers EXIT
 
+# A certificate for the wss:// scenarios (an end entity: rustls checks).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext "basicConstraints=critical,CA:FALSE" \
+  -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null || fail "openssl could not make a certificate"
+TLS=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem")
+
 ECHO_PORT=$(free_port)
 "$BIN/examples/echo" --listen "127.0.0.1:$ECHO_PORT" --shards 2 >"$OUT/echo.log" 2>&1 &
 PIDS+=($!)
 wait_port "$ECHO_PORT" "${PIDS[-1]}" echo
+TLS_ECHO_PORT=$(free_port)
+"$BIN/examples/echo" --listen "127.0.0.1:$TLS_ECHO_PORT" --shards 2 "${TLS[@]}" >"$OUT/echo-tls.log" 2>&1 &
+PIDS+=($!)
+wait_port "$TLS_ECHO_PORT" "${PIDS[-1]}" echo-tls
 HUB_PORT=$(free_port)
+HUB_TLS_PORT=$(free_port)
 # The scenarios load the hub from one address as fast as they can: its
 # per-connection publish rate and per-address limits are off. Compression
-# is on: only the subscribers of broadcast-deflate offer it.
+# is on: only the subscribers of broadcast-deflate offer it. TLS is served
+# on a second address.
 "$BIN/ringcast-hub" --listen "127.0.0.1:$HUB_PORT" --shards 2 --max-publish-rate 0 --max-connections-per-ip 0 --compression \
-  >"$OUT/hub.log" 2>&1 &
+  "${TLS[@]}" --tls-listen "127.0.0.1:$HUB_TLS_PORT" >"$OUT/hub.log" 2>&1 &
 PIDS+=($!)
 wait_port "$HUB_PORT" "${PIDS[-1]}" hub
+wait_port "$HUB_TLS_PORT" "${PIDS[-1]}" hub
 
 ECHO_URL="ws://127.0.0.1:$ECHO_PORT/"
+TLS_ECHO_URL="wss://localhost:$TLS_ECHO_PORT/"
 HUB="ws://127.0.0.1:$HUB_PORT/topics"
+TLS_HUB="wss://localhost:$HUB_TLS_PORT/topics"
+CA=(--tls-ca "$OUT/cert.pem")
 COMMON=(--duration 2 --warmup 0.5)
 
 # name, then the ringcast-bench arguments.
@@ -112,6 +129,12 @@ run broadcast-http broadcast --url "$HUB/smoke-http" --subscribers 200 --publish
 run broadcast-deflate broadcast --url "$HUB/smoke-deflate" --subscribers 100 --rate 100 --size 1024 --text \
     --filler json --deflate "${COMMON[@]}"
 run connections connections --url "$ECHO_URL" --connections 4000 --sources 2 --hold 2 --ping-interval 0.5
+# wss://: records spanning reads (16 KiB messages), the hub's fan-out
+# encrypted per subscriber, and many TLS handshakes at once.
+run echo-wss echo --url "$TLS_ECHO_URL" "${CA[@]}" --connections 50 --size 16384 --in-flight 4 "${COMMON[@]}"
+run broadcast-wss broadcast --url "$TLS_HUB/smoke-wss" "${CA[@]}" --subscribers 200 --publishers 2 --rate 200 \
+    --size 64 "${COMMON[@]}"
+run connections-wss connections --url "$TLS_ECHO_URL" "${CA[@]}" --connections 500 --hold 2 --ping-interval 0.5
 
 python3 - "$OUT" <<'EOF' || fail "a result did not pass its checks (see above)"
 import json, os, sys, xml.dom.minidom
@@ -147,8 +170,10 @@ for name in files:
             bad.append(f"{name}: {r.get('deflate_negotiated')} of {r.get('subscribers')} subscribers negotiated deflate")
         if not 0 < r.get("wire_bytes_per_delivery", 0) < r["size"] / 2:
             bad.append(f"{name}: {r.get('wire_bytes_per_delivery')} bytes on the wire per {r['size']}-byte delivery")
-if len(files) != 10:
-    bad.append(f"{len(files)} result files instead of 10")
+    if name.endswith("-wss.json") and not r.get("url", "").startswith("wss://"):
+        bad.append(f"{name}: not over wss:// ({r.get('url')})")
+if len(files) != 13:
+    bad.append(f"{len(files)} result files instead of 13")
 try:
     xml.dom.minidom.parse(os.path.join(out, "latency.svg"))
 except Exception as e:

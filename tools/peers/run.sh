@@ -35,7 +35,7 @@ cargo build --release -q -p ringcast --example echo
 tls="$work/tls"
 mkdir -p "$tls"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext "basicConstraints=critical,CA:FALSE" -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
 export PEER_CA="$tls/cert.pem"
 
 # Three echo servers: without permessage-deflate, with it (--deflate), and
@@ -99,7 +99,7 @@ browser_check() {
     log "chromium: unexpected report '${report:-none}' from $server (see $work/chromium.log)"
     exit 1
   fi
-  log "$chromium_version (headless), extension $ext: 5 messages (text, binary, 600 KB text, 1 MiB binary, empty), close 4003 clean: ok"
+  log "$chromium_version (headless), ${server%%:*}, extension $ext: 5 messages (text, binary, 600 KB text, 1 MiB binary, empty), close 4003 clean: ok"
 }
 browser_check "$url" none
 browser_check "$deflate_url" permessage-deflate

@@ -334,67 +334,65 @@ fn handshake_output<Data>(state: ConnectionState<'_, '_, Data>, out: &mut OutQue
     }
 }
 
+/// Appends to `wire` what `write` puts into a slice at its end, whose size
+/// starts at `guess` and grows to what rustls asks for. `write` returns
+/// the bytes written, or `Err(Some(size))` for more room, or `Err(None)`
+/// when it cannot write at all.
+fn append(
+    wire: &mut Vec<u8>,
+    guess: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) -> Result<(), TransportError> {
+    let start = wire.len();
+    let mut room = guess;
+    loop {
+        // rustls writes into initialised bytes: a memset, small beside
+        // the encryption that follows.
+        wire.resize(start + room, 0);
+        match write(&mut wire[start..]) {
+            Ok(n) => {
+                wire.truncate(start + n);
+                return Ok(());
+            }
+            Err(Some(required)) if required > room => room = required,
+            Err(_) => {
+                wire.truncate(start);
+                // rustls refuses to encrypt more (its keys are used up).
+                return Err(TransportError { reason: "TLS cannot write" });
+            }
+        }
+    }
+}
+
+/// Room rustls asked for, or `None` for a failure.
+fn room(e: EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(e) => Some(e.required_size),
+        _ => None,
+    }
+}
+
 /// Appends one record rustls prepared to `wire`.
 fn encode<Data>(
     data: &mut rustls::unbuffered::EncodeTlsData<'_, Data>,
     wire: &mut Vec<u8>,
 ) -> Result<(), TransportError> {
-    let start = wire.len();
-    let mut room = 512;
-    loop {
-        wire.resize(start + room, 0);
-        match data.encode(&mut wire[start..]) {
-            Ok(n) => {
-                wire.truncate(start + n);
-                return Ok(());
-            }
-            Err(EncodeError::InsufficientSize(e)) => room = e.required_size,
-            Err(EncodeError::AlreadyEncoded) => {
-                wire.truncate(start);
-                return Ok(());
-            }
-        }
-    }
+    append(wire, 512, |out| match data.encode(out) {
+        Ok(n) => Ok(n),
+        Err(EncodeError::InsufficientSize(e)) => Err(Some(e.required_size)),
+        Err(EncodeError::AlreadyEncoded) => Ok(0),
+    })
 }
 
 /// Appends the records of `plain` to `wire`.
 fn encrypt<Data>(traffic: &mut WriteTraffic<'_, Data>, plain: &[u8], wire: &mut Vec<u8>) -> Result<(), TransportError> {
-    let start = wire.len();
     // A record carries at most 16 KiB, with at most 29 bytes of header,
     // nonce and tag (TLS 1.2 AES-GCM; TLS 1.3: 22).
-    let mut room = plain.len() + (plain.len() / (16 << 10) + 1) * 32;
-    loop {
-        wire.resize(start + room, 0);
-        match traffic.encrypt(plain, &mut wire[start..]) {
-            Ok(n) => {
-                wire.truncate(start + n);
-                return Ok(());
-            }
-            Err(EncryptError::InsufficientSize(e)) => room = e.required_size,
-            Err(_) => {
-                wire.truncate(start);
-                return Err(TransportError { reason: "TLS keys exhausted" });
-            }
-        }
-    }
+    let guess = plain.len() + (plain.len() / (16 << 10) + 1) * 32;
+    append(wire, guess, |out| traffic.encrypt(plain, out).map_err(room))
 }
 
 /// Appends a close_notify alert to `wire`.
 fn close_notify<Data>(traffic: &mut WriteTraffic<'_, Data>, wire: &mut Vec<u8>) -> Result<(), TransportError> {
-    let start = wire.len();
-    let mut room = 64;
-    loop {
-        wire.resize(start + room, 0);
-        match traffic.queue_close_notify(&mut wire[start..]) {
-            Ok(n) => {
-                wire.truncate(start + n);
-                return Ok(());
-            }
-            Err(EncryptError::InsufficientSize(e)) => room = e.required_size,
-            Err(_) => {
-                wire.truncate(start);
-                return Err(TransportError { reason: "TLS keys exhausted" });
-            }
-        }
-    }
+    append(wire, 64, |out| traffic.queue_close_notify(out).map_err(room))
 }

@@ -9,9 +9,13 @@ use crate::report::Output;
 /// Options common to all scenarios.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
-    /// WebSocket URL: ws://host:port/path?query.
+    /// WebSocket URL: ws://host:port/path?query, or wss:// with --tls-ca.
     #[arg(long)]
     pub url: Option<String>,
+    /// For wss:// URLs: the PEM certificate (or CA) the server's
+    /// certificate must verify against.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     /// Seconds measured (after the warm-up).
     #[arg(long, alias = "seconds", default_value_t = 5.0)]
     pub duration: f64,
@@ -40,6 +44,11 @@ impl Common {
     /// The URL, required by this scenario.
     pub fn url(&self) -> Result<&str, String> {
         self.url.as_deref().ok_or_else(|| "--url is required".to_string())
+    }
+
+    /// The URL, parsed and resolved (with TLS for wss://).
+    pub fn target(&self) -> Result<crate::wire::Target, String> {
+        crate::wire::Target::with_ca(self.url()?, self.tls_ca.as_deref())
     }
 
     /// Checks the numbers that every scenario uses.

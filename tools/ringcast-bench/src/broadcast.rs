@@ -148,8 +148,9 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         return Err("--publishers and --subscribers must be positive".into());
     }
     check_fd_limit(args.subscribers + args.publishers + 100)?;
-    let target = Target::parse(common.url()?)?;
-    let publish_target = Target::parse(args.publish_url.as_deref().unwrap_or(common.url()?))?;
+    let target = common.target()?;
+    let publish_target =
+        Target::with_ca(args.publish_url.as_deref().unwrap_or(common.url()?), common.tls_ca.as_deref())?;
     let post_path = match args.via {
         Via::Http => Some(http::publish_path(&publish_target)?),
         Via::Ws => None,

@@ -15,6 +15,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::frames::{Frame, FrameReader};
 use crate::rng::Rng;
+use crate::tls::Io;
 use crate::wire::Target;
 
 /// Options of one connection attempt.
@@ -78,6 +79,9 @@ struct Upgrade {
 pub struct Client {
     /// The socket.
     pub stream: TcpStream,
+    /// Its TLS connection (`wss://`): the socket is read and written
+    /// through [`Io`], which goes through it when there is one.
+    pub tls: Option<Box<rustls::ClientConnection>>,
     /// Where the connection is.
     pub phase: Phase,
     /// Bytes to send; `out[written..]` is still unsent.
@@ -101,12 +105,23 @@ impl Client {
         token: Token,
     ) -> Result<Client, ConnectError> {
         let stream = open_socket(target.addr, options).map_err(|e| ConnectError::io(&e))?;
+        let tls = match &target.tls {
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(target.uri.host().to_string())
+                    .map_err(|e| ConnectError { kind: "tls", message: e.to_string() })?;
+                let conn = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(|e| ConnectError { kind: "tls", message: e.to_string() })?;
+                Some(Box::new(conn))
+            }
+            None => None,
+        };
         let mut handshake = ClientHandshake::with_nonce(target.uri.clone(), rng.nonce());
         if options.offer_deflate {
             handshake = handshake.extension("permessage-deflate; client_max_window_bits");
         }
         let mut client = Client {
             stream,
+            tls,
             phase: Phase::Connecting,
             out: Vec::new(),
             written: 0,
@@ -148,7 +163,7 @@ impl Client {
             scratch.resize(4096, 0);
         }
         loop {
-            match self.stream.read(scratch) {
+            match Io::new(&mut self.stream, &mut self.tls).read(scratch) {
                 Ok(0) => return Err(ConnectError { kind: "closed", message: "closed during the handshake".into() }),
                 Ok(n) => upgrade.head.extend_from_slice(&scratch[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
@@ -195,8 +210,11 @@ impl Client {
     #[inline]
     pub fn flush(&mut self) -> io::Result<usize> {
         let before = self.written;
+        let mut io = Io::new(&mut self.stream, &mut self.tls);
+        // What TLS still holds goes first (a writable event may be for it).
+        io.flush()?;
         while self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
+            match io.write(&self.out[self.written..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(self.written - before),
@@ -214,6 +232,7 @@ impl Client {
     pub fn from_open(stream: TcpStream) -> Client {
         Client {
             stream,
+            tls: None,
             phase: Phase::Open,
             out: Vec::new(),
             written: 0,

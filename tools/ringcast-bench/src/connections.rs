@@ -25,6 +25,7 @@ use crate::frames::{describe_close, Frame, ReadEnd};
 use crate::report::{round2, Report};
 use crate::rng::Rng;
 use crate::runner::{self, Ctx, Tally, ABORTED};
+use crate::tls::Io;
 use crate::wire::{self, Target};
 
 /// Connections per source address when `--sources` is automatic.
@@ -87,7 +88,7 @@ pub fn run(args: &ConnectionsArgs) -> Result<bool, String> {
         return Err("--connections must be positive; --hold, --rate and --ping-interval not negative".into());
     }
     check_fd_limit(args.connections + 100)?;
-    let target = Arc::new(Target::parse(common.url()?)?);
+    let target = Arc::new(common.target()?);
     let sources = match args.sources {
         0 => args.connections.div_ceil(PER_SOURCE),
         n => n,
@@ -326,8 +327,8 @@ fn held_event(
 ) -> Result<u64, String> {
     let mut pending = awaiting.as_deref().copied().unwrap_or(NO_PING);
     let (mut pongs, mut problem) = (0u64, None);
-    let Client { stream, reader, out, .. } = client;
-    let end = reader.read_from(stream, scratch, until_closed, |frame| match frame {
+    let Client { stream, tls, reader, out, .. } = client;
+    let end = reader.read_from(&mut Io::new(stream, tls), scratch, until_closed, |frame| match frame {
         Frame::Pong(data) => {
             if pending != NO_PING && data == pending.to_be_bytes() {
                 pending = NO_PING;

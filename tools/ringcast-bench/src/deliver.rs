@@ -10,6 +10,7 @@ use crate::frames::{describe_close, Frame, ReadEnd};
 use crate::rng::Rng;
 use crate::runner::{Clock, Tally};
 use crate::stamp::{Payload, Stamp};
+use crate::tls::Io;
 use crate::wire;
 
 /// Reads what `client` has, appending the stamp of every valid message to
@@ -26,9 +27,9 @@ pub fn read_stamps(
     errors: &mut Errors,
     stamps: &mut Vec<Stamp>,
 ) -> Result<(), String> {
-    let Client { stream, reader, out, .. } = client;
+    let Client { stream, tls, reader, out, .. } = client;
     let mut closed = None;
-    let end = reader.read_from(stream, scratch, until_closed, |frame| match frame {
+    let end = reader.read_from(&mut Io::new(stream, tls), scratch, until_closed, |frame| match frame {
         Frame::Data { text, payload: got } => match payload.open(got, text) {
             Ok(stamp) => stamps.push(stamp),
             Err(e) => errors.add(|| format!("{}: {e}", name())),

@@ -23,6 +23,7 @@ use crate::report::Report;
 use crate::rng::Rng;
 use crate::runner::{self, Ctx, Tally, ABORTED};
 use crate::stamp::{Mode, Payload, Stamp};
+use crate::tls::Io;
 use crate::wire::{self, Target};
 
 /// Most bytes queued on one connection before it counts as stuck.
@@ -99,7 +100,7 @@ impl EchoSetup {
                 load: load.clone(),
             });
         }
-        let target = Target::parse(load.common.url()?)?;
+        let target = load.common.target()?;
         Ok(EchoSetup { url: target.url.clone(), target: Some(target), tcp: None, payload, load: load.clone() })
     }
 
@@ -207,9 +208,9 @@ impl EchoConn {
             return self.read_tcp(payload, scratch, until_closed, errors).map(|()| first..self.next_recv);
         }
         let (next_send, next_recv) = (self.next_send, &mut self.next_recv);
-        let Client { stream, reader, out, .. } = &mut self.client;
+        let Client { stream, tls, reader, out, .. } = &mut self.client;
         let mut closed = None;
-        let end = reader.read_from(stream, scratch, until_closed, |frame| match frame {
+        let end = reader.read_from(&mut Io::new(stream, tls), scratch, until_closed, |frame| match frame {
             Frame::Data { text, payload: got } => {
                 let seq = *next_recv;
                 if seq == next_send {

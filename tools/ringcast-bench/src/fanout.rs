@@ -74,7 +74,7 @@ pub fn run(args: &FanoutArgs) -> Result<bool, String> {
         return Err("--grace must not be negative".into());
     }
     check_fd_limit(args.connections + 100)?;
-    let target = Arc::new(Target::parse(common.url()?)?);
+    let target = Arc::new(common.target()?);
     let shared = (target.clone(), Payload::new(args.size, mode), args.clone());
     let (outs, series, clock) = runner::run(
         common.threads,

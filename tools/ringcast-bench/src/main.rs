@@ -33,6 +33,7 @@ mod report;
 mod rng;
 mod runner;
 mod stamp;
+mod tls;
 mod wire;
 
 use std::process::ExitCode;

@@ -3,6 +3,8 @@
 //! connect, masked client frames, and the header of a server frame.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 
 use ringcast_proto::handshake::WsUri;
 use ringcast_proto::mask::apply_mask;
@@ -32,18 +34,31 @@ pub struct Target {
     pub uri: WsUri,
     /// The address connected to.
     pub addr: SocketAddr,
+    /// For `wss://`: the TLS configuration (trusting `--tls-ca`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Target {
-    /// Parses and resolves `ws://host[:port]/path?query` (`wss://` is not
-    /// supported: this tool measures servers, not TLS).
+    /// Parses and resolves `ws://host[:port]/path?query` (tests).
+    #[cfg(test)]
     pub fn parse(url: &str) -> Result<Target, String> {
+        Target::with_ca(url, None)
+    }
+
+    /// Parses and resolves `ws://` or `wss://host[:port]/path?query`;
+    /// `wss://` needs `ca`, the PEM file the server's certificate verifies
+    /// against.
+    pub fn with_ca(url: &str, ca: Option<&Path>) -> Result<Target, String> {
         let uri = WsUri::parse(url).map_err(|e| format!("{url}: {e}"))?;
-        if uri.is_secure() {
-            return Err(format!("{url}: wss:// is not supported (use ws://)"));
-        }
+        let tls = match (uri.is_secure(), ca) {
+            (false, _) => None,
+            (true, Some(ca)) => Some(crate::tls::client_config(ca)?),
+            (true, None) => {
+                return Err(format!("{url}: wss:// needs --tls-ca FILE (the server's certificate or CA, PEM)"))
+            }
+        };
         let addr = resolve(uri.host(), uri.port())?;
-        Ok(Target { url: url.to_string(), uri, addr })
+        Ok(Target { url: url.to_string(), uri, addr, tls })
     }
 }
 
