@@ -34,7 +34,8 @@ def hub_command(binary, budget):
                          "--max-backpressure", budget, "--max-message-size", "16MiB"]
 
 
-def run_one(name, command, port, subs, size, rate, args, bench_extra=(), cpu=cpu_seconds, tolerate_missing=False):
+def run_one(name, command, port, subs, size, rate, args, bench_extra=(), cpu=cpu_seconds, tolerate_missing=False,
+            url=lambda port: f"ws://127.0.0.1:{port}/topics/bench"):
     server = subprocess.Popen(["taskset", "-c", args.server_cpu] + command(port), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env=dict(os.environ, PORT=str(port)), preexec_fn=raise_nofile)
     peak = [0]
@@ -52,7 +53,7 @@ def run_one(name, command, port, subs, size, rate, args, bench_extra=(), cpu=cpu
         sampler.start()
         out_json = os.path.join(tempfile.gettempdir(), f"broadcast_compare-{os.getpid()}-{port}.json")
         bench = subprocess.Popen(["taskset", "-c", args.client_cpu, f"{BIN}/ringcast-bench", "broadcast",
-                                  "--url", f"ws://127.0.0.1:{port}/topics/bench", "--subscribers", str(subs),
+                                  "--url", url(port), "--subscribers", str(subs),
                                   "--publishers", "1", "--rate", str(rate), "--size", str(size),
                                   "--warmup", str(args.warmup), "--duration", str(args.seconds), "--json", out_json,
                                   *bench_extra],
