@@ -46,7 +46,7 @@ use ringcast_proto::deflate::client_offer;
 use ringcast_proto::handshake::{ClientHandshake, WsUri};
 
 use crate::builder::Builder;
-use crate::config::Settings;
+use crate::config::{Settings, TlsClientConfig};
 use crate::dialer::{DialRequest, Dialer};
 use crate::error::{ConnectError, Error};
 use crate::handler::Handler;
@@ -93,6 +93,18 @@ impl Builder<ClientRole> {
         self
     }
 
+    /// The rustls configuration of `wss://` connections: the roots the
+    /// server's certificate must chain to (and client certificates, if
+    /// any). Without it, `wss://` uses the system's root certificates,
+    /// read at the first such connect. The server's certificate is checked
+    /// for the URL's host (server name indication too); ALPN is
+    /// `http/1.1` unless the configuration names protocols. The TLS
+    /// handshake is part of CONNECTING: the handshake timeout covers it.
+    pub fn tls(mut self, config: rustls::ClientConfig) -> Self {
+        self.settings.tls_client = Some(TlsClientConfig(crate::tls::client_config(config)));
+        self
+    }
+
     /// Starts the shards, each running a handler made by
     /// `factory(shard_index)` on its own thread. Connections are then
     /// opened with [`ClientHandle::connect`]; the handler's `connected` (by
@@ -127,13 +139,11 @@ pub struct Connect {
 }
 
 impl Connect {
-    /// Parses a `ws://host[:port]/path?query` URL and resolves its host
-    /// (blocking, on the calling thread; an IP literal costs nothing).
+    /// Parses a `ws://` or `wss://host[:port]/path?query` URL and resolves
+    /// its host (blocking, on the calling thread; an IP literal costs
+    /// nothing).
     pub fn new(url: &str) -> Result<Connect, ConnectError> {
         let uri = WsUri::parse(url).map_err(ConnectError::InvalidRequest)?;
-        if uri.is_secure() {
-            return Err(ConnectError::Unsupported("wss:// (TLS): put a TLS proxy in front or connect with ws://"));
-        }
         let addr = (uri.host(), uri.port())
             .to_socket_addrs()
             .map_err(ConnectError::Resolve)?

@@ -37,6 +37,9 @@ pub(crate) struct Settings {
     pub tls: Option<TlsConfig>,
     /// Where TLS is served when the main address stays plain.
     pub tls_address: Option<SocketAddr>,
+    /// A client's TLS configuration for `wss://` (the system's roots when
+    /// unset).
+    pub tls_client: Option<TlsClientConfig>,
 }
 
 impl Default for Settings {
@@ -65,6 +68,7 @@ impl Default for Settings {
             deflate: None,
             tls: None,
             tls_address: None,
+            tls_client: None,
         }
     }
 }
@@ -147,6 +151,25 @@ impl PartialEq for TlsConfig {
 }
 
 impl Eq for TlsConfig {}
+
+/// A client's rustls configuration (see `crate::tls::client_config`).
+#[derive(Clone)]
+pub(crate) struct TlsClientConfig(pub Arc<rustls::ClientConfig>);
+
+impl std::fmt::Debug for TlsClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsClientConfig")
+    }
+}
+
+/// Two configurations are the same when they are the same object.
+impl PartialEq for TlsClientConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TlsClientConfig {}
 
 /// The callback of [`Builder::on_interest`](crate::Builder::on_interest):
 /// told when a topic gains its first subscriber on the runtime (`true`) or

@@ -80,7 +80,7 @@ impl std::error::Error for Error {
 pub enum ConnectError {
     /// The URL or a header field cannot be sent (API misuse).
     InvalidRequest(UsageError),
-    /// `wss://`: this runtime speaks plain TCP only; put TLS in front.
+    /// Something this runtime does not do (the message says what).
     Unsupported(&'static str),
     /// The host name did not resolve (or resolved to nothing).
     Resolve(io::Error),
@@ -95,6 +95,10 @@ pub enum ConnectError {
     Handshake(ResponseError),
     /// The server closed the connection before its response was complete.
     Closed,
+    /// `wss://`: the TLS handshake failed (the server's certificate does
+    /// not verify for the host, no common protocol version…), or no TLS
+    /// client configuration could be made; the message is rustls'.
+    Tls(String),
     /// The shard already holds its share of `max_connections`.
     Limit,
     /// The runtime is stopping.
@@ -111,6 +115,7 @@ impl fmt::Display for ConnectError {
             ConnectError::Timeout => f.write_str("no upgrade response within the handshake timeout"),
             ConnectError::Handshake(e) => write!(f, "upgrade refused or invalid: {e}"),
             ConnectError::Closed => f.write_str("the server closed the connection during the handshake"),
+            ConnectError::Tls(why) => write!(f, "TLS: {why}"),
             ConnectError::Limit => f.write_str("connection limit reached"),
             ConnectError::Stopping => f.write_str("the runtime is stopping"),
         }

@@ -79,13 +79,17 @@ where
                     }
                 };
                 let handler = factory(index);
+                // A client may connect to wss:// URLs; a server speaks TLS
+                // when configured to. Otherwise the plain transport, which
+                // costs nothing.
+                let client = listener.is_empty();
                 let listeners = Listeners::new(listener);
-                match settings.tls.clone() {
-                    None => run_shard(Shard::new(io, listeners, handler, settings, links, index as u16, Plain), &ready),
-                    Some(tls) => {
-                        let transport = Tls::new(tls.0);
-                        run_shard(Shard::new(io, listeners, handler, settings, links, index as u16, transport), &ready)
-                    }
+                if settings.tls.is_none() && !client {
+                    run_shard(Shard::new(io, listeners, handler, settings, links, index as u16, Plain), &ready)
+                } else {
+                    let server = settings.tls.as_ref().map(|c| c.0.clone());
+                    let transport = Tls::new(server, settings.tls_client.as_ref().map(|c| c.0.clone()));
+                    run_shard(Shard::new(io, listeners, handler, settings, links, index as u16, transport), &ready)
                 }
             })
             .map_err(Error::Thread)?;

@@ -25,8 +25,10 @@
 //! handshake runs on this thread; the session takes it from there.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use rustls::pki_types::ServerName;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerConnectionData, UnbufferedServerConnection};
 use rustls::sign::CertifiedKey;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus, WriteTraffic};
@@ -76,21 +78,82 @@ pub(crate) fn server_config(mut config: rustls::ServerConfig) -> Arc<rustls::Ser
     Arc::new(config)
 }
 
-/// A shard's transport when TLS is configured: connections from the TLS
-/// listener get a rustls session, those from a plain one none.
+/// Makes a user's client configuration fit the runtime: ALPN `http/1.1`
+/// unless the user chose protocols.
+pub(crate) fn client_config(mut config: rustls::ClientConfig) -> Arc<rustls::ClientConfig> {
+    if config.alpn_protocols.is_empty() {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    Arc::new(config)
+}
+
+/// The client configuration used when none was given: the system's root
+/// certificates (read once, at the first `wss://` connect).
+fn system_roots() -> Result<Arc<rustls::ClientConfig>, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(format!("no system root certificates ({:?}): give ClientBuilder::tls a root store", found.errors));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(crate::tls_files::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(client_config(config))
+}
+
+/// A shard's transport when TLS is in use: a server's connections from
+/// its TLS listener and a client's `wss://` connections get a rustls
+/// session; the others none.
 pub(crate) struct Tls {
-    config: Arc<rustls::ServerConfig>,
+    server: Option<Arc<rustls::ServerConfig>>,
+    client: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
 }
 
 impl Tls {
-    pub(crate) fn new(config: Arc<rustls::ServerConfig>) -> Self {
-        Tls { config }
+    /// `server` for accepted connections; `client` for connects (the
+    /// system's roots when `None`).
+    pub(crate) fn new(server: Option<Arc<rustls::ServerConfig>>, client: Option<Arc<rustls::ClientConfig>>) -> Self {
+        let once = OnceLock::new();
+        if let Some(client) = client {
+            let _ = once.set(Ok(client));
+        }
+        Tls { server, client: once }
+    }
+}
+
+/// A rustls connection of either role.
+enum Conn {
+    Server(UnbufferedServerConnection),
+    Client(UnbufferedClientConnection),
+}
+
+/// What the record processing needs of a rustls connection, whatever its
+/// role (rustls gives each role its own `process_tls_records`).
+trait Records {
+    type Data;
+    fn records<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+impl Records for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn records<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, ServerConnectionData> {
+        self.process_tls_records(incoming)
+    }
+}
+
+impl Records for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn records<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, ClientConnectionData> {
+        self.process_tls_records(incoming)
     }
 }
 
 /// One TLS connection's state.
 pub(crate) struct TlsSession {
-    conn: UnbufferedServerConnection,
+    conn: Conn,
     /// Ciphertext received but not yet processed (an incomplete record).
     pending: Vec<u8>,
     /// The server name the client asked for.
@@ -123,16 +186,28 @@ impl Transport for Tls {
     type Session = Option<Box<TlsSession>>;
 
     fn accept(&self, secure: bool) -> Result<Self::Session, TransportError> {
+        let Some(config) = self.server.as_ref().filter(|_| secure) else { return Ok(None) };
+        let conn = UnbufferedServerConnection::new(config.clone())
+            .map_err(|e| TransportError::new("TLS configuration refused").detail(e))?;
+        Ok(Some(TlsSession::new(Conn::Server(conn), None)))
+    }
+
+    fn connect(&self, server_name: &str, secure: bool) -> Result<Self::Session, TransportError> {
         if !secure {
             return Ok(None);
         }
-        let conn = UnbufferedServerConnection::new(self.config.clone())
-            .map_err(|_| TransportError { reason: "TLS configuration refused" })?;
-        Ok(Some(Box::new(TlsSession { conn, pending: Vec::new(), server_name: None, failed: false, closing: false })))
-    }
-
-    fn connect(&self, _server_name: &str) -> Result<Self::Session, TransportError> {
-        Ok(None) // wss:// clients: a later step
+        let config = self
+            .client
+            .get_or_init(system_roots)
+            .as_ref()
+            .map_err(|e| TransportError::new("no TLS client configuration").detail(e))?;
+        // An IP literal is verified against the certificate's IP names.
+        let host = server_name.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| TransportError::new("not a TLS server name").detail(e))?;
+        let conn = UnbufferedClientConnection::new(config.clone(), name)
+            .map_err(|e| TransportError::new("TLS configuration refused").detail(e))?;
+        Ok(Some(TlsSession::new(Conn::Client(conn), Some(host.into()))))
     }
 
     fn open<'w>(
@@ -151,10 +226,8 @@ impl Transport for Tls {
         if tls.failed || out.unsealed() == 0 {
             return Ok(());
         }
-        // Still handshaking (`None`): the plaintext waits.
-        guarded(tls, |tls| {
-            tls.with_traffic(out, |traffic, out| out.seal_with(|plain, wire| encrypt(traffic, plain, wire)))
-        })?;
+        // Still handshaking (false): the plaintext waits.
+        guarded(tls, |tls| tls.with_traffic(out, Op::Seal))?;
         Ok(())
     }
 
@@ -164,9 +237,7 @@ impl Transport for Tls {
             return false;
         }
         tls.closing = true;
-        let queued =
-            guarded(tls, |tls| tls.with_traffic(out, |traffic, out| out.push_wire(|wire| close_notify(traffic, wire))));
-        matches!(queued, Ok(Some(())))
+        matches!(guarded(tls, |tls| tls.with_traffic(out, Op::CloseNotify)), Ok(true))
     }
 }
 
@@ -182,12 +253,16 @@ fn guarded<R>(
             tracing::error!("rustls panicked; the connection fails");
             tls.failed = true;
             tls.pending = Vec::new();
-            Err(TransportError { reason: "TLS failed" })
+            Err(TransportError::new("TLS failed"))
         }
     }
 }
 
 impl TlsSession {
+    fn new(conn: Conn, server_name: Option<Box<str>>) -> Box<TlsSession> {
+        Box::new(TlsSession { conn, pending: Vec::new(), server_name, failed: false, closing: false })
+    }
+
     /// See [`Transport::open`].
     fn open<'w>(
         &mut self,
@@ -226,7 +301,7 @@ impl TlsSession {
         match result {
             Ok(_) if tls.pending.len() > MAX_PENDING => {
                 tls.failed = true;
-                Err(TransportError { reason: "TLS record too large" })
+                Err(TransportError::new("TLS record too large"))
             }
             Ok(_) => Ok(scratch.as_mut_slice()),
             Err(e) => {
@@ -238,34 +313,11 @@ impl TlsSession {
     }
 
     /// Brings rustls to where it may encrypt (sending the records it owes
-    /// first) and runs `write` there; `None` while the handshake is not
-    /// done. rustls is given the bytes kept from earlier reads: it may
-    /// hold a handshake message there in the middle of being joined, and
-    /// expects to find it again at the start of every buffer.
-    fn with_traffic<R>(
-        &mut self,
-        out: &mut OutQueue,
-        write: impl FnOnce(&mut WriteTraffic<'_, ServerConnectionData>, &mut OutQueue) -> Result<R, TransportError>,
-    ) -> Result<Option<R>, TransportError> {
-        let mut write = Some(write);
-        loop {
-            let UnbufferedStatus { discard, state } = self.conn.process_tls_records(&mut self.pending);
-            let result = match state {
-                Ok(ConnectionState::WriteTraffic(mut traffic)) => match write.take() {
-                    Some(write) => Some(write(&mut traffic, out).map(Some)),
-                    None => Some(Ok(None)),
-                },
-                Ok(state) => match handshake_output(state, out) {
-                    Ok(Next::Again) => None,
-                    Ok(Next::Wait) => Some(Ok(None)),
-                    Err(e) => Some(Err(e)),
-                },
-                Err(_) => Some(Err(TransportError { reason: "TLS error" })),
-            };
-            self.pending.drain(..discard);
-            if let Some(result) = result {
-                return result;
-            }
+    /// first) and does `op` there; false while the handshake is not done.
+    fn with_traffic(&mut self, out: &mut OutQueue, op: Op) -> Result<bool, TransportError> {
+        match &mut self.conn {
+            Conn::Server(conn) => with_traffic(conn, &mut self.pending, out, op),
+            Conn::Client(conn) => with_traffic(conn, &mut self.pending, out, op),
         }
     }
 
@@ -273,13 +325,72 @@ impl TlsSession {
     /// records owed to the peer to `out`. Returns how many bytes are done
     /// with; the rest is an incomplete record.
     fn process(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>, out: &mut OutQueue) -> Result<usize, TransportError> {
+        match &mut self.conn {
+            Conn::Server(conn) => process(conn, buf, scratch, out),
+            Conn::Client(conn) => process(conn, buf, scratch, out),
+        }
+    }
+}
+
+/// What to do once rustls may encrypt.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// Encrypt the queued plaintext.
+    Seal,
+    /// Queue close_notify.
+    CloseNotify,
+}
+
+/// See [`TlsSession::with_traffic`]. rustls is given the bytes kept from
+/// earlier reads (`pending`): it may hold a handshake message there in the
+/// middle of being joined, and expects to find it again at the start of
+/// every buffer.
+fn with_traffic<C: Records>(
+    conn: &mut C,
+    pending: &mut Vec<u8>,
+    out: &mut OutQueue,
+    op: Op,
+) -> Result<bool, TransportError> {
+    loop {
+        let UnbufferedStatus { discard, state } = conn.records(pending.as_mut_slice());
+        let result = match state {
+            Ok(ConnectionState::WriteTraffic(mut traffic)) => Some(
+                match op {
+                    Op::Seal => out.seal_with(|plain, wire| encrypt(&mut traffic, plain, wire)),
+                    Op::CloseNotify => out.push_wire(|wire| close_notify(&mut traffic, wire)),
+                }
+                .map(|()| true),
+            ),
+            Ok(state) => match handshake_output(state, out) {
+                Ok(Next::Again) => None,
+                Ok(Next::Wait) => Some(Ok(false)),
+                Err(e) => Some(Err(e)),
+            },
+            Err(e) => Some(Err(TransportError::new("TLS error").detail(e))),
+        };
+        pending.drain(..discard);
+        if let Some(result) = result {
+            return result;
+        }
+    }
+}
+
+/// Processes the records at the start of `buf` (see
+/// [`TlsSession::process`]).
+fn process<C: Records>(
+    conn: &mut C,
+    buf: &mut [u8],
+    scratch: &mut Vec<u8>,
+    out: &mut OutQueue,
+) -> Result<usize, TransportError> {
+    {
         let mut done = 0;
         loop {
-            let UnbufferedStatus { discard, state } = self.conn.process_tls_records(&mut buf[done..]);
+            let UnbufferedStatus { discard, state } = conn.records(&mut buf[done..]);
             let next = match state {
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
                     while let Some(record) = traffic.next_record() {
-                        let record = record.map_err(|_| TransportError { reason: "TLS error" })?;
+                        let record = record.map_err(|e| TransportError::new("TLS error").detail(e))?;
                         scratch.extend_from_slice(record.payload);
                     }
                     Next::Again
@@ -289,19 +400,17 @@ impl TlsSession {
                 Ok(ConnectionState::Closed) => Next::Wait,
                 Ok(ConnectionState::WriteTraffic(_)) | Ok(ConnectionState::BlockedHandshake) => Next::Wait,
                 Ok(state) => handshake_output(state, out)?,
-                Err(_) => {
+                Err(e) => {
                     // rustls may have queued an alert for the peer (not for
                     // every refusal: a handshake message too large to join
                     // just ends): it goes before the connection does.
                     done += discard;
                     // One record at most: calling again after it would
                     // make rustls look at the refused input once more.
-                    if let Ok(ConnectionState::EncodeTlsData(mut data)) =
-                        self.conn.process_tls_records(&mut buf[done..]).state
-                    {
+                    if let Ok(ConnectionState::EncodeTlsData(mut data)) = conn.records(&mut buf[done..]).state {
                         let _ = out.push_wire(|wire| encode(&mut data, wire));
                     }
-                    return Err(TransportError { reason: "TLS handshake or record refused" });
+                    return Err(TransportError::new("TLS handshake or record refused").detail(e));
                 }
             };
             done += discard;
@@ -330,7 +439,7 @@ fn handshake_output<Data>(state: ConnectionState<'_, '_, Data>, out: &mut OutQue
         ConnectionState::PeerClosed => Ok(Next::Again),
         // Early data is switched off (`server_config`); anything else is
         // a state this version of the runtime does not know.
-        _ => Err(TransportError { reason: "unexpected TLS state" }),
+        _ => Err(TransportError::new("unexpected TLS state")),
     }
 }
 
@@ -358,7 +467,7 @@ fn append(
             Err(_) => {
                 wire.truncate(start);
                 // rustls refuses to encrypt more (its keys are used up).
-                return Err(TransportError { reason: "TLS cannot write" });
+                return Err(TransportError::new("TLS cannot write"));
             }
         }
     }

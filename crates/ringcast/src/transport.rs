@@ -56,8 +56,9 @@ pub(crate) trait Transport: Send + 'static {
     fn accept(&self, secure: bool) -> Result<Self::Session, TransportError>;
 
     /// A session for a connection the shard opens to `server_name` (the
-    /// host of the URL, e.g. for TLS server name indication).
-    fn connect(&self, server_name: &str) -> Result<Self::Session, TransportError>;
+    /// host of the URL, for TLS server name indication and certificate
+    /// checks), over TLS if `secure` (`wss://`).
+    fn connect(&self, server_name: &str, secure: bool) -> Result<Self::Session, TransportError>;
 
     /// Bytes arrived on the socket: returns the plaintext they carry, which
     /// lies in `wire` (decrypted in place) or in `scratch` (the shard's
@@ -82,11 +83,35 @@ pub(crate) trait Transport: Send + 'static {
 }
 
 /// The transport failed a connection (e.g. a TLS alert): it is cut, and
-/// the handler hears 1006 with this reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the handler hears 1006 with this reason (a client's connect fails with
+/// `ConnectError::Tls` and the detail).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TransportError {
     /// What went wrong, for the logs and `CloseInfo::reason`.
     pub reason: &'static str,
+    /// What the TLS library said, when it said something.
+    pub detail: Option<Box<str>>,
+}
+
+impl TransportError {
+    pub fn new(reason: &'static str) -> Self {
+        TransportError { reason, detail: None }
+    }
+
+    /// With what the library said.
+    pub fn detail(mut self, detail: impl std::fmt::Display) -> Self {
+        self.detail = Some(detail.to_string().into());
+        self
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.detail {
+            Some(detail) => write!(f, "{}: {detail}", self.reason),
+            None => f.write_str(self.reason),
+        }
+    }
 }
 
 /// Plain TCP: the bytes are the plaintext.
@@ -102,8 +127,11 @@ impl Transport for Plain {
     }
 
     #[inline]
-    fn connect(&self, _server_name: &str) -> Result<(), TransportError> {
-        Ok(())
+    fn connect(&self, _server_name: &str, secure: bool) -> Result<(), TransportError> {
+        match secure {
+            false => Ok(()),
+            true => Err(TransportError::new("wss:// on a runtime without TLS")),
+        }
     }
 
     #[inline]

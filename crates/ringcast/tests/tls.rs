@@ -1,16 +1,19 @@
 //! `wss://`: a rustls client against the server's TLS (certificates made
-//! here with rcgen), plain and TLS listeners side by side, and peers that
-//! do not speak TLS properly.
+//! here with rcgen), our own client against it, plain and TLS listeners
+//! side by side, and peers that do not speak TLS properly.
+
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::recorder::{collect, count, Ev, Failure, Plan, Recorder};
 use ringcast::proto::handshake::Request;
 use ringcast::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use ringcast::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use ringcast::{CloseInfo, Decision, Handler, Message, Peer, Server, ServerBuilder, ServerHandle, Ws};
+use ringcast::{Client, CloseInfo, Connect, Decision, Handler, Message, Peer, Server, ServerBuilder, ServerHandle, Ws};
 use tungstenite::protocol::Message as WsMessage;
 
 /// A certificate for `localhost` and the client configuration that trusts
@@ -18,6 +21,7 @@ use tungstenite::protocol::Message as WsMessage;
 struct Pki {
     server: rustls::ServerConfig,
     client: Arc<ClientConfig>,
+    roots: RootCertStore,
 }
 
 fn pki() -> Pki {
@@ -31,9 +35,9 @@ fn pki() -> Pki {
         .unwrap();
     let mut roots = RootCertStore::empty();
     roots.add(der).unwrap();
-    let mut client = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let mut client = ClientConfig::builder().with_root_certificates(roots.clone()).with_no_client_auth();
     client.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Pki { server, client: Arc::new(client) }
+    Pki { server, client: Arc::new(client), roots }
 }
 
 /// What the handlers saw.
@@ -320,4 +324,76 @@ fn a_client_that_stops_reading_gets_1008_once_its_queue_passes_the_budget() {
     assert_eq!(code, Some(1008), "after {echoes} echoes");
     assert!((1..64).contains(&echoes), "{echoes} echoes before the close");
     server.shutdown(Duration::from_secs(1));
+}
+
+/// A ringcast client trusting `roots`.
+fn our_client(roots: RootCertStore) -> (ringcast::ClientHandle<Plan>, std::sync::mpsc::Receiver<Ev>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let handle = Client::builder()
+        .tls(config)
+        .handshake_timeout(Duration::from_secs(5))
+        .start(move |_| Recorder { events: tx.clone() })
+        .unwrap();
+    (handle, rx)
+}
+
+#[test]
+fn our_client_talks_to_our_server_over_wss_and_checks_the_certificate() {
+    let pki = pki();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = start(Server::builder().tls(pki.server), &seen);
+    let port = server.local_addr().port();
+    let (client, events) = our_client(pki.roots.clone());
+    // 3 connections, each echoing a small and a large message, then
+    // closing; the CONNECTING rule includes the TLS handshake.
+    let target = Connect::new(&format!("wss://localhost:{port}/")).unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    for tag in 0..3 {
+        let plan = Plan {
+            send: vec![(true, b"hi".to_vec()), (false, big.clone())],
+            close_after: Some(2),
+            ..Plan::tagged(tag)
+        };
+        client.connect(&target, plan).unwrap();
+    }
+    let got = collect(&events, |seen| count(seen, |e| matches!(e, Ev::Closed { .. })) == 3);
+    for tag in 0..3 {
+        let echoes: Vec<(bool, usize)> = got
+            .iter()
+            .filter_map(|e| match e {
+                Ev::Message { tag: t, text, data } if *t == tag => Some((*text, data.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(echoes, vec![(true, 2), (false, big.len())], "connection {tag}");
+    }
+    assert_eq!(count(&got, |e| matches!(e, Ev::Closed { code: 1000, .. })), 3, "{got:?}");
+    assert!(seen.lock().unwrap().upgrades.iter().all(|u| u == &(Some("localhost".to_string()), true)));
+    // A name the certificate does not carry (it is for localhost only).
+    client.connect(&Connect::new(&format!("wss://127.0.0.1:{port}/")).unwrap(), Plan::tagged(10)).unwrap();
+    // A server the client does not trust.
+    let (wary, wary_events) = our_client(self::pki().roots);
+    wary.connect(&target, Plan::tagged(11)).unwrap();
+    for (events, tag) in [(&events, 10), (&wary_events, 11)] {
+        let failed = collect(events, |seen| seen.iter().any(|e| e.tag() == tag));
+        match failed.iter().find(|e| e.tag() == tag) {
+            Some(Ev::Failed { failure: Failure::Other(why), .. }) => {
+                assert!(why.starts_with("TLS: ") && why.contains("certificate"), "connection {tag}: {why}")
+            }
+            other => panic!("connection {tag}: {other:?}"),
+        }
+    }
+    // A plain ws:// connect from the same client still works.
+    let plain_server = start(Server::builder(), &seen);
+    let plan = Plan { send: vec![(true, b"plain".to_vec())], close_after: Some(1), ..Plan::tagged(12) };
+    client
+        .connect(&Connect::new(&format!("ws://127.0.0.1:{}/", plain_server.local_addr().port())).unwrap(), plan)
+        .unwrap();
+    let got = collect(&events, |seen| seen.iter().any(|e| matches!(e, Ev::Closed { tag: 12, .. })));
+    assert!(got.iter().any(|e| matches!(e, Ev::Message { tag: 12, data, .. } if data == b"plain")), "{got:?}");
+    client.shutdown(Duration::from_secs(1));
+    wary.shutdown(Duration::from_secs(1));
+    server.shutdown(Duration::from_secs(1));
+    plain_server.shutdown(Duration::from_secs(1));
 }

@@ -552,8 +552,8 @@ impl<H: Handler, T: Transport> Shard<H, T> {
     fn transport_failed(&mut self, key: usize, e: TransportError) {
         let Some(slot) = self.conns.get_mut(key) else { return };
         let id = ConnId { shard: self.index, key: key as u32, generation: slot.generation };
-        tracing::debug!(conn = %id, reason = e.reason, "transport failed");
-        fail_connecting(&mut self.handler, slot, ConnectError::Io(std::io::Error::other(e.reason)), &self.dialer);
+        tracing::debug!(conn = %id, error = %e, "transport failed");
+        fail_connecting(&mut self.handler, slot, ConnectError::Tls(e.to_string()), &self.dialer);
         finish(&mut self.handler, slot, CloseCode::ABNORMAL, e.reason, false);
         slot.phase = Phase::Finished;
         slot.out.discard_unsealed();
@@ -713,7 +713,8 @@ impl<H: Handler, T: Transport> Shard<H, T> {
 
     fn start_dial(&mut self, request: DialRequest<H::Data>) {
         let DialRequest { addr, local, handshake, data } = request;
-        let ((socket, connected), session) = match self.start_connection(addr, local, handshake.uri().host()) {
+        let (host, secure) = (handshake.uri().host(), handshake.uri().is_secure());
+        let ((socket, connected), session) = match self.start_connection(addr, local, host, secure) {
             Ok(started) => started,
             Err(error) => return notify::connect_failed(&mut self.handler, data, addr, error, &self.dialer),
         };
@@ -740,6 +741,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         addr: SocketAddr,
         local: Option<SocketAddr>,
         server_name: &str,
+        secure: bool,
     ) -> Result<((OwnedFd, bool), T::Session), ConnectError> {
         if self.stop_deadline.is_some() {
             return Err(ConnectError::Stopping);
@@ -747,8 +749,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         if self.conns.len() >= self.max_connections {
             return Err(ConnectError::Limit);
         }
-        let session =
-            self.transport.connect(server_name).map_err(|e| ConnectError::Io(std::io::Error::other(e.reason)))?;
+        let session = self.transport.connect(server_name, secure).map_err(|e| ConnectError::Tls(e.to_string()))?;
         let socket = dial::start_socket(addr, local, self.settings.send_buffer_size).map_err(ConnectError::Io)?;
         Ok((socket, session))
     }
