@@ -186,7 +186,7 @@ impl<R> Builder<R> {
     /// (note the topic and wake your own thread) and do not call the
     /// handle's `publish` or `subscribers` from it, which take that lock.
     pub fn on_interest(mut self, watch: impl Fn(&str, bool) + Send + Sync + 'static) -> Self {
-        self.settings.interest_watch = Some(crate::config::InterestWatch(Arc::new(watch)));
+        self.settings.interest_watch = Some(crate::config::Shared(Arc::new(watch)));
         self
     }
 

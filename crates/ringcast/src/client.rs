@@ -46,7 +46,7 @@ use ringcast_proto::deflate::client_offer;
 use ringcast_proto::handshake::{ClientHandshake, WsUri};
 
 use crate::builder::Builder;
-use crate::config::{Settings, TlsClientConfig};
+use crate::config::{Settings, Shared};
 use crate::dialer::{DialRequest, Dialer};
 use crate::error::{ConnectError, Error};
 use crate::handler::Handler;
@@ -101,7 +101,7 @@ impl Builder<ClientRole> {
     /// `http/1.1` unless the configuration names protocols. The TLS
     /// handshake is part of CONNECTING: the handshake timeout covers it.
     pub fn tls(mut self, config: rustls::ClientConfig) -> Self {
-        self.settings.tls_client = Some(TlsClientConfig(crate::tls::client_config(config)));
+        self.settings.tls_client = Some(Shared(crate::tls::client_config(config)));
         self
     }
 

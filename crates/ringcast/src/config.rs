@@ -132,68 +132,45 @@ pub enum SlowConsumer {
     Drop,
 }
 
+/// Something settings share with the shards by reference (a rustls
+/// configuration, a callback): two are the same when they are the same
+/// object, and `Debug` names the type.
+pub(crate) struct Shared<T: ?Sized>(pub Arc<T>);
+
+impl<T: ?Sized> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shared<{}>", std::any::type_name::<T>())
+    }
+}
+
+impl<T: ?Sized> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T: ?Sized> Eq for Shared<T> {}
+
 /// A server's rustls configuration, as the shards use it (see
 /// `crate::tls::server_config`).
-#[derive(Clone)]
-pub(crate) struct TlsConfig(pub Arc<rustls::ServerConfig>);
-
-impl std::fmt::Debug for TlsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsConfig")
-    }
-}
-
-/// Two configurations are the same when they are the same object.
-impl PartialEq for TlsConfig {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for TlsConfig {}
+pub(crate) type TlsConfig = Shared<rustls::ServerConfig>;
 
 /// A client's rustls configuration (see `crate::tls::client_config`).
-#[derive(Clone)]
-pub(crate) struct TlsClientConfig(pub Arc<rustls::ClientConfig>);
-
-impl std::fmt::Debug for TlsClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsClientConfig")
-    }
-}
-
-/// Two configurations are the same when they are the same object.
-impl PartialEq for TlsClientConfig {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for TlsClientConfig {}
+pub(crate) type TlsClientConfig = Shared<rustls::ClientConfig>;
 
 /// The callback of [`Builder::on_interest`](crate::Builder::on_interest):
 /// told when a topic gains its first subscriber on the runtime (`true`) or
 /// loses its last (`false`).
-#[derive(Clone)]
-pub(crate) struct InterestWatch(pub Arc<WatchFn>);
+pub(crate) type InterestWatch = Shared<WatchFn>;
 
 /// The watch's signature: the topic, and whether it gained interest.
 pub(crate) type WatchFn = dyn Fn(&str, bool) + Send + Sync;
-
-impl std::fmt::Debug for InterestWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("InterestWatch")
-    }
-}
-
-/// Two watches are the same when they are the same closure.
-impl PartialEq for InterestWatch {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for InterestWatch {}
 
 /// permessage-deflate (RFC 7692) settings, for
 /// [`Builder::deflate`](crate::Builder::deflate). Every setting has a safe

@@ -6,7 +6,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::builder::Builder;
-use crate::config::{Settings, TlsConfig};
+use crate::config::{Settings, Shared};
 use crate::error::Error;
 use crate::handler::{Decision, Handler};
 use crate::message::Message;
@@ -59,7 +59,7 @@ impl Builder<ServerRole> {
     /// connection closes. The server name the client asked for is
     /// [`Peer::server_name`](crate::Peer::server_name).
     pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
-        self.settings.tls = Some(TlsConfig(crate::tls::server_config(config)));
+        self.settings.tls = Some(Shared(crate::tls::server_config(config)));
         self
     }
 

@@ -270,8 +270,8 @@ impl TlsSession {
         scratch: &'w mut Vec<u8>,
         out: &mut OutQueue,
     ) -> Result<&'w mut [u8], TransportError> {
-        let tls = self;
         scratch.clear();
+        let tls = self;
         if tls.failed {
             return Ok(scratch.as_mut_slice());
         }
