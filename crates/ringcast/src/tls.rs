@@ -156,7 +156,7 @@ pub(crate) struct TlsSession {
     conn: Conn,
     /// Ciphertext received but not yet processed (an incomplete record).
     pending: Vec<u8>,
-    /// The server name the client asked for.
+    /// The server name the client asked for (a server's sessions).
     server_name: Option<Box<str>>,
     /// Failed (an alert is queued): input is ignored from now on.
     failed: bool,
@@ -207,7 +207,7 @@ impl Transport for Tls {
             .map_err(|e| TransportError::new("not a TLS server name").detail(e))?;
         let conn = UnbufferedClientConnection::new(config.clone(), name)
             .map_err(|e| TransportError::new("TLS configuration refused").detail(e))?;
-        Ok(Some(TlsSession::new(Conn::Client(conn), Some(host.into()))))
+        Ok(Some(TlsSession::new(Conn::Client(conn), None)))
     }
 
     fn open<'w>(
@@ -271,42 +271,41 @@ impl TlsSession {
         out: &mut OutQueue,
     ) -> Result<&'w mut [u8], TransportError> {
         scratch.clear();
-        let tls = self;
-        if tls.failed {
+        if self.failed {
             return Ok(scratch.as_mut_slice());
         }
-        let result = if tls.pending.is_empty() {
-            let result = tls.process(wire, scratch, out);
+        let result = if self.pending.is_empty() {
+            let result = self.process(wire, scratch, out);
             if let Ok(used) = result {
-                tls.pending.extend_from_slice(&wire[used..]);
+                self.pending.extend_from_slice(&wire[used..]);
             }
             result
         } else {
-            tls.pending.extend_from_slice(wire);
-            let mut pending = std::mem::take(&mut tls.pending);
-            let result = tls.process(&mut pending, scratch, out);
+            self.pending.extend_from_slice(wire);
+            let mut pending = std::mem::take(&mut self.pending);
+            let result = self.process(&mut pending, scratch, out);
             if let Ok(used) = result {
                 pending.drain(..used);
                 if !pending.is_empty() {
-                    tls.pending = pending; // else freed: an idle connection keeps no buffer
+                    self.pending = pending; // else freed: an idle connection keeps no buffer
                 }
             }
             result
         };
         ASKED_NAME.with(|asked| {
             if let Some(name) = asked.borrow_mut().take() {
-                tls.server_name = Some(name);
+                self.server_name = Some(name);
             }
         });
         match result {
-            Ok(_) if tls.pending.len() > MAX_PENDING => {
-                tls.failed = true;
+            Ok(_) if self.pending.len() > MAX_PENDING => {
+                self.failed = true;
                 Err(TransportError::new("TLS record too large"))
             }
             Ok(_) => Ok(scratch.as_mut_slice()),
             Err(e) => {
-                tls.failed = true;
-                tls.pending = Vec::new();
+                self.failed = true;
+                self.pending = Vec::new();
                 Err(e)
             }
         }
@@ -383,45 +382,40 @@ fn process<C: Records>(
     scratch: &mut Vec<u8>,
     out: &mut OutQueue,
 ) -> Result<usize, TransportError> {
-    {
-        let mut done = 0;
-        loop {
-            let UnbufferedStatus { discard, state } = conn.records(&mut buf[done..]);
-            let next = match state {
-                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
-                    while let Some(record) = traffic.next_record() {
-                        let record = record.map_err(|e| TransportError::new("TLS error").detail(e))?;
-                        scratch.extend_from_slice(record.payload);
-                    }
-                    Next::Again
+    let mut done = 0;
+    loop {
+        let UnbufferedStatus { discard, state } = conn.records(&mut buf[done..]);
+        let next = match state {
+            Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                while let Some(record) = traffic.next_record() {
+                    let record = record.map_err(|e| TransportError::new("TLS error").detail(e))?;
+                    scratch.extend_from_slice(record.payload);
                 }
-                // The peer will send no more data; its TCP end follows.
-                Ok(ConnectionState::PeerClosed) => Next::Again,
-                Ok(ConnectionState::Closed) => Next::Wait,
-                Ok(ConnectionState::WriteTraffic(_)) | Ok(ConnectionState::BlockedHandshake) => Next::Wait,
-                Ok(state) => handshake_output(state, out)?,
-                Err(e) => {
-                    // rustls may have queued an alert for the peer (not for
-                    // every refusal: a handshake message too large to join
-                    // just ends): it goes before the connection does.
-                    done += discard;
-                    // One record at most: calling again after it would
-                    // make rustls look at the refused input once more.
-                    if let Ok(ConnectionState::EncodeTlsData(mut data)) = conn.records(&mut buf[done..]).state {
-                        let _ = out.push_wire(|wire| encode(&mut data, wire));
-                    }
-                    return Err(TransportError::new("TLS handshake or record refused").detail(e));
-                }
-            };
-            done += discard;
-            if let Next::Wait = next {
-                return Ok(done);
+                Next::Again
             }
+            Ok(state) => handshake_output(state, out)?,
+            Err(e) => {
+                // rustls may have queued an alert for the peer (not for
+                // every refusal: a handshake message too large to join
+                // just ends): it goes before the connection does.
+                done += discard;
+                // One record at most: calling again after it would
+                // make rustls look at the refused input once more.
+                if let Ok(ConnectionState::EncodeTlsData(mut data)) = conn.records(&mut buf[done..]).state {
+                    let _ = out.push_wire(|wire| encode(&mut data, wire));
+                }
+                return Err(TransportError::new("TLS handshake or record refused").detail(e));
+            }
+        };
+        done += discard;
+        if let Next::Wait = next {
+            return Ok(done);
         }
     }
 }
 
-/// Handles the states in which rustls has records of its own to send.
+/// Handles every state but incoming data: records rustls has to send go
+/// to `out`; the others say whether to call rustls again.
 fn handshake_output<Data>(state: ConnectionState<'_, '_, Data>, out: &mut OutQueue) -> Result<Next, TransportError> {
     match state {
         ConnectionState::EncodeTlsData(mut data) => {
@@ -436,6 +430,7 @@ fn handshake_output<Data>(state: ConnectionState<'_, '_, Data>, out: &mut OutQue
         ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_) | ConnectionState::Closed => {
             Ok(Next::Wait)
         }
+        // The peer will send no more data; its TCP end follows.
         ConnectionState::PeerClosed => Ok(Next::Again),
         // Early data is switched off (`server_config`); anything else is
         // a state this version of the runtime does not know.

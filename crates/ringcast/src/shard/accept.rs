@@ -34,11 +34,13 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             // again.
             let stopping = self.stop_deadline.is_some();
             self.listeners.disarmed(index, stopping);
-            if !stopping && c.result < 0 {
-                // Out of descriptors or memory: retry shortly, not in a spin.
-                self.listeners.retry_at = Some(self.now.wrapping_add(100));
-            } else if !stopping {
-                self.arm_accept();
+            if !stopping {
+                if c.result < 0 {
+                    // Out of descriptors or memory: retry shortly, not in a spin.
+                    self.listeners.retry_at = Some(self.now.wrapping_add(100));
+                } else {
+                    self.arm_accept();
+                }
             }
         }
         if c.result < 0 {

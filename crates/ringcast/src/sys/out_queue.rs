@@ -149,6 +149,13 @@ impl Chain {
         }
     }
 
+    /// Drops the segments from index `keep` on, back to the pool.
+    fn truncate(&mut self, keep: usize) {
+        while self.segs.len() > keep {
+            give_segment(self.pop_back().expect("a segment past `keep`"));
+        }
+    }
+
     /// Inserts `segment` as the last sealed one (its bytes counted as
     /// closed unless it becomes the tail).
     fn insert_sealed(&mut self, segment: Segment) {
@@ -394,7 +401,7 @@ impl OutQueue {
 
     /// Plaintext bytes waiting for the transport to seal them.
     pub fn unsealed(&self) -> usize {
-        self.chain.as_ref().map_or(0, |c| c.segs.range(c.sealed.min(c.segs.len())..).map(|s| s.bytes().len()).sum())
+        self.chain.as_ref().map_or(0, |c| c.segs.range(c.sealed..).map(|s| s.bytes().len()).sum())
     }
 
     /// Appends wire bytes of the transport's own (handshake records, an
@@ -443,9 +450,7 @@ impl OutQueue {
                 }
             }
         }
-        while chain.segs.len() > chain.sealed {
-            give_segment(chain.pop_back().expect("a plaintext segment"));
-        }
+        chain.truncate(chain.sealed);
         if wire.is_empty() {
             give_buffer(wire);
         } else {
@@ -455,15 +460,11 @@ impl OutQueue {
     }
 
     /// Drops the plaintext not yet sealed (the transport failed; what it
-    /// sealed, such as an alert, still goes).
+    /// sealed, such as an alert, still goes). Without sealing, nothing is
+    /// sealed and this is [`Self::discard_unsent`].
     pub fn discard_unsealed(&mut self) {
         let Some(chain) = self.chain.as_mut() else { return };
-        if !chain.sealing {
-            return self.discard_unsent();
-        }
-        while chain.segs.len() > chain.sealed.max(chain.flying) {
-            give_segment(chain.pop_back().expect("a plaintext segment"));
-        }
+        chain.truncate(chain.frozen());
         if chain.segs.is_empty() {
             self.give_back();
         }
@@ -472,9 +473,7 @@ impl OutQueue {
     /// Drops everything not in the kernel's hands.
     pub fn discard_unsent(&mut self) {
         let Some(chain) = self.chain.as_mut() else { return };
-        while chain.segs.len() > chain.flying {
-            give_segment(chain.pop_back().expect("a segment past the flight"));
-        }
+        chain.truncate(chain.flying);
         if chain.flying == 0 {
             self.give_back();
         }
