@@ -39,9 +39,7 @@ if [ "${AUTOBAHN_FULL:-0}" != 0 ]; then echo_cases=$all; fi
 
 # A self-signed certificate for the TLS target (wstest does not verify it).
 tls=target/autobahn/tls
-mkdir -p "$tls"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext "basicConstraints=critical,CA:FALSE" -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+tools/tls_cert.sh "$tls"
 
 # against NAME SCHEME PORT PATH SIGNAL CASES COMMAND...: start the server,
 # wait for its port, run the suite at SCHEME://127.0.0.1:PORT/PATH, stop it

@@ -81,13 +81,15 @@ def run_one(name, command, port, subs, size, rate, args, bench_extra=(), cpu=cpu
         stop_server(server, signal.SIGTERM)
     busy = (c1 - c0) / (t1 - t0)
     deliveries = float(result.get("deliveries_per_sec", 0))
+    publishes = float(result.get("rate_achieved", 0))
     return {
         "server": name, "subs": subs, "size": size, "rate": rate, "deliveries_per_sec": deliveries,
         "p50_us": result["latency_us"]["p50"], "p99_us": result["latency_us"]["p99"],
         "server_cpu": busy, "ns_per_delivery": busy * 1e9 / deliveries if deliveries else float("nan"),
         "peak_rss_mib": peak[0] / 1024, "rss_growth_mib": (peak[0] - rss0) / 1024,
         "lost": result.get("lost", 0), "errors": result.get("errors", 0),
-        "missing": result.get("missing", 0), "publishes_per_sec": float(result.get("rate_achieved", 0)),
+        "missing": result.get("missing", 0), "publishes_per_sec": publishes,
+        "us_per_publish": busy * 1e6 / max(publishes, 1e-9),
         "wire_bytes_per_delivery": float(result.get("wire_bytes_per_delivery", 0)),
         "deflate_negotiated": result.get("deflate_negotiated", 0),
     }

@@ -88,7 +88,6 @@ def main():
                 row["delivered"] = row["deliveries_per_sec"] / (args.rate * subs)
                 if extra and row["deflate_negotiated"] != subs:
                     raise SystemExit(f"{mode} {subs}: {row['deflate_negotiated']} of {subs} negotiated deflate")
-                row["us_per_publish"] = row["server_cpu"] * 1e6 / max(row["publishes_per_sec"], 1e-9)
                 rows.append(row)
                 print(f"round {rnd + 1} {subs:>5} subscribers {mode:>13}: {row['us_per_publish']:8.1f} µs CPU/publish"
                       f"  {100 * row['delivered']:5.1f}% delivered"

@@ -53,17 +53,11 @@ def rss_kib(pid, missing=None):
 
 
 def tls_certificate(directory):
-    """A self-signed certificate for 127.0.0.1 and localhost (an end
-    entity, which rustls clients insist on) in DIRECTORY/cert.pem and
-    key.pem; returns (cert, key)."""
-    os.makedirs(directory, exist_ok=True)
-    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                    "-addext", "basicConstraints=critical,CA:FALSE", "-keyout", key, "-out", cert],
-                   check=True, capture_output=True)
-    return cert, key
+    """A certificate for 127.0.0.1 and localhost in DIRECTORY/cert.pem and
+    key.pem, made by tools/tls_cert.sh; returns (cert, key)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run([os.path.join(root, "tools", "tls_cert.sh"), directory], check=True)
+    return os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
 
 
 def wait_port(port, proc, tries=200):

@@ -62,9 +62,7 @@ stop_servers() {
 trap stop_servers EXIT
 
 # A certificate for the wss:// scenarios (an end entity: rustls checks).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext "basicConstraints=critical,CA:FALSE" \
-  -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null || fail "openssl could not make a certificate"
+"$ROOT/tools/tls_cert.sh" "$OUT" || fail "no certificate (tools/tls_cert.sh)"
 TLS=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem")
 
 ECHO_PORT=$(free_port)

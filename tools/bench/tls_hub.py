@@ -49,7 +49,6 @@ def main():
                               url=url)
                 if row["errors"]:
                     raise SystemExit(f"{mode} {subs}: {row['errors']} errors")
-                row["us_per_publish"] = row["server_cpu"] * 1e6 / max(row["publishes_per_sec"], 1e-9)
                 rows.append(row)
                 print(f"round {rnd + 1} {subs:>5} subscribers {mode:>4}: {row['us_per_publish']:8.1f} µs CPU/publish"
                       f"  p50 {row['p50_us']:7.0f} µs  p99 {row['p99_us']:7.0f} µs  peak RSS {row['peak_rss_mib']:.1f} MiB",

@@ -25,8 +25,7 @@ tls_args=()
 if [ "$mode" = tls ]; then
   port=9302
   scheme=wss
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext "basicConstraints=critical,CA:FALSE" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  tools/tls_cert.sh "$work"
   tls_args=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
 fi
 target/release/examples/echo --listen "127.0.0.1:$port" --shards 1 \

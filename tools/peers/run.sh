@@ -25,7 +25,6 @@ if [ ! -d "$work/node/node_modules/ws" ]; then
   mkdir -p "$work/node"
   (cd "$work/node" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund ws@8.23.0)
 fi
-command -v openssl >/dev/null 2>&1 || apt-get install -y -qq openssl >/dev/null
 if ! command -v chromium >/dev/null 2>&1; then
   apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 fi
@@ -33,9 +32,7 @@ cargo build --release -q -p ringcast --example echo
 
 # A self-signed certificate for 127.0.0.1 and localhost, for wss://.
 tls="$work/tls"
-mkdir -p "$tls"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext "basicConstraints=critical,CA:FALSE" -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+tools/tls_cert.sh "$tls"
 export PEER_CA="$tls/cert.pem"
 
 # Three echo servers: without permessage-deflate, with it (--deflate), and
