@@ -49,6 +49,10 @@ mkdir -p target
 cargo test --workspace --all-targets 2>&1 | tee target/test-output.log
 cargo test --workspace --doc 2>&1 | tee -a target/test-output.log
 
+step "kernel TLS (feature ktls, off by default): linted, its unit tests, the TLS tests with the hand-over tried (no kernel TLS here: sessions stay in rustls)"
+cargo clippy -p ringcast --all-targets --features ktls -- -D warnings
+cargo test -p ringcast --features ktls --lib --test tls 2>&1 | tee -a target/test-output.log
+
 if [ "${PEERS:-1}" != 0 ]; then
   step "real peers against examples/echo: Python websockets, Node ws, headless Chromium"
   tools/peers/run.sh

@@ -22,11 +22,14 @@
 //! queueing any records it owes the peer in `out` as wire bytes; `seal`
 //! encrypts the queued plaintext into records; `finish` queues close_notify
 //! before the shard shuts its side of the socket. Where the kernel offers
-//! TLS offload (kTLS), the session would hand its keys to the socket after
-//! the handshake and both calls would pass bytes through, as for `Plain`.
+//! TLS offload (kTLS, feature `ktls`), a server session hands its keys to
+//! the socket after the handshake ([`Transport::offload`]) and from then
+//! on both calls pass bytes through, as for `Plain`.
 //! The 503 written straight to a socket over the connection limit
 //! (`sys::refuse`) bypasses the seam: a TLS listener's connection over the
 //! limit is closed instead.
+
+use std::os::fd::RawFd;
 
 use crate::sys::OutQueue;
 
@@ -80,6 +83,23 @@ pub(crate) trait Transport: Send + 'static {
     /// socket: queues the transport's own farewell (TLS close_notify) and
     /// returns true if it did, so that the shutdown waits for it.
     fn finish(&self, session: &mut Self::Session, out: &mut OutQueue) -> bool;
+
+    /// The session could move its record work into the kernel now (kernel
+    /// TLS, feature `ktls`). The shard then stops receiving and, once no
+    /// receive is armed and nothing sealed is queued or in flight, calls
+    /// [`Transport::offload`], so that no byte is decrypted or encrypted
+    /// twice. Asked after every receive of an open connection.
+    fn wants_offload(&self, _session: &Self::Session) -> bool {
+        false
+    }
+
+    /// Moves the session's record work into the kernel for socket `fd`, or
+    /// leaves it where it is when the kernel cannot take it (either is
+    /// `Ok`, and either way `wants_offload` is false from now on). An
+    /// error fails the connection.
+    fn offload(&self, _session: &mut Self::Session, _fd: RawFd) -> Result<(), TransportError> {
+        Ok(())
+    }
 }
 
 /// The transport failed a connection (e.g. a TLS alert): it is cut, and

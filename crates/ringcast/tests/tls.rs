@@ -397,3 +397,68 @@ fn our_client_talks_to_our_server_over_wss_and_checks_the_certificate() {
     server.shutdown(Duration::from_secs(1));
     plain_server.shutdown(Duration::from_secs(1));
 }
+
+/// A masked text frame from a client (mask key zero).
+fn client_text(text: &str) -> Vec<u8> {
+    assert!(text.len() < 126);
+    let mut frame = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(text.as_bytes());
+    frame
+}
+
+/// Frames sent in the same flight as the upgrade request, and more while
+/// the 101 is on its way, are all answered in order. (With the `ktls`
+/// feature this is the moment a session offers its keys to the kernel:
+/// the receive stops and resumes around it, and nothing read may be lost
+/// or read twice.)
+#[test]
+fn frames_pipelined_behind_the_upgrade_request_are_all_echoed_in_order() {
+    let pki = pki();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = start(Server::builder().tls(pki.server), &seen);
+    let mut tls = tls_stream(&pki.client, server.local_addr());
+    let mut first = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    let texts: Vec<String> = (0..300).map(|i| format!("message {i}")).collect();
+    for text in &texts[..100] {
+        first.extend_from_slice(&client_text(text));
+    }
+    tls.write_all(&first).unwrap();
+    for chunk in texts[100..].chunks(20) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|t| client_text(t)).collect();
+        tls.write_all(&bytes).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tls.read(&mut buf).unwrap();
+        assert!(n > 0, "the server ended before its 101");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(got.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&got[..end]));
+    let mut frames = got.split_off(end);
+    let mut echoed = Vec::new();
+    while echoed.len() < texts.len() {
+        while frames.len() >= 2 && frames.len() >= 2 + frames[1] as usize {
+            assert_eq!(frames[0], 0x81, "an unmasked text frame");
+            let len = frames[1] as usize;
+            echoed.push(String::from_utf8(frames[2..2 + len].to_vec()).unwrap());
+            frames.drain(..2 + len);
+        }
+        if echoed.len() < texts.len() {
+            let n = tls.read(&mut buf).unwrap();
+            assert!(n > 0, "the server ended after {} echoes", echoed.len());
+            frames.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert_eq!(echoed, texts);
+    // The connection still works both ways after the moment passed.
+    tls.write_all(&client_text("after")).unwrap();
+    let mut tail = [0u8; 7];
+    tls.read_exact(&mut tail).unwrap();
+    assert_eq!(&tail, b"\x81\x05after");
+    server.shutdown(Duration::from_secs(1));
+}

@@ -336,7 +336,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                     // buffers come back before the next turn, and the
                     // receive is armed again then.
                     self.io.bufs.starved();
-                    if !slot.has(flag::DYING) {
+                    if !slot.has(flag::DYING | flag::OFFLOAD) {
                         slot.flags |= flag::REARM;
                     }
                     self.review(key);
@@ -401,7 +401,18 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             }
         }
         self.io.bufs.recycle(buffer);
-        if !c.more() && !slot.has(flag::DYING) {
+        if matches!(slot.phase, Phase::Open { .. })
+            && !slot.has(flag::OFFLOAD | flag::DYING | flag::LINGER)
+            && self.transport.wants_offload(&slot.session)
+        {
+            // The receive stops first: what it already read is decrypted
+            // here, what comes after waits for the kernel (see `review`).
+            slot.flags |= flag::OFFLOAD;
+            if c.more() {
+                self.io.ring.cancel(token(op::RECV, key, generation), token(op::IGNORE, 0, 0));
+            }
+        }
+        if !c.more() && !slot.has(flag::DYING | flag::OFFLOAD) {
             slot.flags |= flag::REARM;
         }
         self.review(key);
@@ -501,6 +512,17 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                 tracing::debug!(conn = %self.id(key, generation), "closed");
             }
             return;
+        }
+        if slot.has(flag::OFFLOAD) && !slot.has(flag::RECV_ARMED) && !slot.out.in_flight() && !slot.out.has_sealed() {
+            // Nothing read is unprocessed, nothing sealed is unsent: the
+            // transport may move (or stay), and receiving resumes.
+            slot.flags = (slot.flags & !flag::OFFLOAD) | flag::REARM;
+            if matches!(slot.phase, Phase::Open { .. }) {
+                let fd = slot.fd();
+                if let Err(e) = self.transport.offload(&mut slot.session, fd) {
+                    return self.transport_failed(key, e);
+                }
+            }
         }
         let wants_send = !slot.out.in_flight() && !slot.out.is_empty();
         if (wants_send || slot.has(flag::REARM)) && !slot.has(flag::IN_FLUSH_LIST) {

@@ -36,6 +36,9 @@ pub mod flag {
     /// A client connection's TCP connect is in flight (a poll for
     /// writability).
     pub const CONNECT: u16 = 1 << 9;
+    /// The transport moves into the kernel (kernel TLS) once no receive
+    /// is armed and no sealed byte waits: receiving stops until then.
+    pub const OFFLOAD: u16 = 1 << 10;
 }
 
 /// A request head still arriving over several reads.

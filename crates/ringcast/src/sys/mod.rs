@@ -6,6 +6,8 @@
 //! `unsafe`; each block says why it is sound.
 
 mod buf_ring;
+#[cfg(feature = "ktls")]
+pub mod ktls;
 mod out_queue;
 mod ring;
 

@@ -404,6 +404,25 @@ impl OutQueue {
         self.chain.as_ref().map_or(0, |c| c.segs.range(c.sealed..).map(|s| s.bytes().len()).sum())
     }
 
+    /// Sealed bytes wait in the queue or are in flight: a transport that
+    /// moves its encryption elsewhere must wait until they are sent.
+    pub fn has_sealed(&self) -> bool {
+        self.chain.as_ref().is_some_and(|c| c.sealed > 0)
+    }
+
+    /// Marks the plaintext queued since the last seal as wire bytes as it
+    /// is (the kernel encrypts it: kernel TLS). Returns how many bytes
+    /// that was.
+    #[cfg_attr(not(feature = "ktls"), allow(dead_code))]
+    pub fn seal_as_is(&mut self) -> usize {
+        let Some(chain) = self.chain.as_mut() else { return 0 };
+        // Called only with nothing in flight, like `seal_with`.
+        chain.sealing = true;
+        let bytes = chain.segs.range(chain.sealed..).map(|s| s.bytes().len()).sum();
+        chain.sealed = chain.segs.len();
+        bytes
+    }
+
     /// Appends wire bytes of the transport's own (handshake records, an
     /// alert, close_notify) after what is already sealed and before any
     /// plaintext not yet sealed: `write` appends them to the buffer it is
@@ -689,6 +708,36 @@ mod tests {
         assert_eq!(failed, Err("cipher failed"));
         assert_eq!(q.unsealed(), 5, "the plaintext stays");
         assert_eq!(pending(&mut q).unwrap(), b"abcd");
+    }
+
+    #[test]
+    fn plaintext_sealed_as_it_is_goes_after_the_wire_bytes_once_they_are_sent() {
+        // The kernel TLS hand-over: the records the user-space session
+        // sealed leave first; then the queue's plaintext is the wire.
+        let big = Bytes::from(vec![b'B'; SHARE_MIN]);
+        let mut q = OutQueue::default();
+        q.push_wire(|w| w.extend_from_slice(b"ticket"));
+        q.queue().extend_from_slice(b"plain");
+        assert!(q.has_sealed());
+        assert_eq!(pending(&mut q).unwrap(), b"ticket");
+        assert!(q.complete_send(6));
+        assert!(!q.has_sealed(), "the sealed bytes are out");
+        q.push_shared(&big);
+        assert_eq!(q.seal_as_is(), 5 + SHARE_MIN);
+        let mut expected = b"plain".to_vec();
+        expected.extend_from_slice(&big);
+        assert_eq!(pending(&mut q).unwrap(), expected, "unchanged, the shared frame included");
+        q.queue().extend_from_slice(b"later");
+        assert!(q.complete_send(expected.len()));
+        assert_eq!(q.seal_as_is(), 5, "only what came since the last seal");
+        assert_eq!(pending(&mut q).unwrap(), b"later");
+        assert!(q.complete_send(5));
+        assert!(q.chain.is_none());
+        // A queue that never sealed counts everything it holds.
+        let mut fresh = OutQueue::default();
+        fresh.queue().extend_from_slice(b"abc");
+        assert_eq!(fresh.seal_as_is(), 3);
+        assert_eq!(pending(&mut fresh).unwrap(), b"abc");
     }
 
     #[test]

@@ -23,6 +23,9 @@
 //! say which name the client asked for, so the certificate resolver is
 //! wrapped ([`NameRecorder`]) and notes it in a thread-local as the
 //! handshake runs on this thread; the session takes it from there.
+//!
+//! With the `ktls` feature, a server session hands its keys to the kernel
+//! after the handshake where the kernel can take them (`kernel`).
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -35,6 +38,9 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedS
 
 use crate::sys::OutQueue;
 use crate::transport::{Session, Transport, TransportError};
+
+#[cfg(feature = "ktls")]
+mod kernel;
 
 /// The most ciphertext kept for one connection between reads: rustls
 /// holds a handshake message spanning several records here until it is
@@ -75,6 +81,11 @@ pub(crate) fn server_config(mut config: rustls::ServerConfig) -> Arc<rustls::Ser
     config.max_early_data_size = 0;
     config.send_half_rtt_data = false;
     config.cert_resolver = Arc::new(NameRecorder { inner: config.cert_resolver.clone() });
+    // The keys go to the kernel after the handshake where it can take them.
+    #[cfg(feature = "ktls")]
+    {
+        config.enable_secret_extraction = true;
+    }
     Arc::new(config)
 }
 
@@ -110,6 +121,9 @@ fn system_roots() -> Result<Arc<rustls::ClientConfig>, String> {
 pub(crate) struct Tls {
     server: Option<Arc<rustls::ServerConfig>>,
     client: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    /// Whether the kernel takes TLS keys.
+    #[cfg(feature = "ktls")]
+    kernel: kernel::Support,
 }
 
 impl Tls {
@@ -120,7 +134,12 @@ impl Tls {
         if let Some(client) = client {
             let _ = once.set(Ok(client));
         }
-        Tls { server, client: once }
+        Tls {
+            server,
+            client: once,
+            #[cfg(feature = "ktls")]
+            kernel: kernel::Support::default(),
+        }
     }
 }
 
@@ -128,6 +147,13 @@ impl Tls {
 enum Conn {
     Server(UnbufferedServerConnection),
     Client(UnbufferedClientConnection),
+    /// The kernel seals and opens the records.
+    #[cfg(feature = "ktls")]
+    Kernel(kernel::Kernel),
+    /// The keys left rustls but the kernel refused them (the session has
+    /// failed).
+    #[cfg(feature = "ktls")]
+    Spent,
 }
 
 /// What the record processing needs of a rustls connection, whatever its
@@ -162,6 +188,9 @@ pub(crate) struct TlsSession {
     failed: bool,
     /// Our close_notify is queued.
     closing: bool,
+    /// The keys were offered to the kernel (once per session).
+    #[cfg(feature = "ktls")]
+    offered: bool,
 }
 
 impl Session for Option<Box<TlsSession>> {
@@ -226,6 +255,10 @@ impl Transport for Tls {
         if tls.failed || out.unsealed() == 0 {
             return Ok(());
         }
+        #[cfg(feature = "ktls")]
+        if let Conn::Kernel(kernel) = &mut tls.conn {
+            return kernel.seal(out);
+        }
         // Still handshaking (false): the plaintext waits.
         guarded(tls, |tls| tls.with_traffic(out, Op::Seal))?;
         Ok(())
@@ -237,7 +270,46 @@ impl Transport for Tls {
             return false;
         }
         tls.closing = true;
+        #[cfg(feature = "ktls")]
+        if let Conn::Kernel(kernel) = &tls.conn {
+            kernel.finish();
+            return false;
+        }
         matches!(guarded(tls, |tls| tls.with_traffic(out, Op::CloseNotify)), Ok(true))
+    }
+
+    #[cfg(feature = "ktls")]
+    fn wants_offload(&self, session: &Self::Session) -> bool {
+        self.wants_kernel(session)
+    }
+
+    #[cfg(feature = "ktls")]
+    fn offload(&self, session: &mut Self::Session, fd: std::os::fd::RawFd) -> Result<(), TransportError> {
+        self.to_kernel(session, fd)
+    }
+}
+
+#[cfg(feature = "ktls")]
+impl Tls {
+    fn wants_kernel(&self, session: &Option<Box<TlsSession>>) -> bool {
+        self.kernel.may_try() && session.as_ref().is_some_and(|tls| tls.may_hand_over())
+    }
+
+    fn to_kernel(&self, session: &mut Option<Box<TlsSession>>, fd: std::os::fd::RawFd) -> Result<(), TransportError> {
+        let Some(tls) = session.as_mut().filter(|tls| tls.may_hand_over()) else { return Ok(()) };
+        tls.offered = true;
+        let Conn::Server(conn) = std::mem::replace(&mut tls.conn, Conn::Spent) else {
+            unreachable!("may_hand_over checked the role")
+        };
+        match kernel::hand_over(conn, fd, &self.kernel) {
+            kernel::HandOver::Done(kernel) => tls.conn = Conn::Kernel(kernel),
+            kernel::HandOver::Kept(conn) => tls.conn = Conn::Server(conn),
+            kernel::HandOver::Failed(e) => {
+                tls.failed = true;
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -259,8 +331,27 @@ fn guarded<R>(
 }
 
 impl TlsSession {
+    /// A server session whose handshake is done, with nothing held back,
+    /// not offered to the kernel yet.
+    #[cfg(feature = "ktls")]
+    fn may_hand_over(&self) -> bool {
+        !self.offered
+            && !self.failed
+            && !self.closing
+            && self.pending.is_empty()
+            && matches!(&self.conn, Conn::Server(conn) if !conn.is_handshaking())
+    }
+
     fn new(conn: Conn, server_name: Option<Box<str>>) -> Box<TlsSession> {
-        Box::new(TlsSession { conn, pending: Vec::new(), server_name, failed: false, closing: false })
+        Box::new(TlsSession {
+            conn,
+            pending: Vec::new(),
+            server_name,
+            failed: false,
+            closing: false,
+            #[cfg(feature = "ktls")]
+            offered: false,
+        })
     }
 
     /// See [`Transport::open`].
@@ -273,6 +364,10 @@ impl TlsSession {
         scratch.clear();
         if self.failed {
             return Ok(scratch.as_mut_slice());
+        }
+        #[cfg(feature = "ktls")]
+        if let Conn::Kernel(_) = self.conn {
+            return Ok(wire);
         }
         let result = if self.pending.is_empty() {
             let result = self.process(wire, scratch, out);
@@ -317,6 +412,8 @@ impl TlsSession {
         match &mut self.conn {
             Conn::Server(conn) => with_traffic(conn, &mut self.pending, out, op),
             Conn::Client(conn) => with_traffic(conn, &mut self.pending, out, op),
+            #[cfg(feature = "ktls")]
+            Conn::Kernel(_) | Conn::Spent => Err(TransportError::new("TLS is not in user space")),
         }
     }
 
@@ -327,6 +424,8 @@ impl TlsSession {
         match &mut self.conn {
             Conn::Server(conn) => process(conn, buf, scratch, out),
             Conn::Client(conn) => process(conn, buf, scratch, out),
+            #[cfg(feature = "ktls")]
+            Conn::Kernel(_) | Conn::Spent => Err(TransportError::new("TLS is not in user space")),
         }
     }
 }
