@@ -11,9 +11,11 @@
 //! record rustls sealed is still queued or in flight, since the kernel
 //! would encrypt it a second time.
 //!
-//! Detected at run time: the first connection that tries learns whether
-//! the kernel has the `tls` module ([`Support`]); without it every session
-//! stays in user space, which is the tested path. Only server sessions
+//! Detected at run time, per shard ([`Support`]): the first session of
+//! each cipher probes a loopback connection of the shard's own with zero
+//! keys, so a kernel without the `tls` module, or without the cipher's
+//! crypto module, costs no client its connection: those sessions stay in
+//! user space, the default and the path CI tests. Only server sessions
 //! move (a client would have to process the session tickets a server
 //! sends after the handshake, which the kernel hands over as records of
 //! another type).
@@ -26,11 +28,12 @@
 //!   sent half of its cipher's confidentiality limit in records (for
 //!   AES-GCM in TLS 1.3, 2^23 records; counted as at least one per send).
 
-use std::os::fd::RawFd;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use rustls::server::UnbufferedServerConnection;
-use rustls::{ConnectionTrafficSecrets, ProtocolVersion, SupportedCipherSuite};
+use rustls::{CipherSuite, ConnectionTrafficSecrets, ProtocolVersion, SupportedCipherSuite};
 
 use crate::sys::ktls::{self, Cipher, CryptoInfo, Direction, Version};
 use crate::sys::OutQueue;
@@ -39,33 +42,112 @@ use crate::transport::TransportError;
 /// The most plaintext the kernel puts in one record.
 const MAX_RECORD: usize = 16 << 10;
 
-// 0: not known yet.
-const PRESENT: u8 = 1;
-const ABSENT: u8 = 2;
+/// The AEADs kernel TLS may know, by the cipher suites that use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aead {
+    Aes128Gcm,
+    Aes256Gcm,
+    Chacha20Poly1305,
+}
 
-/// Whether the kernel takes TLS keys, learnt at the first try (0 until
-/// then).
+impl Aead {
+    fn of(suite: CipherSuite) -> Option<Aead> {
+        use CipherSuite as S;
+        match suite {
+            S::TLS13_AES_128_GCM_SHA256
+            | S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => Some(Aead::Aes128Gcm),
+            S::TLS13_AES_256_GCM_SHA384
+            | S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+            | S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => Some(Aead::Aes256Gcm),
+            S::TLS13_CHACHA20_POLY1305_SHA256
+            | S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            | S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => Some(Aead::Chacha20Poly1305),
+            _ => None,
+        }
+    }
+
+    /// Its two bits in [`Support`]: probed, and taken.
+    fn bits(self) -> (u8, u8) {
+        let shift = 1 + 2 * self as u8;
+        (1 << shift, 1 << (shift + 1))
+    }
+
+    /// All-zero keys, for a probe.
+    fn zero_keys(self) -> Cipher<'static> {
+        match self {
+            Aead::Aes128Gcm => Cipher::Aes128Gcm { key: &[0; 16], iv: &[0; 12] },
+            Aead::Aes256Gcm => Cipher::Aes256Gcm { key: &[0; 32], iv: &[0; 12] },
+            Aead::Chacha20Poly1305 => Cipher::Chacha20Poly1305 { key: &[0; 32], iv: &[0; 12] },
+        }
+    }
+}
+
+/// The kernel has no `tls` module.
+const ABSENT: u8 = 1;
+
+/// What a shard learnt of its kernel's TLS: whether the `tls` module is
+/// there ([`ABSENT`]) and, per AEAD, whether it was probed and whether the
+/// kernel took its keys ([`Aead::bits`]).
 #[derive(Debug, Default)]
 pub(crate) struct Support(AtomicU8);
 
 impl Support {
-    /// A hand-over is worth trying: not known to fail.
+    /// A hand-over is worth trying: the module is not known to be absent.
     pub(crate) fn may_try(&self) -> bool {
-        self.0.load(Ordering::Relaxed) != ABSENT
+        self.0.load(Ordering::Relaxed) & ABSENT == 0
     }
 
-    fn set(&self, state: u8) {
-        let before = self.0.swap(state, Ordering::Relaxed);
-        match state {
-            ABSENT if before != ABSENT => {
-                tracing::info!("kernel TLS is not available: TLS stays in user space (rustls)")
-            }
-            PRESENT if before == 0 => {
-                tracing::info!("kernel TLS is available: server sessions move to the kernel after the handshake")
-            }
-            _ => {}
+    fn absent(&self) {
+        if self.0.fetch_or(ABSENT, Ordering::Relaxed) & ABSENT == 0 {
+            tracing::info!("kernel TLS is not available: TLS stays in user space (rustls)");
         }
     }
+
+    /// Whether the kernel takes keys of `aead`. Learnt once, on a loopback
+    /// connection of the shard's own, so that a kernel with the `tls`
+    /// module but without the cipher (its crypto module not loaded) costs
+    /// no client its connection.
+    fn takes(&self, aead: Aead, version: Version) -> bool {
+        let (probed, taken) = aead.bits();
+        let known = self.0.load(Ordering::Relaxed);
+        if known & probed != 0 {
+            return known & taken != 0;
+        }
+        let works = match probe(aead, version) {
+            Ok(()) => {
+                tracing::info!(cipher = ?aead, "kernel TLS is available: server sessions move to the kernel after the handshake");
+                true
+            }
+            Err(e) if e.raw_os_error().is_some_and(module_missing) => {
+                self.absent();
+                false
+            }
+            Err(e) => {
+                tracing::info!(cipher = ?aead, error = %e, "kernel TLS does not take this cipher: its sessions stay in user space");
+                false
+            }
+        };
+        self.0.fetch_or(probed | if works { taken } else { 0 }, Ordering::Relaxed);
+        works
+    }
+}
+
+/// What `attach` fails with where the kernel has no `tls` module.
+fn module_missing(errno: i32) -> bool {
+    matches!(errno, libc::ENOENT | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+}
+
+/// Installs zero keys of `aead` both ways on a fresh loopback connection.
+fn probe(aead: Aead, version: Version) -> std::io::Result<()> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let socket = TcpStream::connect(listener.local_addr()?)?;
+    let _peer = listener.accept()?;
+    let fd = socket.as_raw_fd();
+    ktls::attach(fd)?;
+    let keys = CryptoInfo::new(version, aead.zero_keys(), 0)?;
+    ktls::install(fd, Direction::Send, &keys)?;
+    ktls::install(fd, Direction::Receive, &keys)
 }
 
 /// A connection whose records the kernel seals and opens.
@@ -101,14 +183,16 @@ pub(crate) fn hand_over(conn: UnbufferedServerConnection, fd: RawFd, support: &S
         Some(ProtocolVersion::TLSv1_2) => Version::Tls12,
         _ => return HandOver::Kept(conn),
     };
-    if let Err(e) = ktls::attach(fd) {
-        match e.raw_os_error() {
-            Some(libc::ENOENT | libc::ENOPROTOOPT | libc::EOPNOTSUPP) => support.set(ABSENT),
-            _ => tracing::debug!(error = %e, "kernel TLS: the socket refused the tls protocol"),
-        }
+    let Some(aead) = conn.negotiated_cipher_suite().and_then(|suite| Aead::of(suite.suite())) else {
+        return HandOver::Kept(conn);
+    };
+    if !support.takes(aead, version) {
         return HandOver::Kept(conn);
     }
-    support.set(PRESENT);
+    if let Err(e) = ktls::attach(fd) {
+        tracing::debug!(error = %e, "kernel TLS: the socket refused the tls protocol");
+        return HandOver::Kept(conn);
+    }
     let (secrets, kernel) = match conn.dangerous_into_kernel_connection() {
         Ok(taken) => taken,
         Err(e) => return HandOver::Failed(TransportError::new("TLS keys could not be taken").detail(e)),
@@ -121,16 +205,13 @@ pub(crate) fn hand_over(conn: UnbufferedServerConnection, fd: RawFd, support: &S
     // this point (see the module docs).
     drop(kernel);
     for (direction, (seq, secrets)) in [(Direction::Send, &secrets.tx), (Direction::Receive, &secrets.rx)] {
-        let Some(cipher) = cipher(secrets) else {
-            support.set(ABSENT);
-            return HandOver::Failed(TransportError::new("a cipher kernel TLS does not know"));
-        };
-        let installed = CryptoInfo::new(version, cipher, *seq).and_then(|info| ktls::install(fd, direction, &info));
+        let installed = cipher(secrets)
+            .ok_or_else(|| std::io::Error::other("a cipher kernel TLS does not know"))
+            .and_then(|cipher| CryptoInfo::new(version, cipher, *seq))
+            .and_then(|keys| ktls::install(fd, direction, &keys));
         if let Err(e) = installed {
-            // Most likely a cipher this kernel lacks: later connections
-            // stay in user space rather than fail the same way.
-            tracing::warn!(error = %e, "kernel TLS refused the keys; TLS stays in user space from now on");
-            support.set(ABSENT);
+            // The probe took keys of this cipher: not expected.
+            tracing::warn!(error = %e, "kernel TLS refused a connection's keys");
             return HandOver::Failed(TransportError::new("kernel TLS refused the keys").detail(e));
         }
     }
