@@ -49,7 +49,7 @@ mkdir -p target
 cargo test --workspace --all-targets 2>&1 | tee target/test-output.log
 cargo test --workspace --doc 2>&1 | tee -a target/test-output.log
 
-step "kernel TLS (feature ktls, off by default): linted, its unit tests, the TLS tests with the hand-over tried (no kernel TLS here: sessions stay in rustls)"
+step "kernel TLS (feature ktls, off by default): linted, its unit tests, the TLS tests with the hand-over tried (this machine's kernel has no TLS: sessions stay in rustls)"
 cargo clippy -p ringcast --all-targets --features ktls -- -D warnings
 cargo test -p ringcast --features ktls --lib --test tls 2>&1 | tee -a target/test-output.log
 
@@ -63,6 +63,9 @@ fi
 
 step "ringcast-bench: every scenario for a few seconds against examples/echo and ringcast-hub (JSON asserted)"
 tools/bench/smoke.sh
+
+step "kernel TLS for real: a Debian kernel with the tls module in QEMU runs the unit tests, tests/tls.rs and a wss echo with sessions in the kernel"
+tools/ktls/vm.sh 2>&1 | tee -a target/test-output.log
 
 if [ "${AUTOBAHN:-1}" != 0 ]; then
   step "Autobahn|Testsuite 1.* to 13.* with permessage-deflate on, against ringcast-hub, the ringcast client, examples/echo with 1 shard and with 2 shards over TLS (reports in target/autobahn/)"

@@ -11,14 +11,20 @@
 # The machines this project is built on have no CONFIG_TLS in their own
 # kernel; this is how the kTLS path runs anyway.
 #
-#   tools/ktls/vm.sh           (needs apt for qemu-system-x86 and the kernel)
+# With `bench`, it measures instead (tools/ktls/bench.sh): echo and idle
+# memory, user-space rustls against kernel TLS, A B A B in one boot.
+#
+#   tools/ktls/vm.sh [checks|bench]   (needs apt for qemu-system-x86 and the kernel)
 set -euo pipefail
+mode=${1:-checks}
+case $mode in checks | bench) ;; *) echo "usage: vm.sh [checks|bench]" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/../.."
 root=$PWD
 work=$root/target/ktls-vm
 mkdir -p "$work"
 cd "$work"
 
+if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then apt-get update -qq; fi
 command -v qemu-system-x86_64 >/dev/null 2>&1 || apt-get install -y -qq qemu-system-x86 >/dev/null
 command -v openssl >/dev/null 2>&1 || apt-get install -y -qq openssl >/dev/null
 if [ ! -d kernel ]; then
@@ -36,14 +42,25 @@ modules=$(ls -d kernel/lib/modules/*)
 version=$(basename "$modules")
 grep -q '^CONFIG_TLS=m' kernel/boot/config-* || { echo "this kernel has no TLS module" >&2; exit 1; }
 
-# Debug builds: the ones the test command already made.
-(cd "$root" && cargo build -q -p ringcast --features ktls --example echo)
-tests=$(cd "$root" && cargo test -q -p ringcast --features ktls --lib --test tls --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
+rm -f echo-ktls echo-user
+if [ "$mode" = checks ]; then
+  # Debug builds: the ones the test command already made.
+  (cd "$root" && cargo build -q -p ringcast --features ktls --example echo)
+  cp "$root/target/debug/examples/echo" echo-ktls
+  tests=$(cd "$root" && cargo test -q -p ringcast --features ktls --lib --test tls --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("ringcast", "tls"):
         print(m["target"]["name"], m["executable"])')
+else
+  # Release builds, with and without the feature.
+  (cd "$root" && cargo build -q --release -p ringcast --example echo)
+  cp "$root/target/release/examples/echo" echo-user
+  (cd "$root" && cargo build -q --release -p ringcast --features ktls --example echo)
+  cp "$root/target/release/examples/echo" echo-ktls
+  tests=""
+fi
 (cd "$root" && cargo build -q --release -p ringcast-bench)
 
 rm -rf initrd && mkdir -p initrd/{bin,sbin,lib/x86_64-linux-gnu,lib64,proc,sys,dev,tmp,certs,lib/modules/$version}
@@ -57,48 +74,34 @@ for dir in net/tls crypto arch/x86/crypto lib/crypto; do
   mkdir -p "initrd/lib/modules/$version/kernel/$dir"
   cp -r "$modules/kernel/$dir/." "initrd/lib/modules/$version/kernel/$dir/"
 done
-strip -o initrd/bin/echo "$root/target/debug/examples/echo"
+for echo in echo-ktls echo-user; do [ ! -f $echo ] || strip -o initrd/bin/$echo $echo; done
 strip -o initrd/bin/ringcast-bench "$root/target/release/ringcast-bench"
-while read -r name exe; do strip -o "initrd/bin/test-$name" "$exe"; done <<<"$tests"
-[ -x initrd/bin/test-ringcast ] && [ -x initrd/bin/test-tls ] || { echo "test binaries not found" >&2; exit 1; }
+if [ "$mode" = checks ]; then
+  while read -r name exe; do strip -o "initrd/bin/test-$name" "$exe"; done <<<"$tests"
+  [ -x initrd/bin/test-ringcast ] && [ -x initrd/bin/test-tls ] || { echo "test binaries not found" >&2; exit 1; }
+fi
 bash "$root/tools/tls_cert.sh" initrd/certs
 
-cat > initrd/init <<'INIT'
+cat > initrd/init <<INIT
 #!/bin/sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp
 ip link set lo up
 ulimit -n 65536
 depmod
-for m in tls gcm ghash-generic ctr aesni-intel chacha20poly1305; do modprobe "$m" 2>/dev/null; done
-echo "VM: kernel $(uname -r), tls module: $(grep -c '^tls ' /proc/modules)"
+for m in tls gcm ghash-generic ctr aesni-intel chacha20poly1305; do modprobe "\$m" 2>/dev/null; done
+echo "VM: kernel \$(uname -r), tls module: \$(grep -c '^tls ' /proc/modules), \$(nproc) CPUs"
 cd /tmp
-fail=0
-/bin/test-ringcast --test-threads=1 > unit.log 2>&1 || fail=1
-tail -3 unit.log
-/bin/test-tls --test-threads=1 > tls.log 2>&1 || fail=1
-grep -E '^test |test result' tls.log
-RUST_LOG=info /bin/echo --listen 127.0.0.1:9443 --shards 2 --tls-cert /certs/cert.pem --tls-key /certs/key.pem > echo.log 2>&1 &
-sleep 1
-for size in 20 65536; do
-  /bin/ringcast-bench echo --url wss://127.0.0.1:9443/ --tls-ca /certs/cert.pem --connections 10 --size $size \
-    --duration 2 --warmup 1 --json bench-$size.json > bench.log 2>&1 || fail=1
-  grep -E 'messages|errors' bench.log
-  grep -q '"errors":0' bench-$size.json || { echo "VM: errors in the $size B echo"; fail=1; }
-done
-grep -q 'kernel TLS is available' echo.log || { echo "VM: the echo server did not use kernel TLS"; fail=1; }
-grep -E 'WARN|ERROR' echo.log && fail=1
-cat /proc/net/tls_stat
-awk '$1 == "TlsTxSw" && $2 > 0 { ok = 1 } END { exit !ok }' /proc/net/tls_stat || { echo "VM: no kernel TLS session"; fail=1; }
-[ $fail = 0 ] && echo "VM: PASS" || { echo "VM: FAIL"; tail -40 unit.log; grep -A15 -E 'panicked|FAILED' tls.log | head -80; tail -20 echo.log; }
+sh /$mode.sh
 poweroff -f
 INIT
 chmod +x initrd/init
+cp "$root/tools/ktls/$mode.sh" initrd/
 (cd initrd && find . | ../busybox/bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > ../initrd.gz)
 
 # KVM where it works (it does not in every sandbox); else emulation.
 accel="-accel tcg,thread=multi -cpu max"
 timeout 900 qemu-system-x86_64 $accel -m 1536 -smp 2 -kernel "$vmlinuz" -initrd initrd.gz \
   -append "console=ttyS0 panic=-1 quiet" -nographic -no-reboot -monitor none -serial stdio < /dev/null |
-  tr -d '\r' | tee vm.log | grep -E '^VM:|^test |test result|messages|errors|Tls'
-grep -q '^VM: PASS' vm.log
+  tr -d '\r' | tee "vm-$mode.log" | grep -E '^VM:|^BENCH|^test |test result|messages|errors|Tls'
+[ "$mode" = bench ] || grep -q '^VM: PASS' vm-checks.log

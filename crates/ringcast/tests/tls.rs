@@ -462,3 +462,31 @@ fn frames_pipelined_behind_the_upgrade_request_are_all_echoed_in_order() {
     assert_eq!(&tail, b"\x81\x05after");
     server.shutdown(Duration::from_secs(1));
 }
+
+/// A publish reaches every wss subscriber on both shards, small frames
+/// (copied into each connection's queue) and large ones (one shared frame
+/// for all) alike, each encrypted for its own connection. (With the
+/// `ktls` feature on a kernel with TLS, the shared frame goes to the
+/// kernel as it is.)
+#[test]
+fn publishes_small_and_large_reach_every_wss_subscriber() {
+    let pki = pki();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = start(Server::builder().tls(pki.server), &seen);
+    let mut subscribers: Vec<_> = (0..6).map(|_| wss(&pki.client, server.local_addr())).collect();
+    for ws in &mut subscribers {
+        ws.send(WsMessage::text("join")).unwrap();
+        assert_eq!(ws.read().unwrap(), WsMessage::text("joined"));
+    }
+    let large: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    for round in 0..5 {
+        let small = format!("small {round}");
+        assert_eq!(server.publish("room", Message::Text(&small)), 6, "every subscriber counted");
+        server.publish("room", Message::Binary(&large));
+        for ws in &mut subscribers {
+            assert_eq!(ws.read().unwrap(), WsMessage::text(small.clone()));
+            assert_eq!(ws.read().unwrap(), WsMessage::binary(large.clone()));
+        }
+    }
+    server.shutdown(Duration::from_secs(1));
+}

@@ -159,14 +159,12 @@ pub(crate) struct Kernel {
     limit: u64,
 }
 
-/// How a hand-over went. (Returned once per connection: the size of the
-/// connection it may give back does not matter.)
-#[allow(clippy::large_enum_variant)]
+/// How a hand-over went.
 pub(crate) enum HandOver {
     /// The kernel has the keys.
     Done(Kernel),
     /// The kernel cannot take them: the session stays in user space.
-    Kept(UnbufferedServerConnection),
+    Kept(Box<UnbufferedServerConnection>),
     /// The keys left rustls but the kernel refused them: the connection
     /// cannot go on.
     Failed(TransportError),
@@ -174,7 +172,7 @@ pub(crate) enum HandOver {
 
 /// Gives a server connection's keys to the socket `fd` (see the module
 /// docs for when that is safe).
-pub(crate) fn hand_over(conn: UnbufferedServerConnection, fd: RawFd, support: &Support) -> HandOver {
+pub(crate) fn hand_over(conn: Box<UnbufferedServerConnection>, fd: RawFd, support: &Support) -> HandOver {
     if !support.may_try() || conn.is_handshaking() {
         return HandOver::Kept(conn);
     }
@@ -193,7 +191,7 @@ pub(crate) fn hand_over(conn: UnbufferedServerConnection, fd: RawFd, support: &S
         tracing::debug!(error = %e, "kernel TLS: the socket refused the tls protocol");
         return HandOver::Kept(conn);
     }
-    let (secrets, kernel) = match conn.dangerous_into_kernel_connection() {
+    let (secrets, kernel) = match (*conn).dangerous_into_kernel_connection() {
         Ok(taken) => taken,
         Err(e) => return HandOver::Failed(TransportError::new("TLS keys could not be taken").detail(e)),
     };

@@ -143,10 +143,11 @@ impl Tls {
     }
 }
 
-/// A rustls connection of either role.
+/// A rustls connection of either role. (Boxed: about a kilobyte each,
+/// which a session in the kernel gives back.)
 enum Conn {
-    Server(UnbufferedServerConnection),
-    Client(UnbufferedClientConnection),
+    Server(Box<UnbufferedServerConnection>),
+    Client(Box<UnbufferedClientConnection>),
     /// The kernel seals and opens the records.
     #[cfg(feature = "ktls")]
     Kernel(kernel::Kernel),
@@ -218,7 +219,7 @@ impl Transport for Tls {
         let Some(config) = self.server.as_ref().filter(|_| secure) else { return Ok(None) };
         let conn = UnbufferedServerConnection::new(config.clone())
             .map_err(|e| TransportError::new("TLS configuration refused").detail(e))?;
-        Ok(Some(TlsSession::new(Conn::Server(conn), None)))
+        Ok(Some(TlsSession::new(Conn::Server(Box::new(conn)), None)))
     }
 
     fn connect(&self, server_name: &str, secure: bool) -> Result<Self::Session, TransportError> {
@@ -236,7 +237,7 @@ impl Transport for Tls {
             .map_err(|e| TransportError::new("not a TLS server name").detail(e))?;
         let conn = UnbufferedClientConnection::new(config.clone(), name)
             .map_err(|e| TransportError::new("TLS configuration refused").detail(e))?;
-        Ok(Some(TlsSession::new(Conn::Client(conn), None)))
+        Ok(Some(TlsSession::new(Conn::Client(Box::new(conn)), None)))
     }
 
     fn open<'w>(
@@ -410,8 +411,8 @@ impl TlsSession {
     /// first) and does `op` there; false while the handshake is not done.
     fn with_traffic(&mut self, out: &mut OutQueue, op: Op) -> Result<bool, TransportError> {
         match &mut self.conn {
-            Conn::Server(conn) => with_traffic(conn, &mut self.pending, out, op),
-            Conn::Client(conn) => with_traffic(conn, &mut self.pending, out, op),
+            Conn::Server(conn) => with_traffic(conn.as_mut(), &mut self.pending, out, op),
+            Conn::Client(conn) => with_traffic(conn.as_mut(), &mut self.pending, out, op),
             #[cfg(feature = "ktls")]
             Conn::Kernel(_) | Conn::Spent => Err(TransportError::new("TLS is not in user space")),
         }
@@ -422,8 +423,8 @@ impl TlsSession {
     /// with; the rest is an incomplete record.
     fn process(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>, out: &mut OutQueue) -> Result<usize, TransportError> {
         match &mut self.conn {
-            Conn::Server(conn) => process(conn, buf, scratch, out),
-            Conn::Client(conn) => process(conn, buf, scratch, out),
+            Conn::Server(conn) => process(conn.as_mut(), buf, scratch, out),
+            Conn::Client(conn) => process(conn.as_mut(), buf, scratch, out),
             #[cfg(feature = "ktls")]
             Conn::Kernel(_) | Conn::Spent => Err(TransportError::new("TLS is not in user space")),
         }
