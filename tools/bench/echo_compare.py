@@ -12,7 +12,9 @@ own counter, whole run). Prints medians and ratios at the end.
 
 `ringcast-tls` is the same echo over wss:// (TLS 1.3, a certificate made
 for the run): the load generator encrypts too, so on one core each side
-pays for its own crypto.
+pays for its own crypto. UWS_ECHO / UWS_ECHO_TLS add uWebSockets over ws://
+and over wss:// (its OpenSSL build, given the same certificate in CERT and
+KEY).
 """
 import argparse, json, os, re, signal, statistics, subprocess, sys, tempfile, time
 
@@ -36,11 +38,17 @@ SERVERS = {
 UWS_ECHO = os.environ.get("UWS_ECHO")
 if UWS_ECHO:
     SERVERS["uwebsockets"] = lambda port: [UWS_ECHO]
+# The same peer built with uSockets' OpenSSL (SSLApp; certificate and key
+# from CERT and KEY): the wss:// row beside ringcast-tls.
+UWS_ECHO_TLS = os.environ.get("UWS_ECHO_TLS")
+if UWS_ECHO_TLS:
+    SERVERS["uwebsockets-tls"] = lambda port: [UWS_ECHO_TLS]
 
 def run_one(name, port, conns, size, args):
     server = subprocess.Popen(["taskset", "-c", args.server_cpu] + SERVERS[name](port),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=dict(os.environ, PORT=str(port)))
+                              env=dict(os.environ, PORT=str(port), CERT=f"{TLS_DIR}/cert.pem",
+                                       KEY=f"{TLS_DIR}/key.pem"))
     try:
         wait_port(port, server)
         target = ["--tcp", f"127.0.0.1:{port}"] if name == "tcp_floor" else ["--url", f"ws://127.0.0.1:{port}/"]
@@ -106,6 +114,8 @@ def main():
     servers += [name for name in SERVERS if name.startswith("baseline") and name not in servers]
     if UWS_ECHO and "uwebsockets" not in servers:
         servers.append("uwebsockets")
+    if UWS_ECHO_TLS and "uwebsockets-tls" not in servers:
+        servers.append("uwebsockets-tls")
     elif not UWS_ECHO:
         print("uWebSockets: skipped (set UWS_ECHO to a uws_echo built with ../shared/bench/uws/README.md)")
     if not args.no_build:
@@ -144,6 +154,10 @@ def main():
                 line += f"  x{med[n] / med['uwebsockets']:.2f} of uWebSockets"
             if "ringcast" in med and n == "ringcast-tls":
                 line += f"  x{med[n] / med['ringcast']:.2f} of ws://"
+            if "uwebsockets-tls" in med and n == "ringcast-tls":
+                line += f"  x{med[n] / med['uwebsockets-tls']:.2f} of uWebSockets over TLS"
+            if "uwebsockets" in med and n == "uwebsockets-tls":
+                line += f"  x{med[n] / med['uwebsockets']:.2f} of its ws://"
             print(line)
     if args.json:
         with open(args.json, "w") as f:
