@@ -127,8 +127,29 @@ fn bound_addr(socket: &Socket, asked: SocketAddr) -> SocketAddr {
     socket.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(asked)
 }
 
+/// Fails if something already listens on `addr`. The shards' listeners
+/// share their port through SO_REUSEPORT, which would also let them share
+/// it with another process of the same user already listening there (a
+/// second hub started by mistake, which then takes part of the traffic):
+/// a socket without SO_REUSEPORT may bind only where nobody listens.
+fn nobody_listens(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    // Connections left in TIME_WAIT by an earlier run do not count.
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            std::io::Error::new(e.kind(), format!("{e} (another process listens on this address)"))
+        }
+        _ => e,
+    })
+}
+
 /// One listening socket per shard, all on the same address and port.
 fn bind_all(addr: SocketAddr, settings: &Settings) -> Result<Vec<Socket>, Error> {
+    nobody_listens(addr).map_err(|source| Error::Bind { addr, source })?;
     let mut bound = addr;
     let mut listeners = Vec::with_capacity(settings.shards);
     for _ in 0..settings.shards {

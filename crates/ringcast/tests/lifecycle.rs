@@ -203,3 +203,39 @@ fn shutdown_cuts_clients_that_ignore_the_close_at_the_deadline() {
     client.expect_eof();
     assert_eq!(server.wait_closes(1)[0].0, 1006);
 }
+
+/// SO_REUSEPORT lets the shards share a port; it must not let a server
+/// start on a port another process (or another server) already listens on.
+#[test]
+fn a_server_refuses_an_address_something_already_listens_on() {
+    let builder = || Server::builder().shards(2).pin_threads(false);
+    let first = builder().start_tcp_echo("127.0.0.1:0").unwrap();
+    let taken = first.local_addr();
+    match builder().start_tcp_echo(taken) {
+        Err(ringcast::Error::Bind { addr, source }) => {
+            assert_eq!(addr, taken);
+            assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse, "{source}");
+            assert!(source.to_string().contains("another process listens"), "{source}");
+        }
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("a second server started on {taken}, sharing it with the first"),
+    }
+    // A plain listener of someone else's.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = other.local_addr().unwrap();
+    assert!(matches!(builder().start_tcp_echo(port), Err(ringcast::Error::Bind { .. })));
+    // Once the first server is gone, its port can be taken again at once:
+    // its connections' TIME_WAIT does not count.
+    {
+        use std::io::{Read, Write};
+        let mut client = std::net::TcpStream::connect(taken).unwrap();
+        client.write_all(b"ping").unwrap();
+        let mut echo = [0u8; 4];
+        client.read_exact(&mut echo).unwrap();
+        assert_eq!(&echo, b"ping");
+    }
+    first.shutdown(Duration::from_secs(1));
+    let again = builder().start_tcp_echo(taken).unwrap();
+    assert_eq!(again.local_addr(), taken);
+    again.shutdown(Duration::from_secs(1));
+}
