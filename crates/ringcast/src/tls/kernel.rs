@@ -173,7 +173,9 @@ pub(crate) enum HandOver {
 /// Gives a server connection's keys to the socket `fd` (see the module
 /// docs for when that is safe).
 pub(crate) fn hand_over(conn: Box<UnbufferedServerConnection>, fd: RawFd, support: &Support) -> HandOver {
-    if !support.may_try() || conn.is_handshaking() {
+    // The session checked its handshake is done; the kernel may have
+    // been found wanting since the shard asked.
+    if !support.may_try() {
         return HandOver::Kept(conn);
     }
     let version = match conn.protocol_version() {
@@ -231,7 +233,9 @@ fn cipher(secrets: &ConnectionTrafficSecrets) -> Option<Cipher<'_>> {
 impl Kernel {
     /// The queued plaintext is what the socket is given.
     pub(crate) fn seal(&mut self, out: &mut OutQueue) -> Result<(), TransportError> {
-        let bytes = out.unsealed();
+        // Past the limit the connection is cut, and what was just marked
+        // is dropped unsent with the rest of its queue.
+        let bytes = out.seal_as_is();
         if bytes == 0 {
             return Ok(());
         }
@@ -239,7 +243,6 @@ impl Kernel {
         if self.records > self.limit {
             return Err(TransportError::new("TLS key use limit reached (kernel TLS cannot renew keys)"));
         }
-        out.seal_as_is();
         Ok(())
     }
 

@@ -281,22 +281,11 @@ impl Transport for Tls {
 
     #[cfg(feature = "ktls")]
     fn wants_offload(&self, session: &Self::Session) -> bool {
-        self.wants_kernel(session)
+        self.kernel.may_try() && session.as_ref().is_some_and(|tls| tls.may_hand_over())
     }
 
     #[cfg(feature = "ktls")]
     fn offload(&self, session: &mut Self::Session, fd: std::os::fd::RawFd) -> Result<(), TransportError> {
-        self.to_kernel(session, fd)
-    }
-}
-
-#[cfg(feature = "ktls")]
-impl Tls {
-    fn wants_kernel(&self, session: &Option<Box<TlsSession>>) -> bool {
-        self.kernel.may_try() && session.as_ref().is_some_and(|tls| tls.may_hand_over())
-    }
-
-    fn to_kernel(&self, session: &mut Option<Box<TlsSession>>, fd: std::os::fd::RawFd) -> Result<(), TransportError> {
         let Some(tls) = session.as_mut().filter(|tls| tls.may_hand_over()) else { return Ok(()) };
         tls.offered = true;
         let Conn::Server(conn) = std::mem::replace(&mut tls.conn, Conn::Spent) else {
