@@ -79,6 +79,7 @@ pub use config::{Deflate, SlowConsumer};
 pub use error::{ConnectError, Error};
 pub use handler::{Accept, CloseInfo, Decision, Handler, Peer, Response};
 pub use message::Message;
+pub use pubsub::Frame;
 pub use ringcast_proto::CloseCode;
 pub use runtime::ShutdownReport;
 pub use server::{Server, ServerBuilder, ServerHandle, ServerRole};

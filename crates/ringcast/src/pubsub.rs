@@ -20,17 +20,51 @@ use crate::config::InterestWatch;
 use crate::inbox::Inbox;
 use crate::message::Message;
 
+/// A message framed once, to publish or send any number of times: server
+/// frames are unmasked, so every receiver gets the same bytes, shared, not
+/// copied. Its compressed form, when the server negotiates
+/// permessage-deflate and the message is over the threshold, is made by the
+/// first connection that takes it and shared from then on. Made by
+/// [`ServerHandle::frame`](crate::ServerHandle::frame) or
+/// [`Ws::frame`](crate::Ws::frame); keep one to send it again later (a
+/// history of messages), with [`Ws::send_frame`](crate::Ws::send_frame).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The whole server frame.
+    pub(crate) bytes: Bytes,
+    /// Its compressed form, when the runtime negotiates permessage-deflate.
+    pub(crate) deflated: Option<Arc<Deflated>>,
+}
+
+impl Frame {
+    /// The message's payload (what a receiver gets).
+    pub fn payload(&self) -> &[u8] {
+        unframe(&self.bytes).1
+    }
+
+    /// Whether it is a text message.
+    pub fn is_text(&self) -> bool {
+        unframe(&self.bytes).0 == ringcast_proto::MessageKind::Text
+    }
+
+    /// The bytes it holds: the frame, and its compressed form once made.
+    pub fn memory(&self) -> usize {
+        let compressed = self.deflated.as_ref().and_then(|d| d.frame.get()).map_or(0, |f| f.len());
+        self.bytes.len() + compressed
+    }
+}
+
 /// A framed message on its way to a topic's subscribers.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
     pub topic: Arc<str>,
-    /// The whole server frame (unmasked, so the same bytes for everyone).
-    pub frame: Bytes,
+    pub frame: Frame,
     /// The publishing connection (table key, generation), skipped on its
     /// own shard.
     pub exclude: Option<(u32, u32)>,
-    /// Its compressed frame, when the runtime negotiates permessage-deflate.
-    pub deflated: Option<Arc<Deflated>>,
+    /// Its place in its topic's sequence (0: none), for subscriptions made
+    /// after a given place ([`LocalTopics::subscribe_after`]).
+    pub seq: u64,
 }
 
 /// A published message's permessage-deflate frame (compressed on its own,
@@ -87,14 +121,19 @@ impl Hub {
         Hub { interest: RwLock::default(), mailboxes, watch, deflate }
     }
 
-    /// A publish of `message` on `topic`, framed once (and compressed once
-    /// later, if a subscriber takes that form).
-    pub fn delivery(&self, topic: &str, message: Message<'_>, exclude: Option<(u32, u32)>) -> Delivery {
+    /// `message` framed once (and compressed once later, if a subscriber
+    /// takes that form).
+    pub fn frame(&self, message: Message<'_>) -> Frame {
         let deflated = self
             .deflate
             .filter(|tuning| message.as_bytes().len() >= tuning.threshold)
             .map(|tuning| Arc::new(Deflated { tuning, frame: OnceLock::new() }));
-        Delivery { topic: Arc::from(topic), frame: frame(message), exclude, deflated }
+        Frame { bytes: frame(message), deflated }
+    }
+
+    /// A publish of `message` on `topic`.
+    pub fn delivery(&self, topic: &str, message: Message<'_>, exclude: Option<(u32, u32)>) -> Delivery {
+        Delivery { topic: Arc::from(topic), frame: self.frame(message), exclude, seq: 0 }
     }
 
     fn interest(&self, topic: &str) -> Option<Arc<Interest>> {
@@ -154,15 +193,31 @@ impl Hub {
     /// Hands `delivery` to every shard with subscribers of its topic,
     /// except `skip` (the publishing shard, which delivers itself).
     pub fn forward(&self, delivery: &Delivery, skip: Option<usize>) -> u64 {
+        self.post(delivery, |shard| (Some(shard) != skip).then_some(None))
+    }
+
+    /// Hands `delivery` to every shard with subscribers of its topic, the
+    /// caller's own included, so that deliveries posted in some order reach
+    /// every subscriber in that order; `except` (shard, connection) is
+    /// skipped on its shard.
+    pub fn forward_all(&self, delivery: &Delivery, except: Option<(usize, (u32, u32))>) -> u64 {
+        self.post(delivery, |shard| Some(except.filter(|(s, _)| *s == shard).map(|(_, conn)| conn)))
+    }
+
+    /// Posts `delivery` to each interested shard that `exclude` (given the
+    /// shard) answers, with the connection it answers skipped there;
+    /// returns the subscribers of those shards (a skipped one included).
+    fn post(&self, delivery: &Delivery, exclude: impl Fn(usize) -> Option<Option<(u32, u32)>>) -> u64 {
         let Some(interest) = self.interest(&delivery.topic) else { return 0 };
         let mut receivers = 0;
         for (shard, count) in interest.per_shard.iter().enumerate() {
             let count = count.load(Ordering::Relaxed);
-            if count == 0 || Some(shard) == skip {
+            if count == 0 {
                 continue;
             }
+            let Some(skip) = exclude(shard) else { continue };
             receivers += count;
-            self.mailboxes[shard].post(Delivery { exclude: None, ..delivery.clone() });
+            self.mailboxes[shard].post(Delivery { exclude: skip, ..delivery.clone() });
         }
         receivers
     }
@@ -216,11 +271,16 @@ pub(crate) struct LocalTopics {
     /// shard delivers them once it has handled the completion whose
     /// callbacks published them.
     pub pending: Vec<Delivery>,
+    /// Subscriptions made after a place in their topic's sequence
+    /// (topic, connection, place): deliveries up to that place, still in
+    /// the mailbox, are not theirs. Each goes once a later delivery of its
+    /// topic arrives (mailboxes are in order) or the subscription ends.
+    fences: Vec<(Arc<str>, (u32, u32), u64)>,
 }
 
 impl LocalTopics {
     pub fn new(shard: usize, hub: Arc<Hub>) -> Self {
-        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new() }
+        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new(), fences: Vec::new() }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -247,6 +307,41 @@ impl LocalTopics {
         true
     }
 
+    /// Subscribes connection `conn` from the place `after` on: deliveries
+    /// of `topic` whose place ([`Delivery::seq`]) is at most `after` are
+    /// skipped for it. False if it already was subscribed (it stays as it
+    /// was).
+    pub fn subscribe_after(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions, after: u64) -> bool {
+        if !self.subscribe(topic, conn, subs) {
+            return false;
+        }
+        if after > 0 {
+            let name = self.topics.get_key_value(topic).map(|(name, _)| name.clone()).expect("just subscribed");
+            self.fences.push((name, conn, after));
+        }
+        true
+    }
+
+    /// The connections a delivery of `topic` at place `seq` skips (their
+    /// subscription starts after it); fences it passes are taken down.
+    pub fn fenced(&mut self, topic: &str, seq: u64) -> Vec<(u32, u32)> {
+        let mut skip = Vec::new();
+        if seq == 0 || self.fences.is_empty() {
+            return skip;
+        }
+        self.fences.retain(|(name, conn, after)| {
+            if **name != *topic {
+                return true;
+            }
+            if seq <= *after {
+                skip.push(*conn);
+                return true;
+            }
+            false
+        });
+        skip
+    }
+
     /// Unsubscribes; false if it was not subscribed.
     pub fn unsubscribe(&mut self, topic: &str, subs: &mut Subscriptions) -> bool {
         let Some(state) = subs.as_mut() else { return false };
@@ -270,7 +365,10 @@ impl LocalTopics {
 
     fn drop_slot(&mut self, name: &Arc<str>, slot: usize) {
         if let Some(subscribers) = self.topics.get_mut(name) {
-            subscribers.try_remove(slot);
+            let conn = subscribers.try_remove(slot);
+            if !self.fences.is_empty() {
+                self.fences.retain(|(topic, fenced, _)| !(topic == name && Some(*fenced) == conn));
+            }
             if subscribers.is_empty() {
                 self.topics.remove(name);
             }

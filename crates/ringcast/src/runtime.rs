@@ -14,12 +14,13 @@ use crate::dialer::Dialer;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::message::Message;
-use crate::pubsub::{Hub, Mailbox};
+use crate::pubsub::{Delivery, Frame, Hub, Mailbox};
 use crate::shard::{Links, Listeners, Shard, Stop};
 use crate::stats::{SharedStats, Stats};
 use crate::sys::{Io, Waker};
 use crate::tls::Tls;
 use crate::transport::{Plain, Transport};
+use crate::ws::ConnId;
 
 /// Starts the shards of a runtime, one per entry of `listeners` (a server
 /// gives each its listening sockets, `(socket, secure)`, a client none). Returns once every shard
@@ -188,6 +189,18 @@ impl Runtime {
     pub fn publish(&self, topic: &str, message: Message<'_>) -> u64 {
         let delivery = self.inner.hub.delivery(topic, message, None);
         self.inner.hub.forward(&delivery, None)
+    }
+
+    /// `message` framed once.
+    pub fn frame(&self, message: Message<'_>) -> Frame {
+        self.inner.hub.frame(message)
+    }
+
+    /// Publishes a framed message through every interested shard's
+    /// mailbox, in the order of the calls.
+    pub fn publish_sequenced(&self, topic: &str, frame: &Frame, seq: u64, except: Option<ConnId>) -> u64 {
+        let delivery = Delivery { topic: Arc::from(topic), frame: frame.clone(), exclude: None, seq };
+        self.inner.hub.forward_all(&delivery, except.map(|id| (id.shard(), (id.key, id.generation))))
     }
 
     /// Subscribers of `topic` across all shards (as of their last change).

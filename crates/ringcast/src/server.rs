@@ -10,9 +10,10 @@ use crate::config::{Settings, Shared};
 use crate::error::Error;
 use crate::handler::{Decision, Handler};
 use crate::message::Message;
+use crate::pubsub::Frame;
 use crate::runtime::{self, Runtime, ShutdownReport};
 use crate::stats::Stats;
-use crate::ws::Ws;
+use crate::ws::{ConnId, Ws};
 
 /// Configures and starts a server: the shared settings of [`Builder`]
 /// (limits, timeouts, shards) and [`start`](Builder::start).
@@ -218,6 +219,26 @@ impl ServerHandle {
     /// leave before it arrives).
     pub fn publish(&self, topic: &str, message: Message<'_>) -> u64 {
         self.runtime.publish(topic, message)
+    }
+
+    /// `message` framed once, to publish or send any number of times
+    /// ([`publish_sequenced`](Self::publish_sequenced),
+    /// [`Ws::send_frame`](crate::Ws::send_frame)).
+    pub fn frame(&self, message: Message<'_>) -> Frame {
+        self.runtime.frame(message)
+    }
+
+    /// Publishes a message framed before to every subscriber of `topic`,
+    /// every one of them through its shard's mailbox (the caller's shard
+    /// too: no subscriber is served ahead of the others), so that calls
+    /// made one after another, e.g. under a lock that orders a topic's
+    /// publishes, reach every subscriber in that order. `seq` (0: none)
+    /// is the message's place in the topic's sequence, for subscriptions
+    /// made with [`Ws::subscribe_after`](crate::Ws::subscribe_after);
+    /// `except` (a publisher) does not receive it. Returns the subscribers
+    /// it was posted for, `except` included if it subscribes.
+    pub fn publish_sequenced(&self, topic: &str, frame: &Frame, seq: u64, except: Option<ConnId>) -> u64 {
+        self.runtime.publish_sequenced(topic, frame, seq, except)
     }
 
     /// Subscribers of `topic` across all shards (as of their last change).

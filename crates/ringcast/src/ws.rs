@@ -10,7 +10,7 @@ use ringcast_proto::{CloseCode, MessageKind, Role, State, UsageError};
 use crate::alarm::Alarms;
 use crate::config::SlowConsumer;
 use crate::message::Message;
-use crate::pubsub::{self, Delivery, LocalTopics, Subscriptions};
+use crate::pubsub::{self, Delivery, Frame, LocalTopics, Subscriptions};
 use crate::stats::Stats;
 use crate::sys::OutQueue;
 
@@ -239,6 +239,19 @@ impl<C> Ws<'_, C> {
         self.shard.topics.subscribe(topic, (self.id.key, self.id.generation), self.subs)
     }
 
+    /// Subscribes this connection to `topic` from the place `seq` in the
+    /// topic's sequence on: messages published with
+    /// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced)
+    /// at places up to `seq` that have not reached this shard yet are
+    /// skipped for it. The way to hand over from a replay of a history
+    /// (sent with [`send_frame`](Self::send_frame)) to live delivery with
+    /// no gap and no duplicate: take `seq` and subscribe under the same
+    /// lock that orders the topic's publishes. Returns false if it already
+    /// was subscribed (nothing changes).
+    pub fn subscribe_after(&mut self, topic: &str, seq: u64) -> bool {
+        self.shard.topics.subscribe_after(topic, (self.id.key, self.id.generation), self.subs, seq)
+    }
+
     /// Unsubscribes this connection from `topic`. Returns false if it was
     /// not subscribed.
     pub fn unsubscribe(&mut self, topic: &str) -> bool {
@@ -270,6 +283,40 @@ impl<C> Ws<'_, C> {
         self.publish_from(topic, message, true)
     }
 
+    /// `message` framed once, to send or publish any number of times
+    /// ([`send_frame`](Self::send_frame),
+    /// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced)).
+    pub fn frame(&self, message: Message<'_>) -> Frame {
+        self.shard.topics.hub().frame(message)
+    }
+
+    /// Sends a message framed before ([`frame`](Self::frame)): its bytes
+    /// are queued by reference, not copied (a connection that encodes its
+    /// own frames, a client or one with compression context, encodes it
+    /// again). Past the backpressure budget the slow-consumer policy
+    /// applies, as for published messages.
+    pub fn send_frame(&mut self, frame: &Frame) -> Result<(), SendError> {
+        let (budget, policy) = (self.shard.budget, self.shard.policy);
+        match offer_frame(frame, self.tx, self.out, self.subs, self.id, budget, policy) {
+            Offer::Queued { by_reference, compressed } => {
+                self.count_queued(by_reference, compressed);
+                Ok(())
+            }
+            Offer::Dropped => {
+                self.shard.stats.dropped += 1;
+                Err(SendError::Dropped)
+            }
+            Offer::Closing => Err(SendError::Backpressure),
+            Offer::NotOpen => Err(SendError::Closed),
+        }
+    }
+
+    fn count_queued(&mut self, by_reference: bool, compressed: bool) {
+        self.shard.stats.messages_out += 1;
+        self.shard.stats.messages_by_reference += u64::from(by_reference);
+        self.shard.stats.publishes_deflated += u64::from(compressed);
+    }
+
     /// Like [`publish`](Self::publish), but this connection receives the
     /// message too if it subscribes to `topic`: for rooms where a sender
     /// wants its own message back in the room's order (its confirmation
@@ -299,12 +346,8 @@ impl<C> Ws<'_, C> {
     /// Queues a published frame on this connection, like any delivery.
     fn queue_delivery(&mut self, delivery: &Delivery) {
         let (budget, policy) = (self.shard.budget, self.shard.policy);
-        match offer_frame(delivery, self.tx, self.out, self.subs, self.id, budget, policy) {
-            Offer::Queued { by_reference, compressed } => {
-                self.shard.stats.messages_out += 1;
-                self.shard.stats.messages_by_reference += u64::from(by_reference);
-                self.shard.stats.publishes_deflated += u64::from(compressed);
-            }
+        match offer_frame(&delivery.frame, self.tx, self.out, self.subs, self.id, budget, policy) {
+            Offer::Queued { by_reference, compressed } => self.count_queued(by_reference, compressed),
             Offer::Dropped => self.shard.stats.dropped += 1,
             Offer::Closing | Offer::NotOpen => {}
         }
@@ -334,7 +377,7 @@ pub(crate) enum Offer {
 /// slow-consumer policy. The one rule for deliveries, whether the shard
 /// delivers after a callback or a publisher serves itself at once.
 pub(crate) fn offer_frame(
-    delivery: &Delivery,
+    published: &Frame,
     tx: &mut Sender,
     out: &mut OutQueue,
     subs: &mut Subscriptions,
@@ -353,9 +396,9 @@ pub(crate) fn offer_frame(
     let encodes_alone = tx.extension_encodes_alone();
     let own_encoding = tx.role() == Role::Client || encodes_alone == Some(false);
     let mut compressed = false;
-    let frame = match (own_encoding, encodes_alone, &delivery.deflated) {
-        (false, Some(true), Some(deflated)) => deflated.frame(&delivery.frame, &mut compressed),
-        _ => &delivery.frame,
+    let frame = match (own_encoding, encodes_alone, &published.deflated) {
+        (false, Some(true), Some(deflated)) => deflated.frame(&published.bytes, &mut compressed),
+        _ => &published.bytes,
     };
     if out.admits(frame.len(), budget) {
         if own_encoding {

@@ -254,15 +254,16 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         let mut drops = 0;
         let mut delivered = 0;
         let mut shared = 0;
+        let fenced = self.local.topics.fenced(&delivery.topic, delivery.seq);
         for slot_ref in self.local.topics.subscribers(&delivery.topic) {
-            if Some(slot_ref) == delivery.exclude {
+            if Some(slot_ref) == delivery.exclude || fenced.contains(&slot_ref) {
                 continue;
             }
             let key = slot_ref.0 as usize;
             let Some(slot) = self.conns.get_mut(key).filter(|c| c.generation == slot_ref.1) else { continue };
             let Phase::Open { proto, .. } = &mut slot.phase else { continue };
             let id = ConnId { shard: self.index, key: slot_ref.0, generation: slot_ref.1 };
-            match offer_frame(delivery, proto.sender(), &mut slot.out, &mut slot.subs, id, budget, policy) {
+            match offer_frame(&delivery.frame, proto.sender(), &mut slot.out, &mut slot.subs, id, budget, policy) {
                 Offer::Queued { by_reference, compressed } => {
                     delivered += 1;
                     shared += u64::from(by_reference);

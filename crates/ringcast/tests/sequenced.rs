@@ -1,0 +1,202 @@
+//! Sequenced publishing: one order for every subscriber on every shard,
+//! subscriptions that start after a place in the sequence, and frames
+//! kept and sent again (the runtime's part of a topic history).
+
+mod common;
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::*;
+use ringcast::proto::handshake::Request;
+use ringcast::{Decision, Handler, Message, Server, ServerHandle, Ws};
+
+/// Frames kept by the test, sent to a connection that asks `replay`.
+type Kept = Arc<Mutex<Vec<ringcast::Frame>>>;
+
+/// `/seq/NAME?after=M`: subscribes to NAME after place M. A text message
+/// `replay` is answered with every kept frame; `pub X` publishes X to NAME
+/// through the handle, the sender excepted.
+struct Sequenced {
+    kept: Kept,
+    handle: Arc<OnceLock<ServerHandle>>,
+}
+
+impl Handler for Sequenced {
+    type Data = (String, u64);
+
+    fn upgrade(&mut self, request: &Request<'_>) -> Decision<(String, u64)> {
+        let Some(name) = request.path().strip_prefix("/seq/") else { return Decision::reject(404) };
+        let after = request.query().and_then(|q| q.strip_prefix("after=")).and_then(|m| m.parse().ok());
+        Decision::accept((name.to_string(), after.unwrap_or(0)))
+    }
+
+    fn open(&mut self, ws: &mut Ws<'_, (String, u64)>) {
+        let (topic, after) = ws.data().clone();
+        assert!(ws.subscribe_after(&topic, after));
+        assert!(!ws.subscribe_after(&topic, after), "a second subscribe is a no-op");
+    }
+
+    fn message(&mut self, ws: &mut Ws<'_, (String, u64)>, message: Message<'_>) {
+        match message {
+            Message::Text("replay") => {
+                let frames = self.kept.lock().unwrap().clone();
+                for frame in &frames {
+                    ws.send_frame(frame).expect("within the budget");
+                }
+            }
+            Message::Text(text) if text.starts_with("pub ") => {
+                let handle = self.handle.get().expect("started");
+                let frame = ws.frame(Message::Text(&text[4..]));
+                handle.publish_sequenced(&ws.data().0, &frame, 0, Some(ws.id()));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn start(kept: Kept) -> ServerHandle {
+    let cell = Arc::new(OnceLock::new());
+    let for_shards = cell.clone();
+    let handle = Server::builder()
+        .shards(2)
+        .pin_threads(false)
+        .start("127.0.0.1:0", move |_| Sequenced { kept: kept.clone(), handle: for_shards.clone() })
+        .expect("server starts");
+    cell.set(handle.clone()).ok();
+    handle
+}
+
+fn join(handle: &ServerHandle, path: &str) -> RawClient {
+    let mut client = RawClient::connect(handle.local_addr());
+    client.send_raw(upgrade_request(path, "").as_bytes());
+    assert!(client.read_head().starts_with("HTTP/1.1 101 "));
+    client
+}
+
+fn wait_subscribers(handle: &ServerHandle, topic: &str, n: u64) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while handle.subscribers(topic) != n {
+        assert!(Instant::now() < until, "{topic}: {} subscribers, expected {n}", handle.subscribers(topic));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn text(client: &mut RawClient) -> String {
+    let frame = client.read_frame().expect("a frame");
+    String::from_utf8(frame.payload).unwrap()
+}
+
+#[test]
+fn publishers_racing_under_one_lock_are_seen_in_one_order_everywhere() {
+    let handle = start(Kept::default());
+    let mut subscribers: Vec<RawClient> = (0..20).map(|_| join(&handle, "/seq/t")).collect();
+    wait_subscribers(&handle, "t", 20);
+    // Four threads publish at once; the lock orders them, and the place
+    // each took is what it publishes.
+    let next = Arc::new(Mutex::new(0u64));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (handle, next) = (handle.clone(), next.clone());
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    let mut seq = next.lock().unwrap();
+                    *seq += 1;
+                    let frame = handle.frame(Message::Text(&seq.to_string()));
+                    assert_eq!(handle.publish_sequenced("t", &frame, *seq, None), 20);
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    for (s, subscriber) in subscribers.iter_mut().enumerate() {
+        for expected in 1..=1000u64 {
+            assert_eq!(text(subscriber), expected.to_string(), "subscriber {s}");
+        }
+    }
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_subscription_after_a_place_skips_the_places_up_to_it() {
+    let handle = start(Kept::default());
+    let mut late = join(&handle, "/seq/t?after=10");
+    let mut early = join(&handle, "/seq/t");
+    wait_subscribers(&handle, "t", 2);
+    let publish = |seq: u64| {
+        let frame = handle.frame(Message::Text(&format!("m{seq}")));
+        handle.publish_sequenced("t", &frame, seq, None)
+    };
+    for seq in [9, 10, 11, 12] {
+        assert_eq!(publish(seq), 2);
+    }
+    for seq in [9, 10, 11, 12] {
+        assert_eq!(text(&mut early), format!("m{seq}"));
+    }
+    assert_eq!(text(&mut late), "m11", "places up to 10 are skipped for it");
+    assert_eq!(text(&mut late), "m12");
+    // The fence went with the first place past it: a place out of order
+    // (which a sequencer never makes) now goes through.
+    publish(3);
+    assert_eq!(text(&mut late), "m3");
+    assert_eq!(text(&mut early), "m3");
+    // A fenced subscriber that leaves takes its fence along; a publish
+    // without a place is never fenced.
+    let gone = join(&handle, "/seq/t?after=100");
+    wait_subscribers(&handle, "t", 3);
+    drop(gone);
+    wait_subscribers(&handle, "t", 2);
+    publish(0);
+    assert_eq!(text(&mut late), "m0");
+    assert_eq!(text(&mut early), "m0");
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn the_publisher_excepted_is_skipped_and_everyone_else_served_on_both_shards() {
+    let handle = start(Kept::default());
+    let mut members: Vec<RawClient> = (0..6).map(|_| join(&handle, "/seq/room")).collect();
+    wait_subscribers(&handle, "room", 6);
+    for round in 0..3 {
+        let sender = round * 2;
+        members[sender].send_raw(&masked(0x1, format!("pub r{round}").as_bytes()));
+        for (i, member) in members.iter_mut().enumerate() {
+            if i != sender {
+                assert_eq!(text(member), format!("r{round}"), "member {i}");
+            }
+        }
+    }
+    // Each member read the others' messages: its own never came.
+    for member in &mut members {
+        assert!(member.try_read_frame(Duration::from_millis(100)).is_none());
+    }
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn kept_frames_are_sent_again_whole_and_in_order() {
+    let kept = Kept::default();
+    let handle = start(kept.clone());
+    {
+        let mut frames = kept.lock().unwrap();
+        for i in 0..100 {
+            frames.push(handle.frame(Message::Text(&format!("kept {i}"))));
+        }
+        frames.push(handle.frame(Message::Binary(&vec![7u8; 100_000])));
+    }
+    assert_eq!(kept.lock().unwrap()[3].payload(), b"kept 3");
+    assert!(kept.lock().unwrap()[3].is_text());
+    assert!(!kept.lock().unwrap()[100].is_text());
+    for _ in 0..2 {
+        let mut client = join(&handle, "/seq/r");
+        client.send_raw(&masked(0x1, b"replay"));
+        for i in 0..100 {
+            assert_eq!(text(&mut client), format!("kept {i}"));
+        }
+        let large = client.read_frame().unwrap();
+        assert_eq!((large.opcode, large.payload.len()), (0x2, 100_000));
+        assert!(large.payload.iter().all(|&b| b == 7));
+    }
+    assert!(handle.stats().messages_by_reference >= 2, "the large frame is queued by reference, not copied");
+    handle.shutdown(Duration::from_secs(1));
+}
