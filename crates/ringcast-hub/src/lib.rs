@@ -15,6 +15,8 @@ use ringcast::{Server, ServerHandle, ShutdownReport};
 // From the bottom layer up: each imports only modules listed before it.
 mod config;
 mod control;
+#[allow(dead_code)] // wired into the hub in the next steps of issue 17
+mod history;
 mod limits;
 mod topic;
 
