@@ -164,6 +164,23 @@ pub struct HubConfig {
     #[arg(long, env = "RINGCAST_NATS_MAX_PENDING", default_value = "64MiB", value_parser = parse_size)]
     pub nats_max_pending: usize,
 
+    /// Messages kept per topic, so that a client that reconnects gets what
+    /// it missed (README "History and recovery"). With --history-ttl,
+    /// whichever bound is reached first. Neither set: no history, and
+    /// deliveries carry no offsets.
+    #[arg(long, env = "RINGCAST_HISTORY_SIZE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub history_size: Option<u32>,
+
+    /// How long a topic's messages are kept (500ms, 30s, 10m, 2h).
+    #[arg(long, env = "RINGCAST_HISTORY_TTL", value_parser = parse_duration)]
+    pub history_ttl: Option<Duration>,
+
+    /// Bytes the history may hold over all topics; past it the oldest
+    /// messages of any topic go first (their frames and bookkeeping are
+    /// counted; a compressed form made later for --compression is not).
+    #[arg(long, env = "RINGCAST_HISTORY_MEMORY", default_value = "64MiB", value_parser = parse_size)]
+    pub history_memory: usize,
+
     /// On SIGINT/SIGTERM, how long to wait for clients to answer the 1001
     /// close before cutting them; the process exits within this plus a
     /// fraction of a second (accepts 500ms, 5s, 1m).
@@ -243,7 +260,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     number.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(|| format!("size out of range: {text:?}"))
 }
 
-/// Parses `250ms`, `5s`, `2m` (a bare number is seconds).
+/// Parses `250ms`, `5s`, `2m`, `1h` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -252,10 +269,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     match unit.trim() {
         "ms" => Ok(Duration::from_millis(number)),
         "" | "s" => Ok(Duration::from_secs(number)),
-        "m" | "min" => {
-            number.checked_mul(60).map(Duration::from_secs).ok_or(format!("duration out of range: {text:?}"))
+        "m" | "min" | "h" => {
+            let unit = if unit.trim() == "h" { 3600 } else { 60 };
+            number.checked_mul(unit).map(Duration::from_secs).ok_or(format!("duration out of range: {text:?}"))
         }
-        other => Err(format!("unknown duration unit {other:?} (use ms, s or m)")),
+        other => Err(format!("unknown duration unit {other:?} (use ms, s, m or h)")),
     }
 }
 
@@ -283,7 +301,8 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("5d").is_err());
         assert!(parse_duration("99999999999999999999m").is_err());
     }
 
@@ -334,6 +353,11 @@ mod tests {
             let refused = HubConfig::try_parse_from(["ringcast-hub", "--compression-window-bits", bad]);
             assert!(refused.is_err(), "{bad} accepted");
         }
+        assert_eq!((HubConfig::default().history_size, HubConfig::default().history_ttl), (None, None));
+        let history = HubConfig::parse_from(["ringcast-hub", "--history-size", "100", "--history-ttl", "10m"]);
+        assert_eq!((history.history_size, history.history_ttl), (Some(100), Some(Duration::from_secs(600))));
+        assert_eq!(history.history_memory, 64 << 20);
+        assert!(HubConfig::try_parse_from(["ringcast-hub", "--history-size", "0"]).is_err());
         assert_eq!(HubConfig::default().compression_memory_level, 8);
         let memory = HubConfig::try_parse_from(["ringcast-hub", "--compression-memory-level", "1"]);
         assert_eq!(memory.map(|c| c.compression_memory_level).ok(), Some(1));

@@ -9,6 +9,14 @@
 //! `/topics/a` or by HTTP arrives base64-encoded with `"encoding":"base64"`.
 //! A bad request is answered `{"error":"…"}` (with its `id` when it had
 //! one) and the connection stays open.
+//!
+//! With history on (README "History and recovery"): deliveries add
+//! `"offset":N,"epoch":"E"`; a subscribe may carry
+//! `"since":{"offset":N,"epoch":"E"}` and is then answered with
+//! `"recovered":true|false` (and the topic's offset and epoch) whether or
+//! not it has an `id`; `{"op":"history","topic":"a","limit":K}` answers the
+//! latest K kept messages; `{"op":"presence","topic":"a"}` the number of
+//! subscribers.
 
 use base64::Engine;
 use serde::Deserialize;
@@ -17,12 +25,26 @@ use serde_json::value::RawValue;
 /// One parsed request.
 #[derive(Debug)]
 pub enum Request<'a> {
-    /// Join a topic.
-    Subscribe { topic: String, id: Option<&'a RawValue> },
+    /// Join a topic, after the messages missed since a position if given.
+    Subscribe { topic: String, since: Option<Since>, id: Option<&'a RawValue> },
     /// Leave a topic.
     Unsubscribe { topic: String, id: Option<&'a RawValue> },
     /// Send `data` (raw JSON text) to a topic's subscribers.
     Publish { topic: String, data: &'a RawValue, id: Option<&'a RawValue> },
+    /// The latest kept messages of a topic (at most `limit`).
+    History { topic: String, limit: Option<usize>, id: Option<&'a RawValue> },
+    /// How many subscribe to a topic.
+    Presence { topic: String, id: Option<&'a RawValue> },
+}
+
+/// The last message a client saw of a topic: `{"offset":N,"epoch":"E"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Since {
+    /// Its offset (0: before the first message).
+    pub offset: u64,
+    /// The epoch of the history it belongs to.
+    pub epoch: String,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +55,8 @@ struct Wire<'a> {
     data: Option<&'a RawValue>,
     #[serde(borrow)]
     id: Option<&'a RawValue>,
+    since: Option<Since>,
+    limit: Option<usize>,
 }
 
 /// A request the hub refuses, with the `id` to answer to if one was read.
@@ -57,13 +81,17 @@ pub fn parse(text: &str) -> Result<Request<'_>, Refusal<'_>> {
     let op = wire.op.ok_or_else(|| Refusal::new("missing \"op\"", id))?;
     let topic = wire.topic.ok_or_else(|| Refusal::new("missing \"topic\"", id))?;
     match op.as_str() {
-        "subscribe" => Ok(Request::Subscribe { topic, id }),
+        "subscribe" => Ok(Request::Subscribe { topic, since: wire.since, id }),
+        "history" => Ok(Request::History { topic, limit: wire.limit, id }),
+        "presence" => Ok(Request::Presence { topic, id }),
         "unsubscribe" => Ok(Request::Unsubscribe { topic, id }),
         "publish" => {
             let data = wire.data.ok_or_else(|| Refusal::new("missing \"data\"", id))?;
             Ok(Request::Publish { topic, data, id })
         }
-        other => Err(Refusal::new(format!("unknown op {other:?} (subscribe, unsubscribe, publish)"), id)),
+        other => {
+            Err(Refusal::new(format!("unknown op {other:?} (subscribe, unsubscribe, publish, history, presence)"), id))
+        }
     }
 }
 
@@ -75,6 +103,27 @@ pub fn ack(id: &RawValue, receivers: Option<u64>) -> String {
     }
 }
 
+/// `{"id":…,"ok":true,…}` with `fields` (rendered JSON members, e.g. from
+/// [`at`]) after `ok`; without `id` when the request had none.
+pub fn ack_with(id: Option<&RawValue>, fields: &str) -> String {
+    match id {
+        Some(id) => format!("{{\"id\":{},\"ok\":true,{fields}}}", id.get()),
+        None => format!("{{\"ok\":true,{fields}}}"),
+    }
+}
+
+/// `"offset":N,"epoch":"E"`: a place in a topic's history.
+pub fn at(offset: u64, epoch: &str) -> String {
+    format!("\"offset\":{offset},\"epoch\":{}", quote(epoch))
+}
+
+/// Told to a `/ws` client whose recovery broke off (it read slower than
+/// the history kept its messages): live delivery goes on after `offset`,
+/// and the client must resynchronise.
+pub fn recovery_lost(topic: &str, offset: u64, epoch: &str) -> String {
+    format!("{{\"topic\":{},\"recovered\":false,{}}}", quote(topic), at(offset, epoch))
+}
+
 /// `{"error":"…"}`, with the `id` if the request had one.
 pub fn error(refusal: &Refusal<'_>) -> String {
     let message = serde_json::to_string(&refusal.error).unwrap_or_else(|_| "\"error\"".into());
@@ -84,19 +133,24 @@ pub fn error(refusal: &Refusal<'_>) -> String {
     }
 }
 
-/// A delivery to JSON subscribers whose data is already JSON text.
-pub fn delivery_json(topic: &str, data: &str) -> String {
-    format!("{{\"topic\":{},\"data\":{data}}}", quote(topic))
+/// A delivery to JSON subscribers whose data is already JSON text, with
+/// its place in the topic's history when kept (`at`, from [`at`]).
+pub fn delivery_json(topic: &str, data: &str, at: Option<&str>) -> String {
+    match at {
+        Some(at) => format!("{{\"topic\":{},\"data\":{data},{at}}}", quote(topic)),
+        None => format!("{{\"topic\":{},\"data\":{data}}}", quote(topic)),
+    }
 }
 
 /// A delivery to JSON subscribers of a payload published raw: text becomes
 /// a JSON string, binary becomes base64.
-pub fn delivery_raw(topic: &str, payload: &[u8], is_text: bool) -> String {
+pub fn delivery_raw(topic: &str, payload: &[u8], is_text: bool, at: Option<&str>) -> String {
     match (is_text, std::str::from_utf8(payload)) {
-        (true, Ok(text)) => delivery_json(topic, &quote(text)),
+        (true, Ok(text)) => delivery_json(topic, &quote(text), at),
         _ => {
             let encoded = base64::engine::general_purpose::STANDARD.encode(payload);
-            format!("{{\"topic\":{},\"data\":\"{encoded}\",\"encoding\":\"base64\"}}", quote(topic))
+            let data = format!("\"{encoded}\",\"encoding\":\"base64\"");
+            delivery_json(topic, &data, at)
         }
     }
 }
@@ -128,8 +182,17 @@ mod tests {
 
     #[test]
     fn requests_parse_with_optional_ids() {
-        let Ok(Request::Subscribe { topic, id: None }) = parse(r#"{"op":"subscribe","topic":"a"}"#) else { panic!() };
+        let Ok(Request::Subscribe { topic, since: None, id: None }) = parse(r#"{"op":"subscribe","topic":"a"}"#) else {
+            panic!()
+        };
         assert_eq!(topic, "a");
+        let request = r#"{"op":"subscribe","topic":"a","since":{"offset":7,"epoch":"e1"},"id":1}"#;
+        let Ok(Request::Subscribe { since: Some(since), .. }) = parse(request) else { panic!() };
+        assert_eq!(since, Since { offset: 7, epoch: "e1".into() });
+        let Ok(Request::History { limit: Some(5), .. }) = parse(r#"{"op":"history","topic":"a","limit":5}"#) else {
+            panic!()
+        };
+        assert!(matches!(parse(r#"{"op":"presence","topic":"a","id":3}"#), Ok(Request::Presence { .. })));
         let Ok(Request::Publish { topic, data, id: Some(id) }) =
             parse(r#"{"op":"publish","topic":"b","data":{"x":[1,2]},"id":7}"#)
         else {
@@ -148,17 +211,25 @@ mod tests {
         assert!(parse(r#"{"op":"shout","topic":"a"}"#).unwrap_err().error.contains("unknown op"));
         assert!(parse(r#"{"op":"subscribe","topic":5}"#).is_err());
         assert!(parse(r#"[1,2]"#).is_err());
+        assert!(parse(r#"{"op":"subscribe","topic":"a","since":{"offset":-1,"epoch":"e"}}"#).is_err());
+        assert!(parse(r#"{"op":"subscribe","topic":"a","since":{"offset":1}}"#).is_err(), "no epoch");
+        assert!(parse(r#"{"op":"history","topic":"a","limit":"all"}"#).is_err());
     }
 
     #[test]
     fn deliveries_are_valid_json() {
-        let text = delivery_raw("r\"oom", "hé \"quoted\"\n".as_bytes(), true);
+        let text = delivery_raw("r\"oom", "hé \"quoted\"\n".as_bytes(), true, None);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["topic"], "r\"oom");
         assert_eq!(value["data"], "hé \"quoted\"\n");
-        let binary = delivery_raw("t", &[0, 255, 1], false);
+        let binary = delivery_raw("t", &[0, 255, 1], false, Some(&at(9, "e\"1")));
         let value: serde_json::Value = serde_json::from_str(&binary).unwrap();
         assert_eq!((value["data"].as_str(), value["encoding"].as_str()), (Some("AP8B"), Some("base64")));
+        assert_eq!((value["offset"].as_u64(), value["epoch"].as_str()), (Some(9), Some("e\"1")));
+        let value: serde_json::Value = serde_json::from_str(&ack_with(None, &at(3, "e"))).unwrap();
+        assert_eq!((value["ok"].as_bool(), value["offset"].as_u64()), (Some(true), Some(3)));
+        let value: serde_json::Value = serde_json::from_str(&recovery_lost("t", 4, "e")).unwrap();
+        assert_eq!(value["recovered"].as_bool(), Some(false));
         let raw = RawValue::from_string("\"a\\u0041\"".into()).unwrap();
         assert_eq!(raw_payload(&raw), "aA");
         let raw = RawValue::from_string("[1, 2]".into()).unwrap();

@@ -88,7 +88,7 @@ pub fn to_local(handle: &ServerHandle, name: &str, payload: Payload<'_>) -> u64 
             };
             receivers += handle.publish(&raw, message);
             if handle.subscribers(&json) > 0 {
-                let wrapped = control::delivery_raw(name, message.as_bytes(), message.is_text());
+                let wrapped = control::delivery_raw(name, message.as_bytes(), message.is_text(), None);
                 receivers += handle.publish(&json, Message::Text(&wrapped));
             }
         }
@@ -97,7 +97,7 @@ pub fn to_local(handle: &ServerHandle, name: &str, payload: Payload<'_>) -> u64 
                 receivers += handle.publish(&raw, Message::Text(&control::raw_payload(data)));
             }
             if handle.subscribers(&json) > 0 {
-                receivers += handle.publish(&json, Message::Text(&control::delivery_json(name, data.get())));
+                receivers += handle.publish(&json, Message::Text(&control::delivery_json(name, data.get(), None)));
             }
         }
     }

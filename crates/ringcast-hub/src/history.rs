@@ -68,6 +68,9 @@ struct Entry<T> {
     offset: u64,
     /// When it was appended (milliseconds on the caller's clock).
     at: u64,
+    /// What it was counted as when appended (what it holds may grow later,
+    /// e.g. a compressed form made on first use; the count stays).
+    cost: usize,
     kept: T,
 }
 
@@ -131,28 +134,26 @@ impl<T: Kept> Store<T> {
 
     /// Keeps a message of `topic` published at `now` (ms); returns its
     /// position.
+    #[cfg(test)]
     pub fn append(&mut self, topic: &str, now: u64, kept: T) -> Position {
+        self.append_with(topic, now, |_| kept).0
+    }
+
+    /// Keeps the message `make` builds, given its position (a message that
+    /// carries its own offset), for `topic` at `now` (ms); returns the
+    /// position and the message.
+    pub fn append_with(&mut self, topic: &str, now: u64, make: impl FnOnce(&Position) -> T) -> (Position, T) {
         self.expire(now);
-        let name = match self.topics.get_key_value(topic) {
-            Some((name, _)) => name.clone(),
-            None => {
-                self.serials += 1;
-                let epoch: Arc<str> = format!("{:08x}-{:x}", self.epoch_prefix, self.serials).into();
-                let name: Arc<str> = topic.into();
-                let record = Topic { epoch, serial: self.serials, next: 1, entries: VecDeque::new() };
-                self.topics.insert(name.clone(), record);
-                self.bytes += RECORD_COST + topic.len();
-                name
-            }
-        };
+        let name = self.record(topic);
         let record = self.topics.get_mut(topic).expect("made above");
-        let offset = record.next;
+        let position = Position { offset: record.next, epoch: record.epoch.clone() };
+        let kept = make(&position);
         record.next += 1;
-        self.bytes += ENTRY_COST + kept.bytes();
+        let cost = ENTRY_COST + kept.bytes();
+        self.bytes += cost;
         self.messages += 1;
-        record.entries.push_back(Entry { offset, at: now, kept });
-        let position = Position { offset, epoch: record.epoch.clone() };
-        self.order.push_back((name, record.serial, offset));
+        record.entries.push_back(Entry { offset: position.offset, at: now, cost, kept: kept.clone() });
+        self.order.push_back((name, record.serial, position.offset));
         if record.entries.len() > self.bounds.size {
             let entry = record.entries.pop_front().expect("over the size bound");
             self.forget(entry);
@@ -161,11 +162,35 @@ impl<T: Kept> Store<T> {
         if self.order.len() > 2 * self.messages + 64 {
             self.compact();
         }
-        position
+        (position, kept)
     }
 
-    /// The messages of `topic` after `since`, or [`Recovery::Lost`].
-    pub fn since(&mut self, topic: &str, since: &Position, now: u64) -> Recovery<T> {
+    /// Where `topic` stands, its record made if it has none (a subscriber
+    /// that saw nothing yet still gets an epoch to come back with).
+    pub fn open(&mut self, topic: &str, now: u64) -> Position {
+        self.expire(now);
+        self.record(topic);
+        self.shrink(topic);
+        self.position(topic).expect("made above")
+    }
+
+    /// The name of `topic`'s record, made if it has none.
+    fn record(&mut self, topic: &str) -> Arc<str> {
+        if let Some((name, _)) = self.topics.get_key_value(topic) {
+            return name.clone();
+        }
+        self.serials += 1;
+        let epoch: Arc<str> = format!("{:08x}-{:x}", self.epoch_prefix, self.serials).into();
+        let name: Arc<str> = topic.into();
+        let record = Topic { epoch, serial: self.serials, next: 1, entries: VecDeque::new() };
+        self.topics.insert(name.clone(), record);
+        self.bytes += RECORD_COST + topic.len();
+        name
+    }
+
+    /// The messages of `topic` after `since`, at most `limit` of them (a
+    /// paced reader asks again from the last one), or [`Recovery::Lost`].
+    pub fn since(&mut self, topic: &str, since: &Position, now: u64, limit: usize) -> Recovery<T> {
         self.expire(now);
         let Some(record) = self.topics.get(topic) else { return Recovery::Lost };
         if record.epoch != since.epoch || since.offset >= record.next {
@@ -177,7 +202,7 @@ impl<T: Kept> Store<T> {
             return Recovery::Lost;
         }
         let skip = (since.offset + 1 - first) as usize;
-        Recovery::Recovered(record.entries.iter().skip(skip).map(|e| (e.offset, e.kept.clone())).collect())
+        Recovery::Recovered(record.entries.iter().skip(skip).take(limit).map(|e| (e.offset, e.kept.clone())).collect())
     }
 
     /// The latest `limit` messages of `topic`, oldest first, and where the
@@ -235,7 +260,7 @@ impl<T: Kept> Store<T> {
 
     /// Counts a dropped message out.
     fn forget(&mut self, entry: Entry<T>) {
-        self.bytes -= ENTRY_COST + entry.kept.bytes();
+        self.bytes -= entry.cost;
         self.messages -= 1;
     }
 
@@ -287,6 +312,8 @@ mod tests {
         }
     }
 
+    const ALL: usize = usize::MAX;
+
     fn store(size: usize, ttl_ms: Option<u64>, memory: usize) -> Store<String> {
         Store::new(Bounds { size, ttl: ttl_ms.map(Duration::from_millis), memory })
     }
@@ -308,28 +335,30 @@ mod tests {
         for i in 2..=10 {
             assert_eq!(s.append("a", 0, format!("a{i}")).offset, i);
         }
-        assert_eq!(offsets(s.since("a", &a1, 0)), (2..=10).collect::<Vec<_>>());
-        let Recovery::Recovered(messages) = s.since("a", &Position { offset: 8, ..a1.clone() }, 0) else { panic!() };
+        assert_eq!(offsets(s.since("a", &a1, 0, ALL)), (2..=10).collect::<Vec<_>>());
+        let Recovery::Recovered(messages) = s.since("a", &Position { offset: 8, ..a1.clone() }, 0, ALL) else {
+            panic!()
+        };
         assert_eq!(messages, vec![(9, "a9".to_string()), (10, "a10".to_string())]);
         // Up to date: nothing missed, nothing to send.
-        assert_eq!(offsets(s.since("a", &Position { offset: 10, ..a1.clone() }, 0)), Vec::<u64>::new());
+        assert_eq!(offsets(s.since("a", &Position { offset: 10, ..a1.clone() }, 0, ALL)), Vec::<u64>::new());
         // From before the first message (offset 0): everything.
-        assert_eq!(offsets(s.since("a", &Position { offset: 0, ..a1.clone() }, 0)).len(), 10);
+        assert_eq!(offsets(s.since("a", &Position { offset: 0, ..a1.clone() }, 0, ALL)).len(), 10);
     }
 
     #[test]
     fn another_epoch_a_position_never_reached_or_an_unknown_topic_is_lost() {
         let mut s = store(100, None, 1 << 20);
         let a = s.append("a", 0, "x".into());
-        assert_eq!(s.since("a", &Position { epoch: "other".into(), ..a.clone() }, 0), Recovery::Lost);
-        assert_eq!(s.since("a", &Position { offset: 2, ..a.clone() }, 0), Recovery::Lost, "ahead of the topic");
-        assert_eq!(s.since("nope", &a, 0), Recovery::Lost);
+        assert_eq!(s.since("a", &Position { epoch: "other".into(), ..a.clone() }, 0, ALL), Recovery::Lost);
+        assert_eq!(s.since("a", &Position { offset: 2, ..a.clone() }, 0, ALL), Recovery::Lost, "ahead of the topic");
+        assert_eq!(s.since("nope", &a, 0, ALL), Recovery::Lost);
         // A new store (a restart) gives the topic a new epoch.
         let mut restarted = store(100, None, 1 << 20);
         let again = restarted.append("a", 0, "x".into());
         assert_eq!(again.offset, 1);
         assert_ne!(again.epoch, a.epoch);
-        assert_eq!(restarted.since("a", &a, 0), Recovery::Lost);
+        assert_eq!(restarted.since("a", &a, 0, ALL), Recovery::Lost);
     }
 
     #[test]
@@ -340,8 +369,8 @@ mod tests {
             s.append("a", 0, i.to_string());
         }
         assert_eq!(s.len(), 3);
-        assert_eq!(s.since("a", &first, 0), Recovery::Lost, "2 is gone");
-        assert_eq!(offsets(s.since("a", &Position { offset: 2, ..first.clone() }, 0)), vec![3, 4, 5]);
+        assert_eq!(s.since("a", &first, 0, ALL), Recovery::Lost, "2 is gone");
+        assert_eq!(offsets(s.since("a", &Position { offset: 2, ..first.clone() }, 0, ALL)), vec![3, 4, 5]);
         let (latest, at) = s.latest("a", 2, 0).unwrap();
         assert_eq!(latest, vec![(4, "4".to_string()), (5, "5".to_string())]);
         assert_eq!(at.offset, 5);
@@ -353,13 +382,13 @@ mod tests {
         let mut s = store(100, Some(1_000), 1 << 20);
         let first = s.append("a", 0, "old".into());
         s.append("a", 500, "newer".into());
-        assert_eq!(offsets(s.since("a", &first, 999)), vec![2]);
-        assert_eq!(s.since("a", &first, 1_000), Recovery::Recovered(vec![(2, "newer".into())]));
+        assert_eq!(offsets(s.since("a", &first, 999, ALL)), vec![2]);
+        assert_eq!(s.since("a", &first, 1_000, ALL), Recovery::Recovered(vec![(2, "newer".into())]));
         assert_eq!(s.len(), 1, "the first one expired");
         // Both gone: a client at 2 missed nothing; one at 1 missed 2.
         let second = Position { offset: 2, ..first.clone() };
-        assert_eq!(offsets(s.since("a", &second, 5_000)), Vec::<u64>::new());
-        assert_eq!(s.since("a", &first, 5_000), Recovery::Lost);
+        assert_eq!(offsets(s.since("a", &second, 5_000, ALL)), Vec::<u64>::new());
+        assert_eq!(s.since("a", &first, 5_000, ALL), Recovery::Lost);
         assert_eq!(s.append("a", 5_000, "next".into()), Position { offset: 3, epoch: first.epoch.clone() });
     }
 
@@ -377,7 +406,7 @@ mod tests {
         s.append("b", 11, "b".repeat(100));
         assert_eq!(s.len(), 5, "the oldest message of the store went: one of a's");
         assert_eq!(s.latest("a", 10, 11).unwrap().0.iter().map(|m| m.0).collect::<Vec<_>>(), vec![2, 3, 4]);
-        assert_eq!(offsets(s.since("b", &b, 11)), vec![2]);
+        assert_eq!(offsets(s.since("b", &b, 11, ALL)), vec![2]);
         // A record whose last message goes while the store is still over
         // goes too: its epoch ends.
         let mut s = store(1000, None, records + 2 * unit);
@@ -387,7 +416,7 @@ mod tests {
         s.append("c", 2, "c".repeat(100));
         assert!(s.position("a").is_none(), "a's message and record made room");
         assert_eq!(s.bytes(), records + 2 * unit);
-        assert_eq!(s.since("a", &a, 3), Recovery::Lost);
+        assert_eq!(s.since("a", &a, 3, ALL), Recovery::Lost);
         assert_ne!(s.append("a", 4, "again".into()).epoch, a.epoch, "a new history for a");
         // A record whose last message went while there was room stays: a
         // client that saw that message missed nothing.
@@ -396,8 +425,8 @@ mod tests {
         for i in 0..3 {
             s.append("b", i, "b".repeat(100));
         }
-        assert_eq!(s.since("a", &a, 3), Recovery::Recovered(vec![]));
-        assert_eq!(s.since("a", &Position { offset: 0, ..a.clone() }, 3), Recovery::Lost);
+        assert_eq!(s.since("a", &a, 3, ALL), Recovery::Recovered(vec![]));
+        assert_eq!(s.since("a", &Position { offset: 0, ..a.clone() }, 3, ALL), Recovery::Lost);
     }
 
     #[test]
@@ -412,5 +441,32 @@ mod tests {
             s.bytes(),
             20 * (ENTRY_COST + 50) + (0..10).map(|i| RECORD_COST + format!("t{i}").len()).sum::<usize>()
         );
+    }
+
+    #[test]
+    fn a_paced_reader_pages_through_and_an_opened_topic_gives_a_position_before_its_first_message() {
+        let mut s = store(100, None, 1 << 20);
+        let start = s.open("a", 0);
+        assert_eq!(start.offset, 0, "nothing published yet");
+        assert_eq!(s.open("a", 0), start, "opening again changes nothing");
+        let (third, kept) = {
+            for i in 1..=2 {
+                s.append("a", 0, format!("m{i}"));
+            }
+            s.append_with("a", 0, |position| format!("m{} of {}", position.offset, position.epoch))
+        };
+        assert_eq!((third.offset, kept), (3, format!("m3 of {}", start.epoch)));
+        for i in 4..=10 {
+            s.append("a", 0, format!("m{i}"));
+        }
+        let mut at = start.clone();
+        let mut pages = Vec::new();
+        loop {
+            let Recovery::Recovered(page) = s.since("a", &at, 0, 4) else { panic!("lost") };
+            let Some(&(last, _)) = page.last() else { break };
+            pages.push(page.iter().map(|m| m.0).collect::<Vec<_>>());
+            at.offset = last;
+        }
+        assert_eq!(pages, vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![9, 10]]);
     }
 }

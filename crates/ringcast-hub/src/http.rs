@@ -6,6 +6,7 @@ use ringcast::proto::handshake::Request;
 use ringcast::Response;
 
 use crate::auth::{bearer, key_matches};
+use crate::control;
 use crate::deliver::{self, Payload};
 use crate::metrics;
 use crate::shared::Shared;
@@ -56,6 +57,7 @@ fn metrics_page(shared: &Shared) -> Response {
         &shared.metrics,
         &shared.topics,
         shared.bridge.as_deref().map(|b| &b.metrics),
+        shared.sequencer.as_ref().map(|s| s.size()),
     ))
 }
 
@@ -73,6 +75,11 @@ fn publish(shared: &Shared, shard: usize, request: &Request<'_>, segment: &str, 
         Ok(text) if is_textual(content_type) => Payload::Text(text),
         _ => Payload::Binary(body),
     };
+    if let Some(sequencer) = &shared.sequencer {
+        let (receivers, at) = sequencer.publish(handle, &topic.name, payload, None);
+        shared.metrics[shard].published(receivers);
+        return json(200, format!("{{\"receivers\":{receivers},{}}}\n", control::at(at.offset, &at.epoch)));
+    }
     let receivers = deliver::to_local(handle, &topic.name, payload);
     shared.metrics[shard].published(receivers);
     shared.forward(&topic.name, payload.kind(), body);

@@ -15,7 +15,6 @@ use ringcast::{Server, ServerHandle, ShutdownReport};
 // From the bottom layer up: each imports only modules listed before it.
 mod config;
 mod control;
-#[allow(dead_code)] // wired into the hub in the next steps of issue 17
 mod history;
 mod limits;
 mod topic;
@@ -26,7 +25,10 @@ mod deliver;
 pub mod bridge;
 mod metrics;
 
+mod sequencer;
 mod shared;
+
+mod recover;
 
 mod http;
 mod routes;
@@ -158,6 +160,7 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
         }
         _ => None,
     };
+    let sequencer = sequencer(&config)?;
     let shards = builder.shard_count();
     let listen = config.listen.clone();
     let verifier = verifier(&config)?;
@@ -169,6 +172,7 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
         topics,
         bridge: bridge.clone(),
         verifier,
+        sequencer,
     });
     let for_shards = shared.clone();
     let handle = builder
@@ -194,6 +198,29 @@ fn verifier(config: &HubConfig) -> Result<Option<auth::Verifier>, StartError> {
     let pem =
         std::fs::read(path).map_err(|e| StartError::Config(format!("--jwt-public-key {}: {e}", path.display())))?;
     auth::Verifier::from_public_key(&pem).map(Some).map_err(StartError::Config)
+}
+
+/// The topics' order and history, when the settings ask for history.
+fn sequencer(config: &HubConfig) -> Result<Option<sequencer::Sequencer>, StartError> {
+    if config.history_size.is_none() && config.history_ttl.is_none() {
+        return Ok(None);
+    }
+    if !config.nats.is_empty() {
+        return Err(StartError::Config(
+            "--history-size/--history-ttl with --nats: history across hubs (JetStream) is not built yet; \
+             run history on a single hub"
+                .into(),
+        ));
+    }
+    let bounds = history::Bounds {
+        size: config.history_size.map_or(usize::MAX, |n| n as usize),
+        ttl: config.history_ttl,
+        memory: config.history_memory,
+    };
+    // A replay leaves at most this queued on its connection at a time,
+    // well inside the connection's backpressure budget.
+    let pace = (config.max_backpressure / 4).clamp(1, 256 << 10);
+    Ok(Some(sequencer::Sequencer::new(bounds, pace)))
 }
 
 /// An open hub is for development: say so.

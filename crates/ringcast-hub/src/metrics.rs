@@ -90,11 +90,33 @@ type ServerSeries = (&'static str, &'static str, &'static str, fn(&Stats) -> u64
 /// A hub counter series: name, help, and the counter.
 type HubSeries = (&'static str, &'static str, fn(&ShardMetrics) -> &AtomicU64);
 
+/// How much the history holds.
+#[derive(Debug, Clone, Copy)]
+pub struct HistorySize {
+    /// Messages kept.
+    pub messages: usize,
+    /// Bytes counted against the memory bound.
+    pub bytes: usize,
+}
+
 /// Renders the metrics: one sample per shard for each series.
-pub fn render(stats: &[Stats], hub: &[ShardMetrics], topics: &TopicCount, bridge: Option<&BridgeMetrics>) -> String {
+pub fn render(
+    stats: &[Stats],
+    hub: &[ShardMetrics],
+    topics: &TopicCount,
+    bridge: Option<&BridgeMetrics>,
+    history: Option<HistorySize>,
+) -> String {
     let mut out = String::with_capacity(4096);
     series_header(&mut out, "ringcast_hub_topics", "gauge", "Topics with subscribers on this hub.");
     let _ = writeln!(out, "ringcast_hub_topics {}", topics.count());
+    if let Some(history) = history {
+        series_header(&mut out, "ringcast_hub_history_messages", "gauge", "Messages kept in the history.");
+        let _ = writeln!(out, "ringcast_hub_history_messages {}", history.messages);
+        let help = "Bytes the history holds, as counted against --history-memory.";
+        series_header(&mut out, "ringcast_hub_history_bytes", "gauge", help);
+        let _ = writeln!(out, "ringcast_hub_history_bytes {}", history.bytes);
+    }
     let server: [ServerSeries; 8] = [
         ("ringcast_connections", "gauge", "Connections open now (any phase).", |s| s.connections),
         ("ringcast_accepted_total", "counter", "Connections accepted.", |s| s.accepted),
@@ -198,7 +220,7 @@ mod tests {
         topics.changed("j:a", true);
         topics.changed("r:b", true);
         topics.changed("r:a", false);
-        let text = render(&stats, &hub, &topics, None);
+        let text = render(&stats, &hub, &topics, None, Some(HistorySize { messages: 3, bytes: 700 }));
         assert!(text.contains("ringcast_hub_topics 2\n"), "a (its /ws form) and b");
         assert!(!text.contains("ringcast_bridge"));
         assert!(text.contains("ringcast_connections{shard=\"0\"} 0\nringcast_connections{shard=\"1\"} 0\n"));
@@ -206,5 +228,9 @@ mod tests {
         assert!(text.contains("ringcast_closes_total{shard=\"0\",code=\"1000\"} 2\n"));
         assert!(text.contains("ringcast_closes_total{shard=\"1\",code=\"1008\"} 1\n"));
         assert!(text.contains("# TYPE ringcast_bytes_sent_total counter\n"));
+        assert!(
+            text.contains("ringcast_hub_history_messages 3\n") && text.contains("ringcast_hub_history_bytes 700\n")
+        );
+        assert!(!render(&stats, &hub, &topics, None, None).contains("history"), "no history, no series");
     }
 }

@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 
 use ringcast::proto::handshake::Request;
 use ringcast::proto::RequestError;
-use ringcast::{CloseCode, CloseInfo, Decision, Handler, Message, Peer, Response, Ws};
+use ringcast::{Accept, CloseCode, CloseInfo, Decision, Handler, Message, Peer, Response, Ws};
 
 use crate::auth;
 use crate::control::{self, Refusal};
-use crate::deliver::Kind;
+use crate::deliver::{Kind, Payload};
 use crate::http;
 use crate::limits::Bucket;
 use crate::metrics::ShardMetrics;
+use crate::recover::{self, recovering};
+use crate::sequencer::Form;
 use crate::shared::{Conn, Route, Shared};
 use crate::topic::{self, Topic};
 
@@ -47,7 +49,7 @@ impl HubHandler {
     fn room_message(&mut self, ws: &mut Ws<'_, Conn>, message: Message<'_>) {
         let rate = self.shared.config.max_publish_rate;
         let allowed = self.within_rate(ws.data_mut());
-        let Conn { route: Route::Room { topic, echo }, grant, .. } = ws.data() else { return };
+        let Conn { route: Route::Room { topic, echo, .. }, grant, .. } = ws.data() else { return };
         if grant.as_ref().is_some_and(|g| !g.may_publish(&topic.name)) {
             self.metrics().refused();
             let _ = ws.close(CloseCode::POLICY, "token may not publish to this topic");
@@ -59,9 +61,24 @@ impl HubHandler {
             return;
         }
         let (raw, json, name, echo) = (topic.raw.clone(), topic.json.clone(), topic.name.clone(), *echo);
+        if let Some(sequencer) = &self.shared.sequencer {
+            let Some(handle) = self.shared.handle.get() else {
+                let _ = ws.close(CloseCode::TRY_AGAIN_LATER, "the hub is starting");
+                return;
+            };
+            let payload = match message {
+                Message::Text(text) => Payload::Text(text),
+                Message::Binary(bytes) => Payload::Binary(bytes),
+            };
+            let except = (!echo).then_some((ws.id(), Form::Raw));
+            let (receivers, _) = sequencer.publish(handle, &name, payload, except);
+            let me = u64::from(!echo && ws.is_subscribed(&raw));
+            self.metrics().published(receivers - me);
+            return;
+        }
         let mut receivers = if echo { ws.publish_to_all(&raw, message) } else { ws.publish(&raw, message) };
         if ws.subscribers(&json) > 0 {
-            let wrapped = control::delivery_raw(&name, message.as_bytes(), message.is_text());
+            let wrapped = control::delivery_raw(&name, message.as_bytes(), message.is_text(), None);
             receivers += ws.publish(&json, Message::Text(&wrapped));
         }
         self.metrics().published(receivers);
@@ -78,7 +95,7 @@ impl HubHandler {
             Err(refusal) => return self.refuse(ws, &refusal),
         };
         match request {
-            control::Request::Subscribe { topic, id } => {
+            control::Request::Subscribe { topic, since, id } => {
                 if let Err(e) = topic::check(&topic) {
                     return self.refuse(ws, &Refusal { error: e.into(), id });
                 }
@@ -87,29 +104,74 @@ impl HubHandler {
                     return self.refuse(ws, &Refusal { error, id });
                 }
                 let json = topic::json_topic(&topic);
-                if !ws.is_subscribed(&json) {
-                    let max = self.shared.config.max_topics_per_connection;
-                    let Conn { route: Route::Control { subscribed }, .. } = ws.data_mut() else { return };
-                    if *subscribed >= max {
-                        let error = format!("at most {max} topics per connection");
-                        return self.refuse(ws, &Refusal { error, id });
+                if ws.is_subscribed(&json) || recovering(ws.data(), &topic) {
+                    if let Some(id) = id {
+                        let _ = ws.send_text(&control::ack(id, None));
                     }
-                    *subscribed += 1;
-                    ws.subscribe(&json);
+                    return;
                 }
-                if let Some(id) = id {
-                    let _ = ws.send_text(&control::ack(id, None));
+                let max = self.shared.config.max_topics_per_connection;
+                let Conn { route: Route::Control { subscribed, .. }, .. } = ws.data_mut() else { return };
+                if *subscribed >= max {
+                    let error = format!("at most {max} topics per connection");
+                    return self.refuse(ws, &Refusal { error, id });
+                }
+                *subscribed += 1;
+                match &self.shared.sequencer {
+                    Some(sequencer) => recover::subscribe(sequencer, ws, &topic, since, id),
+                    None => {
+                        ws.subscribe(&json);
+                        if since.is_some() {
+                            let _ = ws.send_text(&control::ack_with(id, "\"recovered\":false"));
+                        } else if let Some(id) = id {
+                            let _ = ws.send_text(&control::ack(id, None));
+                        }
+                    }
                 }
             }
             control::Request::Unsubscribe { topic, id } => {
-                if ws.unsubscribe(&topic::json_topic(&topic)) {
-                    if let Conn { route: Route::Control { subscribed }, .. } = ws.data_mut() {
+                let was_recovering = match ws.data_mut() {
+                    Conn { route: Route::Control { recovering, .. }, .. } => {
+                        let before = recovering.len();
+                        recovering.retain(|(name, _)| **name != *topic);
+                        recovering.len() < before
+                    }
+                    _ => false,
+                };
+                if ws.unsubscribe(&topic::json_topic(&topic)) || was_recovering {
+                    if let Conn { route: Route::Control { subscribed, .. }, .. } = ws.data_mut() {
                         *subscribed -= 1;
                     }
                 }
                 if let Some(id) = id {
                     let _ = ws.send_text(&control::ack(id, None));
                 }
+            }
+            control::Request::History { topic, limit, id } => {
+                if let Err(e) = topic::check(&topic) {
+                    return self.refuse(ws, &Refusal { error: e.into(), id });
+                }
+                if ws.data().grant.as_ref().is_some_and(|g| !g.may_subscribe(&topic)) {
+                    let error = format!("token may not read {topic:?}");
+                    return self.refuse(ws, &Refusal { error, id });
+                }
+                let Some(sequencer) = &self.shared.sequencer else {
+                    let error = "this hub keeps no history (--history-size, --history-ttl)".into();
+                    return self.refuse(ws, &Refusal { error, id });
+                };
+                let budget = self.shared.config.max_backpressure / 2;
+                let _ = ws.send_text(&recover::history(sequencer, &topic, limit, budget, id));
+            }
+            control::Request::Presence { topic, id } => {
+                if let Err(e) = topic::check(&topic) {
+                    return self.refuse(ws, &Refusal { error: e.into(), id });
+                }
+                if ws.data().grant.as_ref().is_some_and(|g| !g.may_subscribe(&topic)) {
+                    let error = format!("token may not read {topic:?}");
+                    return self.refuse(ws, &Refusal { error, id });
+                }
+                let count = ws.subscribers(&topic::raw_topic(&topic)) + ws.subscribers(&topic::json_topic(&topic));
+                let _ = ws.send_text(&control::ack_with(id, &format!("\"subscribers\":{count}")));
             }
             control::Request::Publish { topic, data, id } => {
                 if let Err(e) = topic::check(&topic) {
@@ -123,12 +185,26 @@ impl HubHandler {
                     let error = format!("over {} publishes per second", self.shared.config.max_publish_rate);
                     return self.refuse(ws, &Refusal { error, id });
                 }
+                if let Some(sequencer) = &self.shared.sequencer {
+                    let Some(handle) = self.shared.handle.get() else {
+                        return self.refuse(ws, &Refusal { error: "the hub is starting".into(), id });
+                    };
+                    let except = Some((ws.id(), Form::Json));
+                    let (receivers, at) = sequencer.publish(handle, &topic, Payload::Json(data), except);
+                    let receivers = receivers - u64::from(ws.is_subscribed(&topic::json_topic(&topic)));
+                    self.metrics().published(receivers);
+                    if let Some(id) = id {
+                        let fields = format!("\"receivers\":{receivers},{}", control::at(at.offset, &at.epoch));
+                        let _ = ws.send_text(&control::ack_with(Some(id), &fields));
+                    }
+                    return;
+                }
                 let mut receivers = 0;
                 let raw = topic::raw_topic(&topic);
                 if ws.subscribers(&raw) > 0 {
                     receivers += ws.publish(&raw, Message::Text(&control::raw_payload(data)));
                 }
-                let wrapped = control::delivery_json(&topic, data.get());
+                let wrapped = control::delivery_json(&topic, data.get(), None);
                 receivers += ws.publish(&topic::json_topic(&topic), Message::Text(&wrapped));
                 self.metrics().published(receivers);
                 self.shared.forward(&topic, Kind::Json, data.get().as_bytes());
@@ -148,13 +224,13 @@ impl HubHandler {
     fn route(&self, request: &Request<'_>) -> Result<Route, Response> {
         let path = request.path();
         if path == "/ws" {
-            return Ok(Route::Control { subscribed: 0 });
+            return Ok(Route::Control { subscribed: 0, recovering: Vec::new() });
         }
         let Some(segment) = path.strip_prefix("/topics/") else {
             return Err(Response::new(404).body("no WebSocket here: use /topics/{name} or /ws\n"));
         };
         match Topic::from_path(segment) {
-            Ok(topic) => Ok(Route::Room { topic, echo: echo_requested(request.query()) }),
+            Ok(topic) => Ok(Route::Room { topic, echo: echo_requested(request.query()), recovering: None }),
             Err(e) => Err(Response::new(400).body(format!("{e}\n"))),
         }
     }
@@ -209,7 +285,38 @@ impl Handler for HubHandler {
             }
         }
         let bucket = Bucket::full(self.shared.config.max_publish_rate);
-        Decision::accept(Conn { route, grant, bucket, ip })
+        let mut route = route;
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if let Route::Room { topic, recovering, .. } = &mut route {
+            // Where the room's history stands, for clients that can read
+            // the handshake's headers (browsers cannot).
+            let since = recover::since_of(request.query());
+            match (&self.shared.sequencer, since) {
+                (_, Err(e)) => {
+                    if let Some(ip) = ip {
+                        self.shared.per_address.release(ip);
+                    }
+                    self.metrics().refused();
+                    return Decision::Reject(Response::new(400).body(format!("{e}\n")));
+                }
+                (Some(sequencer), Ok(since)) => {
+                    let (kept, at) = match &since {
+                        Some(since) => sequencer.check(&topic.name, since),
+                        None => (false, sequencer.position(&topic.name)),
+                    };
+                    if since.is_some() {
+                        headers.push(("Ringcast-Recovered", kept.to_string()));
+                    }
+                    headers.push(("Ringcast-Offset", at.offset.to_string()));
+                    headers.push(("Ringcast-Epoch", at.epoch.to_string()));
+                    *recovering = since.filter(|_| kept).map(Box::new);
+                }
+                (None, Ok(Some(_))) => headers.push(("Ringcast-Recovered", "false".into())),
+                (None, Ok(None)) => {}
+            }
+        }
+        let accept = Accept::new(Conn { route, grant, bucket, ip });
+        Decision::Accept(headers.into_iter().fold(accept, |accept, (name, value)| accept.header(name, value)))
     }
 
     fn http(&mut self, request: &Request<'_>, body: &[u8], _why: RequestError) -> Option<Response> {
@@ -221,9 +328,23 @@ impl Handler for HubHandler {
             let left = grant.remaining();
             ws.set_alarm(left);
         }
-        if let Route::Room { topic, .. } = &ws.data().route {
-            let raw = topic.raw.clone();
-            ws.subscribe(&raw);
+        let Conn { route: Route::Room { topic, recovering, .. }, .. } = ws.data_mut() else { return };
+        let (name, raw, from) = (topic.name.clone(), topic.raw.clone(), recovering.take());
+        match (&self.shared.sequencer, from) {
+            (Some(sequencer), Some(from)) => recover::continue_room(sequencer, ws, &name, *from),
+            (Some(sequencer), None) => {
+                sequencer.join(ws, &name, Form::Raw);
+            }
+            (None, _) => {
+                ws.subscribe(&raw);
+            }
+        }
+    }
+
+    /// A replay waiting for room goes on.
+    fn drain(&mut self, ws: &mut Ws<'_, Conn>) {
+        if let Some(sequencer) = &self.shared.sequencer {
+            recover::resume(sequencer, ws);
         }
     }
 

@@ -10,8 +10,10 @@ use crate::auth::{Grant, Verifier};
 use crate::bridge::Bridge;
 use crate::config::HubConfig;
 use crate::deliver::Kind;
+use crate::history::Position;
 use crate::limits::{Bucket, PerAddress};
 use crate::metrics::{ShardMetrics, TopicCount};
+use crate::sequencer::Sequencer;
 use crate::topic::Topic;
 
 /// What every shard's handler shares.
@@ -29,6 +31,8 @@ pub(crate) struct Shared {
     pub verifier: Option<Verifier>,
     /// Connections per client address.
     pub per_address: PerAddress,
+    /// Topic order and history, when the hub keeps history.
+    pub sequencer: Option<Sequencer>,
 }
 
 impl Shared {
@@ -51,10 +55,12 @@ impl Shared {
 
 /// The route a connection came in on, with that route's state.
 pub(crate) enum Route {
-    /// `/topics/{name}`.
-    Room { topic: Topic, echo: bool },
-    /// `/ws`, with the number of topics it subscribes to.
-    Control { subscribed: usize },
+    /// `/topics/{name}`; `recovering`: where its replay of the topic's
+    /// history stands, until it has caught up.
+    Room { topic: Topic, echo: bool, recovering: Option<Box<Position>> },
+    /// `/ws`, with the number of topics it subscribes to (those it is
+    /// still replaying included) and where each replay stands.
+    Control { subscribed: usize, recovering: Vec<(Arc<str>, Position)> },
 }
 
 /// A WebSocket connection's data.

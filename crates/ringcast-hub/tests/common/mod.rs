@@ -102,8 +102,8 @@ pub fn publish(addr: SocketAddr, topic: &str, content_type: &str, body: &[u8]) -
     request.extend_from_slice(body);
     let (status, _, body) = http_bytes(addr, &request);
     assert_eq!(status, 200, "publish answered {status}: {body}");
-    let n = body.trim().strip_prefix("{\"receivers\":").and_then(|s| s.strip_suffix('}'));
-    n.and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("unexpected publish answer {body:?}"))
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+    answer["receivers"].as_u64().unwrap_or_else(|| panic!("unexpected publish answer {body:?}"))
 }
 
 pub async fn connect(url: &str) -> Client {

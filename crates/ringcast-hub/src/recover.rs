@@ -1,0 +1,174 @@
+//! What a client that comes back gets: `/ws` subscribes with `since`, the
+//! `history` answer, rooms opened with `?since=N&epoch=E`, and the paced
+//! replays that go on as each connection's queue drains.
+
+use std::sync::Arc;
+
+use ringcast::{CloseCode, Ws};
+use serde_json::value::RawValue;
+
+use crate::control::{self, Since};
+use crate::history::Position;
+use crate::sequencer::{Form, Sequencer, Step};
+use crate::shared::{Conn, Route};
+use crate::topic::percent_decode;
+
+/// Most messages a `history` answer holds.
+pub const MAX_HISTORY: usize = 1000;
+/// Messages a `history` request without `limit` gets.
+const DEFAULT_HISTORY: usize = 100;
+
+/// Whether a `/ws` connection is still replaying `name`.
+pub fn recovering(conn: &Conn, name: &str) -> bool {
+    matches!(&conn.route, Route::Control { recovering, .. } if recovering.iter().any(|(n, _)| **n == *name))
+}
+
+/// Subscribes a `/ws` connection to `name` on a hub with history (the
+/// caller checked the request): from now on, answered with the topic's
+/// position; or after the messages since `since`, answered with
+/// `"recovered"`, then replayed (paced), then live.
+pub fn subscribe(
+    sequencer: &Sequencer,
+    ws: &mut Ws<'_, Conn>,
+    name: &str,
+    since: Option<Since>,
+    id: Option<&RawValue>,
+) {
+    let Some(since) = since else {
+        let at = sequencer.join(ws, name, Form::Json);
+        if id.is_some() {
+            let _ = ws.send_text(&control::ack_with(id, &control::at(at.offset, &at.epoch)));
+        }
+        return;
+    };
+    let from = Position { offset: since.offset, epoch: since.epoch.into() };
+    let (kept, at) = sequencer.check(name, &from);
+    if !kept {
+        let at = sequencer.join(ws, name, Form::Json);
+        let fields = format!("\"recovered\":false,{}", control::at(at.offset, &at.epoch));
+        let _ = ws.send_text(&control::ack_with(id, &fields));
+        return;
+    }
+    let fields = format!("\"recovered\":true,{}", control::at(at.offset, &at.epoch));
+    let _ = ws.send_text(&control::ack_with(id, &fields));
+    continue_json(sequencer, ws, Arc::from(name), from);
+}
+
+/// One more stretch of a `/ws` replay of `name` from `from`.
+fn continue_json(sequencer: &Sequencer, ws: &mut Ws<'_, Conn>, name: Arc<str>, from: Position) {
+    match sequencer.replay(ws, &name, Form::Json, from) {
+        Step::Paused(at) => {
+            if let Conn { route: Route::Control { recovering, .. }, .. } = ws.data_mut() {
+                recovering.push((name, at));
+            }
+        }
+        Step::Lost(at) => {
+            let _ = ws.send_text(&control::recovery_lost(&name, at.offset, &at.epoch));
+        }
+        Step::Live(_) | Step::Closed => {}
+    }
+}
+
+/// A room connection's replay from where it asked, then live; a room
+/// whose history broke off during the replay (a reader slower than the
+/// history's bounds) is closed with 1008, having no way to be told
+/// in-band.
+pub fn continue_room(sequencer: &Sequencer, ws: &mut Ws<'_, Conn>, name: &Arc<str>, from: Position) {
+    match sequencer.replay(ws, name, Form::Raw, from) {
+        Step::Paused(at) => {
+            if let Conn { route: Route::Room { recovering, .. }, .. } = ws.data_mut() {
+                *recovering = Some(Box::new(at));
+            }
+        }
+        Step::Lost(_) => {
+            let _ = ws.close(CloseCode::POLICY, "history lost during recovery: resynchronise");
+        }
+        Step::Live(_) | Step::Closed => {}
+    }
+}
+
+/// Goes on with the connection's replays (its queue drained).
+pub fn resume(sequencer: &Sequencer, ws: &mut Ws<'_, Conn>) {
+    match &mut ws.data_mut().route {
+        Route::Control { recovering, .. } if !recovering.is_empty() => {
+            for (name, from) in std::mem::take(recovering) {
+                continue_json(sequencer, ws, name, from);
+            }
+        }
+        Route::Room { topic, recovering, .. } => {
+            let Some(from) = recovering.take() else { return };
+            let name = topic.name.clone();
+            continue_room(sequencer, ws, &name, *from);
+        }
+        Route::Control { .. } => {}
+    }
+}
+
+/// The answer to `history`: the latest `limit` kept messages of `name`
+/// (the deliveries as sent, with their offsets), oldest first, as many of
+/// the newest as fit in `budget` bytes, with the topic's position.
+pub fn history(
+    sequencer: &Sequencer,
+    name: &str,
+    limit: Option<usize>,
+    budget: usize,
+    id: Option<&RawValue>,
+) -> String {
+    let limit = limit.unwrap_or(DEFAULT_HISTORY).min(MAX_HISTORY);
+    let (latest, at) = sequencer.latest(name, limit);
+    let mut size = 0;
+    let fit = latest
+        .iter()
+        .rev()
+        .take_while(|(_, kept)| {
+            size += kept.frame(Form::Json).payload().len() + 1;
+            size <= budget
+        })
+        .count();
+    let mut messages = String::with_capacity(size + 2);
+    messages.push('[');
+    for (i, (_, kept)) in latest[latest.len() - fit..].iter().enumerate() {
+        if i > 0 {
+            messages.push(',');
+        }
+        // The JSON form is built from JSON text by the hub: UTF-8.
+        messages.push_str(std::str::from_utf8(kept.frame(Form::Json).payload()).unwrap_or("null"));
+    }
+    messages.push(']');
+    control::ack_with(id, &format!("{},\"messages\":{messages}", control::at(at.offset, &at.epoch)))
+}
+
+/// The position a room's query asks to recover from: `since=N&epoch=E`
+/// (`None`: neither given).
+pub fn since_of(query: Option<&str>) -> Result<Option<Position>, &'static str> {
+    let (mut offset, mut epoch) = (None, None);
+    for pair in query.unwrap_or("").split('&') {
+        if let Some(n) = pair.strip_prefix("since=") {
+            offset = Some(n.parse::<u64>().map_err(|_| "since= takes an offset (a number)")?);
+        } else if let Some(e) = pair.strip_prefix("epoch=") {
+            epoch = Some(percent_decode(e).ok_or("bad percent-encoding in epoch=")?);
+        }
+    }
+    match (offset, epoch) {
+        (Some(offset), Some(epoch)) => Ok(Some(Position { offset, epoch: epoch.into() })),
+        (None, None) => Ok(None),
+        _ => Err("since= and epoch= go together"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_query_names_a_position_with_both_parts_or_none() {
+        assert_eq!(since_of(Some("since=7&epoch=ab-1")), Ok(Some(Position { offset: 7, epoch: "ab-1".into() })));
+        assert_eq!(since_of(Some("echo=1&epoch=a%2Db&since=0")), Ok(Some(Position { offset: 0, epoch: "a-b".into() })));
+        assert_eq!(since_of(Some("echo=1")), Ok(None));
+        assert_eq!(since_of(None), Ok(None));
+        assert!(since_of(Some("since=7")).is_err());
+        assert!(since_of(Some("epoch=e")).is_err());
+        assert!(since_of(Some("since=-1&epoch=e")).is_err());
+        assert!(since_of(Some("since=1&epoch=%zz")).is_err());
+    }
+}
