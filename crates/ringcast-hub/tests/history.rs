@@ -188,7 +188,7 @@ async fn the_count_bound_keeps_the_latest_and_older_positions_are_lost() {
 #[tokio::test]
 async fn the_age_bound_drops_old_messages_and_a_reader_before_them_is_told() {
     let hub = TestHub::start(1, |config| {
-        config.history_ttl = Some(Duration::from_millis(300));
+        config.history_ttl = Some(Duration::from_millis(1000));
         config.max_publish_rate = 0;
     });
     let mut publisher = connect(&hub.url("/ws")).await;
@@ -196,7 +196,7 @@ async fn the_age_bound_drops_old_messages_and_a_reader_before_them_is_told() {
     for i in 1..=5 {
         epoch = publish_acked(&mut publisher, "t", json!(i)).await["epoch"].clone();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     publish_acked(&mut publisher, "t", json!(6)).await;
     let mut reader = connect(&hub.url("/ws")).await;
     assert_eq!(subscribe(&mut reader, "t", Some(&json!({"offset":2,"epoch":epoch}))).await["recovered"], false);
