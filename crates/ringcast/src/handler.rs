@@ -96,6 +96,17 @@ pub trait Handler: 'static {
         let _ = ws;
     }
 
+    /// A note posted for this connection with
+    /// [`ServerHandle::notify`](crate::ServerHandle::notify), from any
+    /// thread: it arrives through the connection's shard's mailbox, after
+    /// every delivery posted there before it (so a thread that publishes
+    /// with [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced)
+    /// and notifies knows which of its publishes came first). Dropped
+    /// unread if the connection is gone. The default ignores it.
+    fn notified(&mut self, ws: &mut Ws<'_, Self::Data>, note: Box<dyn std::any::Any + Send>) {
+        let _ = (ws, note);
+    }
+
     /// The alarm set with [`Ws::set_alarm`] has come (the connection is
     /// still there: an alarm never outlives its connection).
     fn alarm(&mut self, ws: &mut Ws<'_, Self::Data>) {

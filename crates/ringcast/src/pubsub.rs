@@ -8,6 +8,7 @@
 //! so per topic one publisher's messages arrive in order everywhere; per
 //! connection, bytes leave in the order they were queued.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -100,8 +101,18 @@ struct Interest {
     per_shard: Box<[AtomicU64]>,
 }
 
-/// A shard's mailbox: deliveries from other shards and from the handle.
-pub(crate) type Mailbox = Inbox<Delivery>;
+/// What a shard's mailbox carries.
+pub(crate) enum Post {
+    /// A publish to deliver to the topic's local subscribers.
+    Delivery(Delivery),
+    /// A note for one connection (table key, generation), handed to the
+    /// handler's `notified` in mailbox order.
+    Note((u32, u32), Box<dyn Any + Send>),
+}
+
+/// A shard's mailbox: deliveries and notes from other shards and from the
+/// handle.
+pub(crate) type Mailbox = Inbox<Post>;
 
 /// What the shards and the handle share: which shards have subscribers of
 /// which topic, and each shard's mailbox.
@@ -204,6 +215,14 @@ impl Hub {
         self.post(delivery, |shard| Some(except.filter(|(s, _)| *s == shard).map(|(_, conn)| conn)))
     }
 
+    /// Posts a note for connection `conn` (table key, generation) on
+    /// `shard`, behind whatever that shard's mailbox holds.
+    pub fn notify(&self, shard: usize, conn: (u32, u32), note: Box<dyn Any + Send>) {
+        if let Some(mailbox) = self.mailboxes.get(shard) {
+            mailbox.post(Post::Note(conn, note));
+        }
+    }
+
     /// Posts `delivery` to each interested shard that `exclude` (given the
     /// shard) answers, with the connection it answers skipped there;
     /// returns the subscribers of those shards (a skipped one included).
@@ -217,7 +236,7 @@ impl Hub {
             }
             let Some(skip) = exclude(shard) else { continue };
             receivers += count;
-            self.mailboxes[shard].post(Delivery { exclude: skip, ..delivery.clone() });
+            self.mailboxes[shard].post(Post::Delivery(Delivery { exclude: skip, ..delivery.clone() }));
         }
         receivers
     }

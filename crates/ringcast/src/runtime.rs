@@ -203,6 +203,11 @@ impl Runtime {
         self.inner.hub.forward_all(&delivery, except.map(|id| (id.shard(), (id.key, id.generation))))
     }
 
+    /// Posts a note for one connection.
+    pub fn notify(&self, conn: ConnId, note: Box<dyn std::any::Any + Send>) {
+        self.inner.hub.notify(conn.shard(), (conn.key, conn.generation), note);
+    }
+
     /// Subscribers of `topic` across all shards (as of their last change).
     pub fn subscribers(&self, topic: &str) -> u64 {
         self.inner.hub.subscribers(topic)

@@ -241,6 +241,15 @@ impl ServerHandle {
         self.runtime.publish_sequenced(topic, frame, seq, except)
     }
 
+    /// Posts `note` for connection `conn` from any thread: its handler's
+    /// [`Handler::notified`](crate::Handler::notified) gets it on the
+    /// connection's shard, in mailbox order (after everything posted there
+    /// before it, publishes included). A note for a connection that is
+    /// gone is dropped.
+    pub fn notify(&self, conn: ConnId, note: Box<dyn std::any::Any + Send>) {
+        self.runtime.notify(conn, note)
+    }
+
     /// Subscribers of `topic` across all shards (as of their last change).
     pub fn subscribers(&self, topic: &str) -> u64 {
         self.runtime.subscribers(topic)

@@ -20,6 +20,8 @@ type Kept = Arc<Mutex<Vec<ringcast::Frame>>>;
 struct Sequenced {
     kept: Kept,
     handle: Arc<OnceLock<ServerHandle>>,
+    /// Connections that said `hello`, for the test to notify.
+    hellos: Arc<Mutex<Vec<ringcast::ConnId>>>,
 }
 
 impl Handler for Sequenced {
@@ -45,6 +47,7 @@ impl Handler for Sequenced {
                     ws.send_frame(frame).expect("within the budget");
                 }
             }
+            Message::Text("hello") => self.hellos.lock().unwrap().push(ws.id()),
             Message::Text(text) if text.starts_with("pub ") => {
                 let handle = self.handle.get().expect("started");
                 let frame = ws.frame(Message::Text(&text[4..]));
@@ -53,15 +56,28 @@ impl Handler for Sequenced {
             _ => {}
         }
     }
+
+    fn notified(&mut self, ws: &mut Ws<'_, (String, u64)>, note: Box<dyn std::any::Any + Send>) {
+        let text = note.downcast::<String>().expect("the test posts strings");
+        ws.send_text(&format!("note: {text}")).unwrap();
+    }
 }
 
 fn start(kept: Kept) -> ServerHandle {
+    start_with(kept, Arc::default())
+}
+
+fn start_with(kept: Kept, hellos: Arc<Mutex<Vec<ringcast::ConnId>>>) -> ServerHandle {
     let cell = Arc::new(OnceLock::new());
     let for_shards = cell.clone();
     let handle = Server::builder()
         .shards(2)
         .pin_threads(false)
-        .start("127.0.0.1:0", move |_| Sequenced { kept: kept.clone(), handle: for_shards.clone() })
+        .start("127.0.0.1:0", move |_| Sequenced {
+            kept: kept.clone(),
+            handle: for_shards.clone(),
+            hellos: hellos.clone(),
+        })
         .expect("server starts");
     cell.set(handle.clone()).ok();
     handle
@@ -198,5 +214,54 @@ fn kept_frames_are_sent_again_whole_and_in_order() {
         assert!(large.payload.iter().all(|&b| b == 7));
     }
     assert!(handle.stats().messages_by_reference >= 2, "the large frame is queued by reference, not copied");
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_note_reaches_its_connection_in_mailbox_order_and_one_for_a_gone_connection_is_dropped() {
+    let hellos = Arc::new(Mutex::new(Vec::new()));
+    let handle = start_with(Kept::default(), hellos.clone());
+    let mut clients: Vec<RawClient> = (0..4).map(|_| join(&handle, "/seq/n")).collect();
+    wait_subscribers(&handle, "n", 4);
+    for client in &mut clients {
+        client.send_raw(&masked(0x1, b"hello"));
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while hellos.lock().unwrap().len() < 4 {
+        assert!(Instant::now() < until, "the hellos arrive");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ids = hellos.lock().unwrap().clone();
+    assert!(ids.iter().any(|id| id.shard() == 0) && ids.iter().any(|id| id.shard() == 1), "both shards");
+    for round in 0..50 {
+        handle.publish_sequenced("n", &handle.frame(Message::Text(&format!("before {round}"))), 0, None);
+        for id in &ids {
+            handle.notify(*id, Box::new(format!("{round} for {id}")));
+        }
+        handle.publish_sequenced("n", &handle.frame(Message::Text(&format!("after {round}"))), 0, None);
+    }
+    // Each client's own id: the one whose note it gets.
+    for client in &mut clients {
+        let mut mine = None;
+        for round in 0..50 {
+            assert_eq!(text(client), format!("before {round}"));
+            let note = text(client);
+            let id = note.rsplit(' ').next().unwrap().to_owned();
+            assert_eq!(note, format!("note: {round} for {id}"));
+            assert!(mine.get_or_insert(id.clone()) == &id, "only its own notes");
+            assert_eq!(text(client), format!("after {round}"));
+        }
+    }
+    drop(clients);
+    wait_subscribers(&handle, "n", 0);
+    for id in &ids {
+        handle.notify(*id, Box::new("too late".to_string()));
+    }
+    let mut fresh = join(&handle, "/seq/n");
+    fresh.send_raw(&masked(0x1, b"pub still here"));
+    let mut other = join(&handle, "/seq/n");
+    wait_subscribers(&handle, "n", 2);
+    other.send_raw(&masked(0x1, b"pub alive"));
+    assert_eq!(text(&mut fresh), "alive", "notes for gone connections were dropped, nothing broke");
     handle.shutdown(Duration::from_secs(1));
 }

@@ -13,6 +13,7 @@ mod frames;
 mod handshake;
 mod link;
 mod listeners;
+mod mailbox;
 mod notify;
 mod slot;
 mod token;
@@ -37,12 +38,12 @@ use crate::config::Settings;
 use crate::dialer::{DialRequest, Dialer};
 use crate::error::ConnectError;
 use crate::handler::Handler;
-use crate::pubsub::{Delivery, LocalTopics, Mailbox};
+use crate::pubsub::{LocalTopics, Mailbox};
 use crate::stats::SharedStats;
 use crate::sys::{Completion, Io, Waker};
 use crate::timer::{self, millis, reached, Millis, Wheel};
 use crate::transport::{Plain, Transport, TransportError};
-use crate::ws::{offer_frame, ConnId, Offer, ShardCtx};
+use crate::ws::{ConnId, ShardCtx};
 
 /// One shard's state. `io` is the first field on purpose: dropping it
 /// cancels every kernel operation before the connections (whose send
@@ -237,62 +238,11 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             op::CONNECT => self.on_connect(key, generation, c.result),
             _ => {}
         }
-        if !self.local.topics.pending.is_empty() {
-            let pending = std::mem::take(&mut self.local.topics.pending);
-            for delivery in &pending {
-                self.deliver(delivery);
-            }
-        }
-    }
-
-    /// Queues a published frame on every open local subscriber of its
-    /// topic (but the publisher). The frame was built once; each
-    /// connection's cork buffer gets a copy, which for the small messages
-    /// of pub/sub costs less than a reference and an extra iovec per send.
-    fn deliver(&mut self, delivery: &Delivery) {
-        let (budget, policy) = (self.local.budget, self.local.policy);
-        let mut drops = 0;
-        let mut delivered = 0;
-        let mut shared = 0;
-        let fenced = self.local.topics.fenced(&delivery.topic, delivery.seq);
-        for slot_ref in self.local.topics.subscribers(&delivery.topic) {
-            if Some(slot_ref) == delivery.exclude || fenced.contains(&slot_ref) {
-                continue;
-            }
-            let key = slot_ref.0 as usize;
-            let Some(slot) = self.conns.get_mut(key).filter(|c| c.generation == slot_ref.1) else { continue };
-            let Phase::Open { proto, .. } = &mut slot.phase else { continue };
-            let id = ConnId { shard: self.index, key: slot_ref.0, generation: slot_ref.1 };
-            match offer_frame(&delivery.frame, proto.sender(), &mut slot.out, &mut slot.subs, id, budget, policy) {
-                Offer::Queued { by_reference, compressed } => {
-                    delivered += 1;
-                    shared += u64::from(by_reference);
-                    self.local.stats.publishes_deflated += u64::from(compressed);
-                }
-                Offer::Closing => {}
-                Offer::Dropped => {
-                    drops += 1;
-                    continue;
-                }
-                Offer::NotOpen => continue,
-            }
-            self.touched.push(key);
-        }
-        self.local.stats.dropped += drops;
-        self.local.stats.messages_out += delivered;
-        self.local.stats.messages_by_reference += shared;
-        let touched = std::mem::take(&mut self.touched);
-        for &key in &touched {
-            self.review(key);
-        }
-        self.touched = touched;
-        self.touched.clear();
+        self.deliver_pending();
     }
 
     fn on_wake(&mut self, result: i32) {
-        for delivery in &self.mailbox.take() {
-            self.deliver(delivery);
-        }
+        self.read_mailbox();
         self.start_dials();
         if self.stop.is_requested() {
             if self.stop_deadline.is_none() {
