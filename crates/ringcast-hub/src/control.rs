@@ -124,6 +124,17 @@ pub fn recovery_lost(topic: &str, offset: u64, epoch: &str) -> String {
     format!("{{\"topic\":{},\"recovered\":false,{}}}", quote(topic), at(offset, epoch))
 }
 
+/// `{"id":…,"error":"…"}` (without `id` when there is none).
+pub fn error_text(id: Option<&RawValue>, why: &str) -> String {
+    error(&Refusal { error: why.into(), id })
+}
+
+/// Told to a `/ws` client whose subscribe to `topic` could not be served
+/// (the history is unreachable): it is not subscribed and may try again.
+pub fn recovery_failed(topic: &str, why: &str) -> String {
+    format!("{{\"topic\":{},\"error\":{}}}", quote(topic), quote(why))
+}
+
 /// `{"error":"…"}`, with the `id` if the request had one.
 pub fn error(refusal: &Refusal<'_>) -> String {
     let message = serde_json::to_string(&refusal.error).unwrap_or_else(|_| "\"error\"".into());

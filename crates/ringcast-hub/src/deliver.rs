@@ -4,7 +4,7 @@
 //! way; a WebSocket publisher's own messages go through its `Ws` instead
 //! (which skips the sender).
 
-use ringcast::{Message, ServerHandle};
+use ringcast::{Frame, Message, ServerHandle};
 use serde_json::value::RawValue;
 
 use crate::control;
@@ -102,6 +102,26 @@ pub fn to_local(handle: &ServerHandle, name: &str, payload: Payload<'_>) -> u64 
         }
     }
     receivers
+}
+
+/// `payload` published on `name` at `offset` of the history `epoch`,
+/// framed once in each form: (raw for rooms, JSON with the offset for
+/// `/ws`).
+pub fn frames(handle: &ServerHandle, name: &str, payload: Payload<'_>, offset: u64, epoch: &str) -> (Frame, Frame) {
+    let place = control::at(offset, epoch);
+    let (raw, json) = match payload {
+        Payload::Text(text) => {
+            (handle.frame(Message::Text(text)), control::delivery_raw(name, text.as_bytes(), true, Some(&place)))
+        }
+        Payload::Binary(bytes) => {
+            (handle.frame(Message::Binary(bytes)), control::delivery_raw(name, bytes, false, Some(&place)))
+        }
+        Payload::Json(data) => (
+            handle.frame(Message::Text(&control::raw_payload(data))),
+            control::delivery_json(name, data.get(), Some(&place)),
+        ),
+    };
+    (raw, handle.frame(Message::Text(&json)))
 }
 
 /// `payload` as what it claims to be (`claimed`): text that is not UTF-8

@@ -80,6 +80,13 @@ fn publish(shared: &Shared, shard: usize, request: &Request<'_>, segment: &str, 
         shared.metrics[shard].published(receivers);
         return json(200, format!("{{\"receivers\":{receivers},{}}}\n", control::at(at.offset, &at.epoch)));
     }
+    if let Some(bridge) = shared.bridge.as_ref().filter(|b| b.keeps_history()) {
+        // Every hub delivers it from the stream, this one too.
+        bridge.forward(&topic.name, payload.kind(), body);
+        let receivers = handle.subscribers(&topic.raw) + handle.subscribers(&topic.json);
+        shared.metrics[shard].published(receivers);
+        return json(200, format!("{{\"receivers\":{receivers}}}\n"));
+    }
     let receivers = deliver::to_local(handle, &topic.name, payload);
     shared.metrics[shard].published(receivers);
     shared.forward(&topic.name, payload.kind(), body);

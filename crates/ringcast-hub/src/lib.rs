@@ -19,6 +19,8 @@ mod history;
 mod limits;
 mod topic;
 
+mod handover;
+
 mod auth;
 mod deliver;
 
@@ -112,6 +114,12 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
                 urls: config.nats.clone(),
                 prefix: config.nats_prefix.clone(),
                 max_pending: config.nats_max_pending,
+                history: keeps_history(&config).then(|| bridge::StreamLimits {
+                    size: config.history_size,
+                    ttl: config.history_ttl,
+                    memory: config.history_memory,
+                    pace: pace(&config),
+                }),
             })
             .map_err(StartError::Config)?,
         ),
@@ -160,7 +168,7 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
         }
         _ => None,
     };
-    let sequencer = sequencer(&config)?;
+    let sequencer = sequencer(&config);
     let shards = builder.shard_count();
     let listen = config.listen.clone();
     let verifier = verifier(&config)?;
@@ -200,27 +208,29 @@ fn verifier(config: &HubConfig) -> Result<Option<auth::Verifier>, StartError> {
     auth::Verifier::from_public_key(&pem).map(Some).map_err(StartError::Config)
 }
 
-/// The topics' order and history, when the settings ask for history.
-fn sequencer(config: &HubConfig) -> Result<Option<sequencer::Sequencer>, StartError> {
-    if config.history_size.is_none() && config.history_ttl.is_none() {
-        return Ok(None);
-    }
-    if !config.nats.is_empty() {
-        return Err(StartError::Config(
-            "--history-size/--history-ttl with --nats: history across hubs (JetStream) is not built yet; \
-             run history on a single hub"
-                .into(),
-        ));
+/// Whether the settings ask for history.
+fn keeps_history(config: &HubConfig) -> bool {
+    config.history_size.is_some() || config.history_ttl.is_some()
+}
+
+/// What a replay leaves queued on its connection at a time: well inside
+/// the connection's backpressure budget.
+fn pace(config: &HubConfig) -> usize {
+    (config.max_backpressure / 4).clamp(1, 256 << 10)
+}
+
+/// The embedded store's sequencer, when the settings ask for history on a
+/// hub that serves alone (with `--nats`, history lives in JetStream).
+fn sequencer(config: &HubConfig) -> Option<sequencer::Sequencer> {
+    if !keeps_history(config) || !config.nats.is_empty() {
+        return None;
     }
     let bounds = history::Bounds {
         size: config.history_size.map_or(usize::MAX, |n| n as usize),
         ttl: config.history_ttl,
         memory: config.history_memory,
     };
-    // A replay leaves at most this queued on its connection at a time,
-    // well inside the connection's backpressure budget.
-    let pace = (config.max_backpressure / 4).clamp(1, 256 << 10);
-    Ok(Some(sequencer::Sequencer::new(bounds, pace)))
+    Some(sequencer::Sequencer::new(bounds, pace(config)))
 }
 
 /// An open hub is for development: say so.

@@ -1,26 +1,58 @@
 //! What a client that comes back gets: `/ws` subscribes with `since`, the
 //! `history` answer, rooms opened with `?since=N&epoch=E`, and the paced
-//! replays that go on as each connection's queue drains.
+//! replays that go on as each connection's queue drains; from the
+//! embedded store, or through the cluster bridge's notes when history
+//! lives in JetStream.
 
 use std::sync::Arc;
 
 use ringcast::{CloseCode, Ws};
 use serde_json::value::RawValue;
 
+use crate::bridge::{Ask, Bridge, Join};
 use crate::control::{self, Since};
+use crate::handover::{Form, Note};
 use crate::history::Position;
-use crate::sequencer::{Form, Sequencer, Step};
-use crate::shared::{Conn, Route};
+use crate::sequencer::{Sequencer, Step};
+use crate::shared::{Conn, Replay, Route};
 use crate::topic::percent_decode;
 
 /// Most messages a `history` answer holds.
 pub const MAX_HISTORY: usize = 1000;
 /// Messages a `history` request without `limit` gets.
-const DEFAULT_HISTORY: usize = 100;
+pub const DEFAULT_HISTORY: usize = 100;
 
-/// Whether a `/ws` connection is still replaying `name`.
+/// Whether a `/ws` connection is still recovering `name`.
 pub fn recovering(conn: &Conn, name: &str) -> bool {
-    matches!(&conn.route, Route::Control { recovering, .. } if recovering.iter().any(|(n, _)| **n == *name))
+    matches!(&conn.route, Route::Control { replays, .. } if replays.iter().any(|(n, _)| **n == *name))
+}
+
+/// Forgets a `/ws` connection's recovery of `name`; false if it had none.
+pub fn forget(conn: &mut Conn, name: &str) -> bool {
+    let Route::Control { replays, .. } = &mut conn.route else { return false };
+    let before = replays.len();
+    replays.retain(|(n, _)| **n != *name);
+    replays.len() < before
+}
+
+/// Sets where a connection's recovery of `name` stands.
+fn set(conn: &mut Conn, name: &Arc<str>, replay: Replay) {
+    match &mut conn.route {
+        Route::Control { replays, .. } => match replays.iter_mut().find(|(n, _)| n == name) {
+            Some((_, state)) => *state = replay,
+            None => replays.push((name.clone(), replay)),
+        },
+        Route::Room { replay: state, .. } => *state = Some(Box::new(replay)),
+    }
+}
+
+/// Whether the connection is still recovering `name` (a note for a
+/// recovery it gave up, by unsubscribing, finds none).
+fn expects(conn: &Conn, name: &str) -> bool {
+    match &conn.route {
+        Route::Control { replays, .. } => replays.iter().any(|(n, _)| **n == *name),
+        Route::Room { replay, .. } => replay.is_some(),
+    }
 }
 
 /// Subscribes a `/ws` connection to `name` on a hub with history (the
@@ -54,14 +86,27 @@ pub fn subscribe(
     continue_json(sequencer, ws, Arc::from(name), from);
 }
 
+/// Asks the cluster bridge to subscribe a connection to `name` (history
+/// in JetStream): the answer, the replay and the join come back as notes.
+pub fn subscribe_remote(
+    bridge: &Bridge,
+    ws: &mut Ws<'_, Conn>,
+    name: &str,
+    form: Form,
+    since: Option<Position>,
+    id: Option<&RawValue>,
+) {
+    let name: Arc<str> = Arc::from(name);
+    let join = Join { conn: ws.id(), name: name.clone(), form, since, id: id.map(RawValue::to_owned) };
+    if bridge.ask(Ask::Join(join)) {
+        set(ws.data_mut(), &name, Replay::Asked);
+    }
+}
+
 /// One more stretch of a `/ws` replay of `name` from `from`.
 fn continue_json(sequencer: &Sequencer, ws: &mut Ws<'_, Conn>, name: Arc<str>, from: Position) {
     match sequencer.replay(ws, &name, Form::Json, from) {
-        Step::Paused(at) => {
-            if let Conn { route: Route::Control { recovering, .. }, .. } = ws.data_mut() {
-                recovering.push((name, at));
-            }
-        }
+        Step::Paused(at) => set(ws.data_mut(), &name, Replay::From(at)),
         Step::Lost(at) => {
             let _ = ws.send_text(&control::recovery_lost(&name, at.offset, &at.epoch));
         }
@@ -75,11 +120,7 @@ fn continue_json(sequencer: &Sequencer, ws: &mut Ws<'_, Conn>, name: Arc<str>, f
 /// in-band.
 pub fn continue_room(sequencer: &Sequencer, ws: &mut Ws<'_, Conn>, name: &Arc<str>, from: Position) {
     match sequencer.replay(ws, name, Form::Raw, from) {
-        Step::Paused(at) => {
-            if let Conn { route: Route::Room { recovering, .. }, .. } = ws.data_mut() {
-                *recovering = Some(Box::new(at));
-            }
-        }
+        Step::Paused(at) => set(ws.data_mut(), name, Replay::From(at)),
         Step::Lost(_) => {
             let _ = ws.close(CloseCode::POLICY, "history lost during recovery: resynchronise");
         }
@@ -87,20 +128,126 @@ pub fn continue_room(sequencer: &Sequencer, ws: &mut Ws<'_, Conn>, name: &Arc<st
     }
 }
 
-/// Goes on with the connection's replays (its queue drained).
-pub fn resume(sequencer: &Sequencer, ws: &mut Ws<'_, Conn>) {
+/// Goes on with the connection's recoveries (its queue drained): the
+/// embedded store's from where each stopped, the bridge's by asking for
+/// the next part.
+pub fn resume(sequencer: Option<&Sequencer>, bridge: Option<&Bridge>, ws: &mut Ws<'_, Conn>) {
+    let conn = ws.id();
     match &mut ws.data_mut().route {
-        Route::Control { recovering, .. } if !recovering.is_empty() => {
-            for (name, from) in std::mem::take(recovering) {
-                continue_json(sequencer, ws, name, from);
+        Route::Control { replays, .. } if !replays.is_empty() => {
+            let mut embedded = Vec::new();
+            for (name, state) in replays.iter_mut() {
+                match state {
+                    Replay::From(_) => {
+                        let Replay::From(from) = std::mem::replace(state, Replay::Asked) else { unreachable!() };
+                        embedded.push((name.clone(), from));
+                    }
+                    Replay::Draining => {
+                        *state = Replay::Asked;
+                        if let Some(bridge) = bridge {
+                            bridge.ask(Ask::More(conn, name.clone()));
+                        }
+                    }
+                    Replay::Asked => {}
+                }
+            }
+            if let Some(sequencer) = sequencer {
+                for (name, from) in embedded {
+                    forget(ws.data_mut(), &name);
+                    continue_json(sequencer, ws, name, from);
+                }
             }
         }
-        Route::Room { topic, recovering, .. } => {
-            let Some(from) = recovering.take() else { return };
-            let name = topic.name.clone();
-            continue_room(sequencer, ws, &name, *from);
-        }
+        Route::Room { topic, replay, .. } => match replay.as_deref() {
+            Some(Replay::From(_)) => {
+                let Some(Replay::From(from)) = replay.take().map(|r| *r) else { unreachable!() };
+                let name = topic.name.clone();
+                if let Some(sequencer) = sequencer {
+                    continue_room(sequencer, ws, &name, from);
+                }
+            }
+            Some(Replay::Draining) => {
+                *replay = Some(Box::new(Replay::Asked));
+                if let Some(bridge) = bridge {
+                    bridge.ask(Ask::More(conn, topic.name.clone()));
+                }
+            }
+            Some(Replay::Asked) | None => {}
+        },
         Route::Control { .. } => {}
+    }
+}
+
+/// Applies a note from the cluster bridge.
+pub fn apply(ws: &mut Ws<'_, Conn>, note: Note) {
+    match note {
+        Note::Send(text) => {
+            let _ = ws.send_text(&text);
+        }
+        Note::Replay { name, frames, more } => {
+            if !expects(ws.data(), &name) {
+                return;
+            }
+            for frame in &frames {
+                if ws.send_frame(frame).is_err() {
+                    return;
+                }
+            }
+            set(ws.data_mut(), &name, if more { Replay::Draining } else { Replay::Asked });
+        }
+        Note::Join { name, form, after, answer } => {
+            if !expects(ws.data(), &name) {
+                return;
+            }
+            end(ws.data_mut());
+            forget(ws.data_mut(), &name);
+            if let Some(answer) = answer {
+                let _ = ws.send_text(&answer);
+            }
+            ws.subscribe_after(&form.topic(&name), after);
+        }
+        Note::Lost { name, form, after, text } => {
+            if !expects(ws.data(), &name) {
+                return;
+            }
+            end(ws.data_mut());
+            forget(ws.data_mut(), &name);
+            match form {
+                Form::Json => {
+                    let _ = ws.send_text(&text);
+                    ws.subscribe_after(&form.topic(&name), after);
+                }
+                Form::Raw => {
+                    let _ = ws.close(CloseCode::POLICY, "history lost during recovery: resynchronise");
+                }
+            }
+        }
+        Note::Failed { name, form, text } => {
+            if !expects(ws.data(), &name) {
+                return;
+            }
+            end(ws.data_mut());
+            if forget(ws.data_mut(), &name) {
+                if let Conn { route: Route::Control { subscribed, .. }, .. } = ws.data_mut() {
+                    *subscribed -= 1;
+                }
+            }
+            match form {
+                Form::Json => {
+                    let _ = ws.send_text(&text);
+                }
+                Form::Raw => {
+                    let _ = ws.close(CloseCode::TRY_AGAIN_LATER, "history unavailable");
+                }
+            }
+        }
+    }
+}
+
+/// A room's recovery is over.
+fn end(conn: &mut Conn) {
+    if let Route::Room { replay, .. } = &mut conn.route {
+        *replay = None;
     }
 }
 

@@ -18,16 +18,19 @@ use std::time::{Duration, Instant};
 use ringcast::proto::handshake::Request;
 use ringcast::proto::RequestError;
 use ringcast::{Accept, CloseCode, CloseInfo, Decision, Handler, Message, Peer, Response, Ws};
+use serde_json::value::RawValue;
 
 use crate::auth;
+use crate::bridge::{Ack, Ask, Bridge};
 use crate::control::{self, Refusal};
 use crate::deliver::{Kind, Payload};
+use crate::handover::{Form, Note};
+use crate::history::Position;
 use crate::http;
 use crate::limits::Bucket;
 use crate::metrics::ShardMetrics;
 use crate::recover::{self, recovering};
-use crate::sequencer::Form;
-use crate::shared::{Conn, Route, Shared};
+use crate::shared::{Conn, Replay, Route, Shared};
 use crate::topic::{self, Topic};
 
 /// One shard's handler.
@@ -39,6 +42,12 @@ pub(crate) struct HubHandler {
 impl HubHandler {
     fn metrics(&self) -> &ShardMetrics {
         &self.shared.metrics[self.shard]
+    }
+
+    /// The bridge, when history lives in JetStream (every delivery then
+    /// comes from the stream).
+    fn history_bridge(&self) -> Option<&Arc<Bridge>> {
+        self.shared.bridge.as_ref().filter(|b| b.keeps_history())
     }
 
     /// Takes one publish from the connection's bucket.
@@ -76,13 +85,19 @@ impl HubHandler {
             self.metrics().published(receivers - me);
             return;
         }
+        let kind = if message.is_text() { Kind::Text } else { Kind::Binary };
+        if let Some(bridge) = self.history_bridge() {
+            let _ = bridge.forward_from(&name, kind, message.as_bytes(), (!echo).then_some((ws.id(), Form::Raw)), None);
+            let me = u64::from(!echo && ws.is_subscribed(&raw));
+            self.metrics().published(ws.subscribers(&raw) + ws.subscribers(&json) - me);
+            return;
+        }
         let mut receivers = if echo { ws.publish_to_all(&raw, message) } else { ws.publish(&raw, message) };
         if ws.subscribers(&json) > 0 {
             let wrapped = control::delivery_raw(&name, message.as_bytes(), message.is_text(), None);
             receivers += ws.publish(&json, Message::Text(&wrapped));
         }
         self.metrics().published(receivers);
-        let kind = if message.is_text() { Kind::Text } else { Kind::Binary };
         self.shared.forward(&name, kind, message.as_bytes());
     }
 
@@ -117,6 +132,10 @@ impl HubHandler {
                     return self.refuse(ws, &Refusal { error, id });
                 }
                 *subscribed += 1;
+                if let Some(bridge) = self.history_bridge() {
+                    let since = since.map(|s| Position { offset: s.offset, epoch: s.epoch.into() });
+                    return recover::subscribe_remote(bridge, ws, &topic, Form::Json, since, id);
+                }
                 match &self.shared.sequencer {
                     Some(sequencer) => recover::subscribe(sequencer, ws, &topic, since, id),
                     None => {
@@ -130,14 +149,7 @@ impl HubHandler {
                 }
             }
             control::Request::Unsubscribe { topic, id } => {
-                let was_recovering = match ws.data_mut() {
-                    Conn { route: Route::Control { recovering, .. }, .. } => {
-                        let before = recovering.len();
-                        recovering.retain(|(name, _)| **name != *topic);
-                        recovering.len() < before
-                    }
-                    _ => false,
-                };
+                let was_recovering = recover::forget(ws.data_mut(), &topic);
                 if ws.unsubscribe(&topic::json_topic(&topic)) || was_recovering {
                     if let Conn { route: Route::Control { subscribed, .. }, .. } = ws.data_mut() {
                         *subscribed -= 1;
@@ -155,11 +167,17 @@ impl HubHandler {
                     let error = format!("token may not read {topic:?}");
                     return self.refuse(ws, &Refusal { error, id });
                 }
+                let budget = self.shared.config.max_backpressure / 2;
+                if let Some(bridge) = self.history_bridge() {
+                    let limit = limit.unwrap_or(recover::DEFAULT_HISTORY).min(recover::MAX_HISTORY);
+                    let id = id.map(RawValue::to_owned);
+                    bridge.ask(Ask::History { conn: ws.id(), name: Arc::from(topic.as_str()), limit, budget, id });
+                    return;
+                }
                 let Some(sequencer) = &self.shared.sequencer else {
                     let error = "this hub keeps no history (--history-size, --history-ttl)".into();
                     return self.refuse(ws, &Refusal { error, id });
                 };
-                let budget = self.shared.config.max_backpressure / 2;
                 let _ = ws.send_text(&recover::history(sequencer, &topic, limit, budget, id));
             }
             control::Request::Presence { topic, id } => {
@@ -199,6 +217,19 @@ impl HubHandler {
                     }
                     return;
                 }
+                if let Some(bridge) = self.history_bridge() {
+                    // Acknowledged by the bridge once the stream has it.
+                    let (raw, json) = (topic::raw_topic(&topic), topic::json_topic(&topic));
+                    let receivers = ws.subscribers(&raw) + ws.subscribers(&json) - u64::from(ws.is_subscribed(&json));
+                    self.metrics().published(receivers);
+                    let ack = id.map(|id| Ack { conn: ws.id(), id: id.to_owned(), receivers });
+                    let payload = data.get().as_bytes();
+                    if !bridge.forward_from(&topic, Kind::Json, payload, Some((ws.id(), Form::Json)), ack) {
+                        let error = "not published: the history (NATS JetStream) cannot be reached".into();
+                        return self.refuse(ws, &Refusal { error, id });
+                    }
+                    return;
+                }
                 let mut receivers = 0;
                 let raw = topic::raw_topic(&topic);
                 if ws.subscribers(&raw) > 0 {
@@ -224,13 +255,13 @@ impl HubHandler {
     fn route(&self, request: &Request<'_>) -> Result<Route, Response> {
         let path = request.path();
         if path == "/ws" {
-            return Ok(Route::Control { subscribed: 0, recovering: Vec::new() });
+            return Ok(Route::Control { subscribed: 0, replays: Vec::new() });
         }
         let Some(segment) = path.strip_prefix("/topics/") else {
             return Err(Response::new(404).body("no WebSocket here: use /topics/{name} or /ws\n"));
         };
         match Topic::from_path(segment) {
-            Ok(topic) => Ok(Route::Room { topic, echo: echo_requested(request.query()), recovering: None }),
+            Ok(topic) => Ok(Route::Room { topic, echo: echo_requested(request.query()), replay: None }),
             Err(e) => Err(Response::new(400).body(format!("{e}\n"))),
         }
     }
@@ -287,19 +318,22 @@ impl Handler for HubHandler {
         let bucket = Bucket::full(self.shared.config.max_publish_rate);
         let mut route = route;
         let mut headers: Vec<(&str, String)> = Vec::new();
-        if let Route::Room { topic, recovering, .. } = &mut route {
+        if let Route::Room { topic, replay, .. } = &mut route {
             // Where the room's history stands, for clients that can read
-            // the handshake's headers (browsers cannot).
-            let since = recover::since_of(request.query());
-            match (&self.shared.sequencer, since) {
-                (_, Err(e)) => {
+            // the handshake's headers (browsers cannot; nor can anyone on a
+            // hub whose history is in JetStream, where this takes a trip).
+            let since = match recover::since_of(request.query()) {
+                Ok(since) => since,
+                Err(e) => {
                     if let Some(ip) = ip {
                         self.shared.per_address.release(ip);
                     }
                     self.metrics().refused();
                     return Decision::Reject(Response::new(400).body(format!("{e}\n")));
                 }
-                (Some(sequencer), Ok(since)) => {
+            };
+            match (&self.shared.sequencer, self.history_bridge()) {
+                (Some(sequencer), _) => {
                     let (kept, at) = match &since {
                         Some(since) => sequencer.check(&topic.name, since),
                         None => (false, sequencer.position(&topic.name)),
@@ -309,10 +343,11 @@ impl Handler for HubHandler {
                     }
                     headers.push(("Ringcast-Offset", at.offset.to_string()));
                     headers.push(("Ringcast-Epoch", at.epoch.to_string()));
-                    *recovering = since.filter(|_| kept).map(Box::new);
+                    *replay = since.filter(|_| kept).map(|from| Box::new(Replay::From(from)));
                 }
-                (None, Ok(Some(_))) => headers.push(("Ringcast-Recovered", "false".into())),
-                (None, Ok(None)) => {}
+                (None, Some(_)) => *replay = since.map(|from| Box::new(Replay::From(from))),
+                (None, None) if since.is_some() => headers.push(("Ringcast-Recovered", "false".into())),
+                (None, None) => {}
             }
         }
         let accept = Accept::new(Conn { route, grant, bucket, ip });
@@ -328,10 +363,17 @@ impl Handler for HubHandler {
             let left = grant.remaining();
             ws.set_alarm(left);
         }
-        let Conn { route: Route::Room { topic, recovering, .. }, .. } = ws.data_mut() else { return };
-        let (name, raw, from) = (topic.name.clone(), topic.raw.clone(), recovering.take());
+        let Conn { route: Route::Room { topic, replay, .. }, .. } = ws.data_mut() else { return };
+        let (name, raw) = (topic.name.clone(), topic.raw.clone());
+        let from = match replay.take().map(|r| *r) {
+            Some(Replay::From(from)) => Some(from),
+            _ => None,
+        };
+        if let Some(bridge) = self.history_bridge() {
+            return recover::subscribe_remote(bridge, ws, &name, Form::Raw, from, None);
+        }
         match (&self.shared.sequencer, from) {
-            (Some(sequencer), Some(from)) => recover::continue_room(sequencer, ws, &name, *from),
+            (Some(sequencer), Some(from)) => recover::continue_room(sequencer, ws, &name, from),
             (Some(sequencer), None) => {
                 sequencer.join(ws, &name, Form::Raw);
             }
@@ -341,10 +383,15 @@ impl Handler for HubHandler {
         }
     }
 
-    /// A replay waiting for room goes on.
+    /// A recovery waiting for room goes on.
     fn drain(&mut self, ws: &mut Ws<'_, Conn>) {
-        if let Some(sequencer) = &self.shared.sequencer {
-            recover::resume(sequencer, ws);
+        recover::resume(self.shared.sequencer.as_ref(), self.history_bridge().map(|b| &**b), ws);
+    }
+
+    /// The cluster bridge's answers, replays and joins.
+    fn notified(&mut self, ws: &mut Ws<'_, Conn>, note: Box<dyn std::any::Any + Send>) {
+        if let Ok(note) = note.downcast::<Note>() {
+            recover::apply(ws, *note);
         }
     }
 

@@ -20,10 +20,10 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use ringcast::{ConnId, Frame, Message, SendError, ServerHandle, Ws};
+use ringcast::{ConnId, Frame, SendError, ServerHandle, Ws};
 
-use crate::control;
-use crate::deliver::Payload;
+use crate::deliver::{self, Payload};
+use crate::handover::Form;
 use crate::history::{self, Bounds, Position, Recovery, Store};
 use crate::metrics::HistorySize;
 use crate::topic::{json_topic, raw_topic};
@@ -48,20 +48,8 @@ impl history::Kept for Kept {
 impl Kept {
     /// `payload` published on `name` at `at`, in both forms.
     fn new(handle: &ServerHandle, name: &str, payload: Payload<'_>, at: &Position) -> Kept {
-        let place = control::at(at.offset, &at.epoch);
-        let (raw, json) = match payload {
-            Payload::Text(text) => {
-                (handle.frame(Message::Text(text)), control::delivery_raw(name, text.as_bytes(), true, Some(&place)))
-            }
-            Payload::Binary(bytes) => {
-                (handle.frame(Message::Binary(bytes)), control::delivery_raw(name, bytes, false, Some(&place)))
-            }
-            Payload::Json(data) => (
-                handle.frame(Message::Text(&control::raw_payload(data))),
-                control::delivery_json(name, data.get(), Some(&place)),
-            ),
-        };
-        Kept { raw, json: handle.frame(Message::Text(&json)) }
+        let (raw, json) = deliver::frames(handle, name, payload, at.offset, &at.epoch);
+        Kept { raw, json }
     }
 
     /// The form `form` subscribers get.
@@ -69,25 +57,6 @@ impl Kept {
         match form {
             Form::Raw => &self.raw,
             Form::Json => &self.json,
-        }
-    }
-}
-
-/// The form a connection takes a topic in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Form {
-    /// As published (`/topics/{name}` rooms).
-    Raw,
-    /// Wrapped in JSON (`/ws`).
-    Json,
-}
-
-impl Form {
-    /// The server topic of `name` in this form.
-    pub fn topic(self, name: &str) -> String {
-        match self {
-            Form::Raw => raw_topic(name),
-            Form::Json => json_topic(name),
         }
     }
 }

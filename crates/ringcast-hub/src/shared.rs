@@ -55,12 +55,24 @@ impl Shared {
 
 /// The route a connection came in on, with that route's state.
 pub(crate) enum Route {
-    /// `/topics/{name}`; `recovering`: where its replay of the topic's
-    /// history stands, until it has caught up.
-    Room { topic: Topic, echo: bool, recovering: Option<Box<Position>> },
+    /// `/topics/{name}`; `replay`: its recovery of the topic's history,
+    /// until it has joined live delivery.
+    Room { topic: Topic, echo: bool, replay: Option<Box<Replay>> },
     /// `/ws`, with the number of topics it subscribes to (those it is
-    /// still replaying included) and where each replay stands.
-    Control { subscribed: usize, recovering: Vec<(Arc<str>, Position)> },
+    /// still recovering included) and each recovery under way.
+    Control { subscribed: usize, replays: Vec<(Arc<str>, Replay)> },
+}
+
+/// Where a connection's recovery of a topic stands.
+#[derive(Debug)]
+pub(crate) enum Replay {
+    /// To go on from this position (the embedded store): when the
+    /// connection drains, or (a room) when it opens.
+    From(Position),
+    /// The cluster bridge is on it (history in JetStream).
+    Asked,
+    /// The bridge sent a part and waits for the connection to drain.
+    Draining,
 }
 
 /// A WebSocket connection's data.

@@ -36,6 +36,25 @@ impl fmt::Display for ConnId {
     }
 }
 
+/// Reads back what `Display` wrote (`shard:key.generation`), e.g. an id
+/// carried through another system and handed back to
+/// [`ServerHandle::notify`](crate::ServerHandle::notify) or
+/// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced).
+impl std::str::FromStr for ConnId {
+    type Err = &'static str;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = "not a connection id (shard:key.generation)";
+        let (shard, rest) = text.split_once(':').ok_or(bad)?;
+        let (key, generation) = rest.split_once('.').ok_or(bad)?;
+        Ok(ConnId {
+            shard: shard.parse().map_err(|_| bad)?,
+            key: key.parse().map_err(|_| bad)?,
+            generation: generation.parse().map_err(|_| bad)?,
+        })
+    }
+}
+
 /// Why a send was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -442,5 +461,19 @@ fn map_usage(e: UsageError) -> SendError {
     match e {
         UsageError::Closing => SendError::Closed,
         other => SendError::Usage(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_id_reads_back_what_it_prints() {
+        let id = ConnId { shard: 3, key: 70_000, generation: 0xFF_FFFF };
+        assert_eq!(id.to_string().parse::<ConnId>(), Ok(id));
+        for bad in ["", "1", "1:2", "1.2:3", "x:1.2", "1:2.3.4", "70000:1.1"] {
+            assert!(bad.parse::<ConnId>().is_err(), "{bad}");
+        }
     }
 }

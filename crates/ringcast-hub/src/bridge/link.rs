@@ -4,27 +4,31 @@
 //! what arrives to the local subscribers.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions, Event, HeaderMap, Subscriber};
 use futures_util::StreamExt;
 use ringcast::ServerHandle;
 use tokio::sync::{mpsc, oneshot};
 
-use super::state::{Bridge, Outbound, FIRST_CONNECT_NOTICE};
+use super::state::{Ask, Bridge, Outbound, FIRST_CONNECT_NOTICE};
+use super::stream::{Jet, KIND, ORIGIN};
 use super::subject;
+use crate::control;
 use crate::deliver::{self, Kind};
+use crate::handover::Note;
 use crate::topic::{json_topic, raw_topic};
 
-/// Header naming the hub a message was published on.
-const ORIGIN: &str = "Rc-Origin";
-/// Header naming the payload's [`Kind`].
-const KIND: &str = "Rc-Kind";
-
 /// The thread's body.
-pub(super) fn run(bridge: Arc<Bridge>, handle: ServerHandle, queue: mpsc::UnboundedReceiver<Outbound>) {
+pub(super) fn run(
+    bridge: Arc<Bridge>,
+    handle: ServerHandle,
+    queue: mpsc::UnboundedReceiver<Outbound>,
+    asks: mpsc::UnboundedReceiver<Ask>,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -32,7 +36,9 @@ pub(super) fn run(bridge: Arc<Bridge>, handle: ServerHandle, queue: mpsc::Unboun
             return;
         }
     };
-    runtime.block_on(serve(bridge, handle, queue));
+    // The history's tasks share this thread's state without locks.
+    let local = tokio::task::LocalSet::new();
+    runtime.block_on(local.run_until(serve(bridge, handle, queue, asks)));
 }
 
 /// Waits 50 ms, then twice as long after each failed attempt, up to 2 s.
@@ -40,7 +46,12 @@ fn backoff(attempts: usize) -> Duration {
     Duration::from_millis(50u64 << attempts.min(6)).min(Duration::from_secs(2))
 }
 
-async fn serve(bridge: Arc<Bridge>, handle: ServerHandle, mut queue: mpsc::UnboundedReceiver<Outbound>) {
+async fn serve(
+    bridge: Arc<Bridge>,
+    handle: ServerHandle,
+    mut queue: mpsc::UnboundedReceiver<Outbound>,
+    mut asks: mpsc::UnboundedReceiver<Ask>,
+) {
     let events = bridge.clone();
     let options = ConnectOptions::new()
         .name("ringcast-hub")
@@ -76,22 +87,98 @@ async fn serve(bridge: Arc<Bridge>, handle: ServerHandle, mut queue: mpsc::Unbou
         }
     });
     let mut topics: HashMap<Box<str>, oneshot::Sender<()>> = HashMap::new();
+    let history = History { wanted: bridge.keeps_history(), jet: None, tried: None };
+    let mut history = history;
+    let mut sweep = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             biased;
             () = bridge.stop.notified() => break,
-            () = bridge.wake.notified() => follow_interest(&bridge, &handle, &client, &mut topics).await,
-            message = queue.recv() => match message {
-                Some(message) => publish(&bridge, &client, message).await,
+            () = bridge.wake.notified() => match history.wanted {
+                true => {
+                    bridge.dirty.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    if let Some(jet) = &history.jet {
+                        jet.sweep();
+                    }
+                }
+                false => follow_interest(&bridge, &handle, &client, &mut topics).await,
+            },
+            ask = asks.recv() => match ask {
+                Some(ask) => history.serve(&bridge, &handle, &client, ask).await,
                 None => break,
             },
+            message = queue.recv() => match message {
+                Some(message) => history.publish(&bridge, &handle, &client, message).await,
+                None => break,
+            },
+            _ = sweep.tick(), if history.wanted => {
+                if let Some(jet) = &history.jet {
+                    jet.sweep();
+                }
+            }
         }
     }
     // Stopping: hand over what is queued, then say goodbye.
     while let Ok(message) = queue.try_recv() {
-        publish(&bridge, &client, message).await;
+        history.publish(&bridge, &handle, &client, message).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
+}
+
+/// The JetStream side, when history lives there: opened on first use and
+/// again after a failure (at most every two seconds).
+struct History {
+    wanted: bool,
+    jet: Option<Rc<Jet>>,
+    tried: Option<Instant>,
+}
+
+impl History {
+    async fn jet(&mut self, bridge: &Arc<Bridge>, handle: &ServerHandle, client: &Client) -> Option<Rc<Jet>> {
+        if self.jet.is_none() && self.tried.is_none_or(|at| at.elapsed() > Duration::from_secs(2)) {
+            self.tried = Some(Instant::now());
+            match Jet::open(bridge.clone(), handle.clone(), client).await {
+                Ok(jet) => self.jet = Some(jet),
+                Err(why) => tracing::warn!(error = %why, "bridge: history unavailable"),
+            }
+        }
+        self.jet.clone()
+    }
+
+    async fn publish(&mut self, bridge: &Arc<Bridge>, handle: &ServerHandle, client: &Client, message: Outbound) {
+        if !self.wanted {
+            return publish(bridge, client, message).await;
+        }
+        bridge.pending.fetch_sub(message.payload.len(), Ordering::Relaxed);
+        match self.jet(bridge, handle, client).await {
+            Some(jet) => jet.publish(message).await,
+            None => {
+                bridge.metrics.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn serve(&mut self, bridge: &Arc<Bridge>, handle: &ServerHandle, client: &Client, ask: Ask) {
+        let jet = self.jet(bridge, handle, client).await;
+        match (ask, jet) {
+            (Ask::Join(join), Some(jet)) => {
+                tokio::task::spawn_local(jet.join(join));
+            }
+            (Ask::Join(join), None) => {
+                let text = control::recovery_failed(&join.name, "history unavailable: JetStream cannot be reached");
+                handle.notify(join.conn, Box::new(Note::Failed { name: join.name, form: join.form, text }));
+            }
+            (Ask::More(conn, name), Some(jet)) => jet.more(conn, &name),
+            (Ask::History { conn, name, limit, budget, id }, Some(jet)) => {
+                tokio::task::spawn_local(jet.history(conn, name, limit, budget, id));
+            }
+            (Ask::History { conn, id, .. }, None) => {
+                let text = control::error_text(id.as_deref(), "history unavailable: JetStream cannot be reached");
+                handle.notify(conn, Box::new(Note::Send(text)));
+            }
+            (Ask::More(..), None) => {}
+        }
+    }
 }
 
 fn on_event(bridge: &Bridge, event: Event) {

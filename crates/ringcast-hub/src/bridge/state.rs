@@ -12,8 +12,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
+use ringcast::ConnId;
+use serde_json::value::RawValue;
+
 use super::subject;
 use crate::deliver::Kind;
+use crate::handover::Form;
+use crate::history::Position;
 
 /// What the bridge needs to know.
 #[derive(Debug, Clone)]
@@ -24,6 +29,22 @@ pub struct BridgeConfig {
     pub prefix: String,
     /// Bytes of publishes waiting for NATS before more are counted lost.
     pub max_pending: usize,
+    /// With history: the JetStream stream's limits (see `stream`).
+    pub history: Option<StreamLimits>,
+}
+
+/// With history: the limits of the JetStream stream that holds it (see
+/// `stream`).
+#[derive(Debug, Clone)]
+pub struct StreamLimits {
+    /// Messages kept per topic.
+    pub size: Option<u32>,
+    /// How long a message is kept.
+    pub ttl: Option<Duration>,
+    /// Bytes kept over all topics.
+    pub memory: usize,
+    /// Bytes a replay hands its connection at a time.
+    pub pace: usize,
 }
 
 /// The bridge's counters, read by `/metrics`.
@@ -52,6 +73,42 @@ pub(super) struct Outbound {
     pub name: Box<str>,
     pub kind: Kind,
     pub payload: Bytes,
+    /// The publishing connection, skipped in this form (with history,
+    /// where its own hub delivers it from the stream too).
+    pub except: Option<(ConnId, Form)>,
+    /// With history: the acknowledgement to send once the stream took it.
+    pub ack: Option<Ack>,
+}
+
+/// A publish acknowledgement the bridge sends once the stream has the
+/// message (it then knows the offset).
+pub(crate) struct Ack {
+    pub conn: ConnId,
+    /// The request's `id`.
+    pub id: Box<RawValue>,
+    /// The local receivers when it was published.
+    pub receivers: u64,
+}
+
+/// A connection subscribing to a topic whose history lives in JetStream.
+pub(crate) struct Join {
+    pub conn: ConnId,
+    pub name: Arc<str>,
+    pub form: Form,
+    /// The position to recover from.
+    pub since: Option<Position>,
+    /// The request's `id`, for the answer.
+    pub id: Option<Box<RawValue>>,
+}
+
+/// What a shard asks the bridge's thread when history lives in JetStream.
+pub(crate) enum Ask {
+    /// Subscribe, recovering first if asked.
+    Join(Join),
+    /// The connection drained: the next part of its replay of the topic.
+    More(ConnId, Arc<str>),
+    /// The latest `limit` messages, answered within `budget` bytes.
+    History { conn: ConnId, name: Arc<str>, limit: usize, budget: usize, id: Option<Box<RawValue>> },
 }
 
 /// The bridge as the shards and the hub see it.
@@ -62,6 +119,9 @@ pub struct Bridge {
     pub(super) outbound: mpsc::UnboundedSender<Outbound>,
     /// The receiving end, until the link's thread takes it.
     pub(super) inbound_queue: Mutex<Option<mpsc::UnboundedReceiver<Outbound>>>,
+    pub(super) asks: mpsc::UnboundedSender<Ask>,
+    /// The receiving end of `asks`, until the link's thread takes it.
+    pub(super) ask_queue: Mutex<Option<mpsc::UnboundedReceiver<Ask>>>,
     /// Bytes in `outbound`.
     pub(super) pending: AtomicUsize,
     /// Topic names whose local interest changed since the link looked.
@@ -86,11 +146,14 @@ impl Bridge {
             url.parse::<async_nats::ServerAddr>().map_err(|e| format!("invalid NATS address {url:?}: {e}"))?;
         }
         let (outbound, queue) = mpsc::unbounded_channel();
+        let (asks, ask_queue) = mpsc::unbounded_channel();
         Ok(Arc::new(Bridge {
             config,
             origin: new_origin(),
             outbound,
             inbound_queue: Mutex::new(Some(queue)),
+            asks,
+            ask_queue: Mutex::new(Some(ask_queue)),
             pending: AtomicUsize::new(0),
             dirty: Mutex::default(),
             wake: Notify::new(),
@@ -109,25 +172,54 @@ impl Bridge {
         self.wake.notify_one();
     }
 
+    /// Whether history lives in JetStream (then every delivery comes from
+    /// the stream, this hub's own publishes included).
+    pub fn keeps_history(&self) -> bool {
+        self.config.history.is_some()
+    }
+
+    /// Hands a request about history to the bridge's thread; false if it
+    /// is gone (the hub is stopping).
+    pub(crate) fn ask(&self, ask: Ask) -> bool {
+        self.asks.send(ask).is_ok()
+    }
+
     /// Hands a publish made on this hub to the cluster. Never blocks:
     /// counted lost when NATS is unreachable or the queue is full.
     pub fn forward(&self, name: &str, kind: Kind, payload: &[u8]) {
-        let lost = || self.metrics.lost.fetch_add(1, Ordering::Relaxed);
+        let _ = self.forward_from(name, kind, payload, None, None);
+    }
+
+    /// [`forward`](Self::forward), naming the publishing connection and the
+    /// form it is skipped in, and (with history) the acknowledgement to
+    /// send it once the stream has the message. False if it was counted
+    /// lost instead (then no acknowledgement comes).
+    pub(crate) fn forward_from(
+        &self,
+        name: &str,
+        kind: Kind,
+        payload: &[u8],
+        except: Option<(ConnId, Form)>,
+        ack: Option<Ack>,
+    ) -> bool {
+        let lost = || {
+            self.metrics.lost.fetch_add(1, Ordering::Relaxed);
+            false
+        };
         if !self.metrics.connected.load(Ordering::Relaxed) {
-            lost();
-            return;
+            return lost();
         }
         let len = payload.len();
         if self.pending.fetch_add(len, Ordering::Relaxed) + len > self.config.max_pending {
             self.pending.fetch_sub(len, Ordering::Relaxed);
-            lost();
-            return;
+            return lost();
         }
-        let message = Outbound { name: name.into(), kind, payload: Bytes::copy_from_slice(payload) };
+        let message = Outbound { name: name.into(), kind, payload: Bytes::copy_from_slice(payload), except, ack };
         if self.outbound.send(message).is_err() {
             self.pending.fetch_sub(len, Ordering::Relaxed);
-            lost();
+            return lost();
         }
+        true
     }
 
     /// Stops the link: what is queued is flushed to NATS (for up to a
@@ -173,7 +265,12 @@ mod tests {
     use super::*;
 
     fn config(urls: &[&str], prefix: &str) -> BridgeConfig {
-        BridgeConfig { urls: urls.iter().map(|u| u.to_string()).collect(), prefix: prefix.into(), max_pending: 100 }
+        BridgeConfig {
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+            prefix: prefix.into(),
+            max_pending: 100,
+            history: None,
+        }
     }
 
     #[test]

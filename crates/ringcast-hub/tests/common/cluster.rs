@@ -32,6 +32,8 @@ pub struct NatsNode {
 /// Nodes of one NATS cluster, each routed to all the others.
 pub struct NatsCluster {
     pub nodes: Vec<NatsNode>,
+    /// With JetStream: the folder its nodes store in (removed on drop).
+    store: Option<std::path::PathBuf>,
 }
 
 impl NatsCluster {
@@ -41,6 +43,7 @@ impl NatsCluster {
             nodes: (0..n)
                 .map(|_| NatsNode { client: free_port(), route: free_port(), monitor: free_port(), child: None })
                 .collect(),
+            store: None,
         };
         for i in 0..n {
             cluster.start_node(i);
@@ -49,10 +52,22 @@ impl NatsCluster {
         cluster
     }
 
+    /// One node with JetStream on, storing in a fresh temporary folder.
+    pub fn jetstream() -> NatsCluster {
+        let store = std::env::temp_dir().join(format!("ringcast-js-{}-{}", std::process::id(), free_port()));
+        let mut cluster = NatsCluster {
+            nodes: vec![NatsNode { client: free_port(), route: free_port(), monitor: free_port(), child: None }],
+            store: Some(store),
+        };
+        cluster.start_node(0);
+        cluster
+    }
+
     /// One node whose clients connect on `port`.
     pub fn on_port(port: u16) -> NatsCluster {
         let mut cluster = NatsCluster {
             nodes: vec![NatsNode { client: port, route: free_port(), monitor: free_port(), child: None }],
+            store: None,
         };
         cluster.start_node(0);
         cluster
@@ -73,12 +88,20 @@ impl NatsCluster {
         let mut command = Command::new(nats_server_path());
         command
             .args(["-a", "127.0.0.1", "-p", &node.client.to_string(), "-m", &node.monitor.to_string()])
-            .args(["--cluster_name", "ringcast-test", "--cluster", &format!("nats://127.0.0.1:{}", node.route)])
             .args(["-n", &format!("node{i}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // A lone JetStream node runs without a cluster (JetStream in a
+        // cluster wants routes).
+        if self.store.is_none() || self.nodes.len() > 1 {
+            let route = format!("nats://127.0.0.1:{}", node.route);
+            command.args(["--cluster_name", "ringcast-test", "--cluster", &route]);
+        }
         if !routes.is_empty() {
             command.args(["--routes", &routes.join(",")]);
+        }
+        if let Some(store) = &self.store {
+            command.arg("-js").arg("-sd").arg(store.join(format!("node{i}")));
         }
         let child = command.spawn().expect("nats-server starts");
         self.nodes[i].child = Some(child);
@@ -120,6 +143,9 @@ impl Drop for NatsCluster {
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             self.kill_node(i);
+        }
+        if let Some(store) = &self.store {
+            let _ = std::fs::remove_dir_all(store);
         }
     }
 }

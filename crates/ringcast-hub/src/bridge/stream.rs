@@ -1,0 +1,564 @@
+//! History across hubs: one JetStream stream holds every topic's recent
+//! messages, and live delivery comes from it.
+//!
+//! - **The stream** (`RINGCAST_{prefix}`, subjects `{prefix}.>`) keeps the
+//!   last `--history-size` messages per topic (its per-subject limit), for
+//!   `--history-ttl` (its age limit), within `--history-memory` bytes (its
+//!   size limit, oldest first). A hub makes it if it is missing and uses it
+//!   as it is otherwise.
+//! - **Offsets** are the stream's sequence numbers: increasing per topic,
+//!   with gaps (other topics' messages take the numbers between). **The
+//!   epoch** is the stream's creation time: a stream deleted and made
+//!   again is another history.
+//! - **Nothing missed** is decided by the client's last message: the
+//!   stream drops a topic's messages oldest first (per topic or overall),
+//!   so if that message is still there, so is every later one of its
+//!   topic. A topic that has no message yet gets a marker (a message the
+//!   hubs never deliver) when a client subscribes, so that every position
+//!   a client is given is a message it can come back with.
+//! - **Live delivery**: per topic with local subscribers, one ordered
+//!   consumer from the last message delivered here; this thread posts each
+//!   message to the local subscribers with `publish_sequenced` (the
+//!   stream's order), the publishing connection excepted when it is ours.
+//! - **Joining** goes through this thread too, so it is ordered with the
+//!   live posts: a subscribe is answered with where the topic's live
+//!   delivery stands here, and the connection subscribes after it; a
+//!   recovery replays from the stream (an ordered pull consumer, a batch
+//!   of up to the pace per drain of the connection), then joins once it
+//!   has caught up with the live delivery.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, push, DeliverPolicy};
+use async_nats::jetstream::stream::{self, DirectGetErrorKind, DiscardPolicy, StorageType};
+use async_nats::jetstream::{self, Context};
+use async_nats::{Client, HeaderMap};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use ringcast::{ConnId, Frame, ServerHandle};
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use super::state::{Bridge, Join, Outbound};
+use super::subject;
+use crate::control;
+use crate::deliver::{self, Kind};
+use crate::handover::{Form, Note};
+use crate::topic::{json_topic, raw_topic};
+
+/// Header naming the hub a message was published on.
+pub(super) const ORIGIN: &str = "Rc-Origin";
+/// Header naming the payload's [`Kind`] (or `marker`).
+pub(super) const KIND: &str = "Rc-Kind";
+/// Header naming the publishing connection and the form it is skipped in
+/// (`j:` or `r:` and its id), read only by the hub that published.
+const EXCEPT: &str = "Rc-Except";
+/// The kind of a marker: a message that holds a position, never delivered.
+const MARKER: &str = "marker";
+/// How long a replay waits for its connection to drain before giving up.
+const DRAIN_WAIT: Duration = Duration::from_secs(120);
+/// How long a replay waits for the stream's next message.
+const READ_WAIT: Duration = Duration::from_secs(5);
+/// A live feed without local subscribers stays this long after its last
+/// join (a join's connection subscribes a moment after it is posted).
+const LINGER: Duration = Duration::from_secs(10);
+
+/// A replay waiting for its connection to drain: the connection and the
+/// topic.
+type Waiting = (ConnId, Arc<str>);
+
+struct Live {
+    /// The last offset posted to local subscribers.
+    last: Rc<Cell<u64>>,
+    stop: Option<oneshot::Sender<()>>,
+    joined: Instant,
+}
+
+/// The stream, seen from one hub's bridge thread.
+pub(super) struct Jet {
+    bridge: Arc<Bridge>,
+    handle: ServerHandle,
+    js: Context,
+    stream: stream::Stream,
+    epoch: Arc<str>,
+    pace: usize,
+    live: RefCell<HashMap<Arc<str>, Live>>,
+    /// Where stopped live feeds stood, to start again from there.
+    stopped: RefCell<HashMap<Arc<str>, u64>>,
+    /// Replays waiting for their connection to drain.
+    waiting: RefCell<HashMap<Waiting, oneshot::Sender<()>>>,
+}
+
+/// The stream's name for a subject prefix.
+fn stream_name(prefix: &str) -> String {
+    let cleaned: String = prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("RINGCAST_{cleaned}")
+}
+
+type Failure = String;
+
+impl Jet {
+    /// Opens (or makes) the stream.
+    pub async fn open(bridge: Arc<Bridge>, handle: ServerHandle, client: &Client) -> Result<Rc<Jet>, Failure> {
+        let limits = bridge.config.history.clone().expect("called with history");
+        let prefix = &bridge.config.prefix;
+        let js = jetstream::new(client.clone());
+        let config = stream::Config {
+            name: stream_name(prefix),
+            subjects: vec![format!("{prefix}.>")],
+            max_messages_per_subject: limits.size.map_or(-1, i64::from),
+            max_age: limits.ttl.unwrap_or(Duration::ZERO),
+            max_bytes: i64::try_from(limits.memory).unwrap_or(i64::MAX),
+            storage: StorageType::File,
+            discard: DiscardPolicy::Old,
+            allow_direct: true,
+            ..Default::default()
+        };
+        let stream = js
+            .get_or_create_stream(config.clone())
+            .await
+            .map_err(|e| format!("JetStream stream {}: {e} (is nats-server running with -js?)", config.name))?;
+        let info = stream.get_info().await.map_err(|e| format!("JetStream stream info: {e}"))?;
+        let kept = &info.config;
+        if (kept.max_messages_per_subject, kept.max_age, kept.max_bytes)
+            != (config.max_messages_per_subject, config.max_age, config.max_bytes)
+        {
+            tracing::warn!(
+                stream = %config.name,
+                size = kept.max_messages_per_subject, ttl = ?kept.max_age, bytes = kept.max_bytes,
+                "bridge: the history stream exists with other limits than this hub's; it is used as it is"
+            );
+        }
+        let epoch: Arc<str> = format!("{:x}", info.created.unix_timestamp_nanos()).into();
+        tracing::info!(stream = %config.name, %epoch, "bridge: history lives in JetStream");
+        Ok(Rc::new(Jet {
+            bridge,
+            handle,
+            js,
+            stream,
+            epoch,
+            pace: limits.pace.max(1),
+            live: RefCell::default(),
+            stopped: RefCell::default(),
+            waiting: RefCell::default(),
+        }))
+    }
+
+    fn subject(&self, name: &str) -> String {
+        subject::encode(&self.bridge.config.prefix, name)
+    }
+
+    fn note(&self, conn: ConnId, note: Note) {
+        self.handle.notify(conn, Box::new(note));
+    }
+
+    /// Publishes a message taken here into the stream; the live feeds
+    /// bring it back to every hub, this one included.
+    pub async fn publish(self: &Rc<Self>, message: Outbound) {
+        let metrics = &self.bridge.metrics;
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, self.bridge.origin.as_str());
+        headers.insert(KIND, message.kind.as_str());
+        if let Some((conn, form)) = message.except {
+            let form = if form == Form::Json { 'j' } else { 'r' };
+            headers.insert(EXCEPT, format!("{form}:{conn}").as_str());
+        }
+        let subject = self.subject(&message.name);
+        let answer = message.ack;
+        match self.js.publish_with_headers(subject, headers, message.payload).await {
+            Ok(stored) => {
+                let jet = self.clone();
+                tokio::task::spawn_local(async move {
+                    let stored = stored.await;
+                    let metrics = &jet.bridge.metrics;
+                    match &stored {
+                        Ok(_) => metrics.published.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "bridge: the stream did not take a publish");
+                            metrics.lost.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                    if let Some(ack) = answer {
+                        let text = match stored {
+                            Ok(stored) => {
+                                let fields = format!("\"receivers\":{},{}", ack.receivers, jet.at(stored.sequence));
+                                control::ack_with(Some(&ack.id), &fields)
+                            }
+                            Err(e) => control::error_text(Some(&ack.id), &format!("not kept: {e}")),
+                        };
+                        jet.note(ack.conn, Note::Send(text));
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, topic = %message.name, "bridge: publish not handed to JetStream");
+                metrics.lost.fetch_add(1, Ordering::Relaxed);
+                if let Some(ack) = answer {
+                    let text = control::error_text(Some(&ack.id), &format!("not kept: {e}"));
+                    self.note(ack.conn, Note::Send(text));
+                }
+            }
+        }
+    }
+
+    /// The offset of `subject`'s last message (0: none).
+    async fn last_offset(&self, subject: &str) -> Result<u64, Failure> {
+        match self.stream.direct_get_last_for_subject(subject).await {
+            Ok(message) => Ok(message.sequence),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
+            Err(e) => Err(format!("history unavailable: {e}")),
+        }
+    }
+
+    /// Whether every message of `subject` after `offset` is still kept.
+    async fn kept_after(&self, subject: &str, offset: u64) -> Result<bool, Failure> {
+        if offset == 0 {
+            // Before the topic's first message: only if the stream never
+            // dropped anything.
+            let info = self.stream.get_info().await.map_err(|e| format!("history unavailable: {e}"))?;
+            return Ok(info.state.first_sequence <= 1 && info.state.deleted_count.unwrap_or(0) == 0);
+        }
+        match self.stream.direct_get(offset).await {
+            Ok(message) => Ok(message.subject.as_str() == subject),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(false),
+            Err(e) => Err(format!("history unavailable: {e}")),
+        }
+    }
+
+    /// The live feed of `name` here, started if it is not running; returns
+    /// the last offset it posted.
+    async fn live(self: &Rc<Self>, name: &Arc<str>) -> Result<Rc<Cell<u64>>, Failure> {
+        if let Some(live) = self.live.borrow_mut().get_mut(name) {
+            live.joined = Instant::now();
+            return Ok(live.last.clone());
+        }
+        let subject = self.subject(name);
+        let stopped = self.stopped.borrow_mut().remove(name);
+        let start = match stopped {
+            Some(last) => last,
+            None => self.last_offset(&subject).await?,
+        };
+        let consumer = self
+            .stream
+            .create_consumer(push::OrderedConfig {
+                deliver_subject: self.js.client().new_inbox(),
+                filter_subject: subject,
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start + 1 },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("history unavailable: {e}"))?;
+        let messages = consumer.messages().await.map_err(|e| format!("history unavailable: {e}"))?;
+        // Another join may have started it meanwhile.
+        if let Some(live) = self.live.borrow_mut().get_mut(name) {
+            live.joined = Instant::now();
+            return Ok(live.last.clone());
+        }
+        let last = Rc::new(Cell::new(start));
+        let (stop, stopped) = oneshot::channel();
+        tokio::task::spawn_local(self.clone().feed(name.clone(), messages, last.clone(), stopped));
+        let live = Live { last: last.clone(), stop: Some(stop), joined: Instant::now() };
+        self.live.borrow_mut().insert(name.clone(), live);
+        self.bridge.metrics.subjects.store(self.live.borrow().len() as u64, Ordering::Relaxed);
+        Ok(last)
+    }
+
+    /// Posts `name`'s messages from the stream to the local subscribers,
+    /// in order, until stopped.
+    async fn feed(
+        self: Rc<Self>,
+        name: Arc<str>,
+        mut messages: push::Ordered,
+        last: Rc<Cell<u64>>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut stop => return,
+                message = messages.next() => match message {
+                    Some(Ok(message)) => {
+                        let Ok(info) = message.info() else { continue };
+                        let offset = info.stream_sequence;
+                        if offset > last.get() {
+                            self.post_live(&name, &message, offset);
+                            last.set(offset);
+                        }
+                    }
+                    Some(Err(e)) => tracing::debug!(error = %e, topic = %name, "bridge: live feed"),
+                    None => break,
+                },
+            }
+        }
+        // The feed ended on its own (the connection is closing): the next
+        // join starts it again from here.
+        tracing::debug!(topic = %name, "bridge: live feed ended");
+        self.live.borrow_mut().remove(&name);
+        self.stopped.borrow_mut().insert(name, last.get());
+    }
+
+    fn post_live(&self, name: &str, message: &async_nats::Message, offset: u64) {
+        let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str());
+        if header(KIND) == Some(MARKER) {
+            return;
+        }
+        let Some(payload) = deliver::check(header(KIND).and_then(Kind::parse), &message.payload) else {
+            self.bridge.metrics.dropped_in.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let ours = header(ORIGIN) == Some(self.bridge.origin.as_str());
+        let except = header(EXCEPT).filter(|_| ours).and_then(|e| {
+            let (form, conn) = e.split_once(':')?;
+            Some((if form == "j" { Form::Json } else { Form::Raw }, conn.parse::<ConnId>().ok()?))
+        });
+        let skip = |form: Form| except.filter(|(f, _)| *f == form).map(|(_, conn)| conn);
+        let (raw, json) = deliver::frames(&self.handle, name, payload, offset, &self.epoch);
+        self.handle.publish_sequenced(&raw_topic(name), &raw, offset, skip(Form::Raw));
+        self.handle.publish_sequenced(&json_topic(name), &json, offset, skip(Form::Json));
+        if !ours {
+            self.bridge.metrics.received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops the live feeds of topics without local subscribers (those
+    /// joined a moment ago stay: their connection is on its way).
+    pub fn sweep(&self) {
+        let mut live = self.live.borrow_mut();
+        let idle: Vec<Arc<str>> = live
+            .iter()
+            .filter(|(name, feed)| {
+                feed.joined.elapsed() > LINGER
+                    && self.handle.subscribers(&raw_topic(name)) + self.handle.subscribers(&json_topic(name)) == 0
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut stopped = self.stopped.borrow_mut();
+        if stopped.len() > 65_536 {
+            stopped.clear(); // a bound: topics not seen lately start from the stream's last message
+        }
+        for name in idle {
+            if let Some(mut feed) = live.remove(&name) {
+                if let Some(stop) = feed.stop.take() {
+                    let _ = stop.send(());
+                }
+                stopped.insert(name, feed.last.get());
+            }
+        }
+        self.bridge.metrics.subjects.store(live.len() as u64, Ordering::Relaxed);
+    }
+
+    /// A connection that drained asks for the next part of its replay.
+    pub fn more(&self, conn: ConnId, name: &str) {
+        if let Some(wake) = self.waiting.borrow_mut().remove(&(conn, Arc::from(name))) {
+            let _ = wake.send(());
+        }
+    }
+
+    /// Serves a subscribe (with or without a position to recover from).
+    pub async fn join(self: Rc<Self>, join: Join) {
+        let (conn, name, form) = (join.conn, join.name.clone(), join.form);
+        if let Err(why) = self.join_steps(join).await {
+            tracing::debug!(%conn, topic = %name, error = %why, "bridge: a join failed");
+            let text = control::recovery_failed(&name, &why);
+            self.note(conn, Note::Failed { name, form, text });
+        }
+    }
+
+    async fn join_steps(self: &Rc<Self>, join: Join) -> Result<(), Failure> {
+        let Join { conn, name, form, since, id } = join;
+        let id = id.as_deref();
+        let subject = self.subject(&name);
+        let answers = id.is_some() || since.is_some();
+        let Some(since) = since else {
+            let after = self.live(&name).await?.get();
+            let position = if after == 0 { self.mark(&subject).await? } else { after };
+            let answer = (answers && form == Form::Json).then(|| control::ack_with(id, &self.at(position)));
+            self.note(conn, Note::Join { name, form, after, answer });
+            return Ok(());
+        };
+        let recovered = *since.epoch == *self.epoch && self.kept_after(&subject, since.offset).await?;
+        if !recovered {
+            let after = self.live(&name).await?.get();
+            let position = if after == 0 { self.mark(&subject).await? } else { after };
+            let fields = format!("\"recovered\":false,{}", self.at(position));
+            let answer = (form == Form::Json).then(|| control::ack_with(id, &fields));
+            self.note(conn, Note::Join { name, form, after, answer });
+            return Ok(());
+        }
+        if form == Form::Json {
+            let top = self.last_offset(&subject).await?;
+            let fields = format!("\"recovered\":true,{}", self.at(top.max(since.offset)));
+            self.note(conn, Note::Send(control::ack_with(id, &fields)));
+        }
+        self.replay(conn, name, form, since.offset).await
+    }
+
+    /// `"offset":N,"epoch":"E"` for this stream.
+    fn at(&self, offset: u64) -> String {
+        control::at(offset, &self.epoch)
+    }
+
+    /// Puts a marker on `subject` (a topic with no message yet), so that
+    /// its position is a message a client can come back with.
+    async fn mark(&self, subject: &str) -> Result<u64, Failure> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, self.bridge.origin.as_str());
+        headers.insert(KIND, MARKER);
+        let ack = self.js.publish_with_headers(subject.to_owned(), headers, Bytes::new()).await;
+        let ack = ack.map_err(|e| format!("history unavailable: {e}"))?;
+        Ok(ack.await.map_err(|e| format!("history unavailable: {e}"))?.sequence)
+    }
+
+    /// Replays `name` after `from` to `conn`, a batch per drain, then
+    /// joins it to the live delivery.
+    async fn replay(self: &Rc<Self>, conn: ConnId, name: Arc<str>, form: Form, from: u64) -> Result<(), Failure> {
+        let subject = self.subject(&name);
+        let mut at = from;
+        let mut messages: Option<pull::Ordered> = None;
+        let mut top = self.last_offset(&subject).await?;
+        loop {
+            let mut frames: Vec<Frame> = Vec::new();
+            let mut bytes = 0;
+            let mut caught_up = at >= top;
+            let batch_from = at;
+            while !caught_up && bytes < self.pace {
+                if messages.is_none() {
+                    let consumer = self
+                        .stream
+                        .create_consumer(pull::OrderedConfig {
+                            filter_subject: subject.clone(),
+                            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: at + 1 },
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(|e| format!("history unavailable: {e}"))?;
+                    messages = Some(consumer.messages().await.map_err(|e| format!("history unavailable: {e}"))?);
+                }
+                let stream = messages.as_mut().expect("made above");
+                let next = tokio::time::timeout(READ_WAIT, stream.next()).await;
+                let message = match next {
+                    Ok(Some(Ok(message))) => message,
+                    Ok(Some(Err(e))) => return Err(format!("history unavailable: {e}")),
+                    Ok(None) | Err(_) => return Err("history unavailable: the stream stopped answering".into()),
+                };
+                let info = message.info().map_err(|e| format!("history unavailable: {e}"))?;
+                at = info.stream_sequence;
+                caught_up = info.pending == 0;
+                let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str());
+                if header(KIND) == Some(MARKER) {
+                    continue;
+                }
+                let Some(payload) = deliver::check(header(KIND).and_then(Kind::parse), &message.payload) else {
+                    continue;
+                };
+                let (raw, json) = deliver::frames(&self.handle, &name, payload, at, &self.epoch);
+                let frame = if form == Form::Json { json } else { raw };
+                bytes += frame.payload().len();
+                frames.push(frame);
+            }
+            // No gap: the message the batch started after is still kept,
+            // so every later one of the topic was too.
+            if at > batch_from && batch_from > 0 && !self.kept_after(&subject, batch_from).await? {
+                let after = self.live(&name).await?.get();
+                let text = control::recovery_lost(&name, after, &self.epoch);
+                self.note(conn, Note::Lost { name, form, after, text });
+                return Ok(());
+            }
+            if !caught_up {
+                let (wake, woken) = oneshot::channel();
+                self.waiting.borrow_mut().insert((conn, name.clone()), wake);
+                self.note(conn, Note::Replay { name: name.clone(), frames, more: true });
+                if tokio::time::timeout(DRAIN_WAIT, woken).await.map_or(true, |r| r.is_err()) {
+                    self.waiting.borrow_mut().remove(&(conn, name.clone()));
+                    return Ok(()); // the connection went away, or stopped reading
+                }
+                continue;
+            }
+            if !frames.is_empty() {
+                self.note(conn, Note::Replay { name: name.clone(), frames, more: false });
+            }
+            // Caught up with the stream: join once the live delivery here
+            // has posted nothing past the replay (no await from the check
+            // to the note, so no live post slips between them).
+            let last = self.live(&name).await?;
+            if at >= last.get() {
+                self.note(conn, Note::Join { name, form, after: at, answer: None });
+                return Ok(());
+            }
+            top = last.get();
+        }
+    }
+
+    /// The `history` answer: the latest `limit` messages of `name`.
+    pub async fn history(
+        self: Rc<Self>,
+        conn: ConnId,
+        name: Arc<str>,
+        limit: usize,
+        budget: usize,
+        id: Option<Box<RawValue>>,
+    ) {
+        let answer = match self.latest(&name, limit, budget).await {
+            Ok((messages, top)) => {
+                control::ack_with(id.as_deref(), &format!("{},\"messages\":[{}]", self.at(top), messages.join(",")))
+            }
+            Err(why) => control::error_text(id.as_deref(), &why),
+        };
+        self.note(conn, Note::Send(answer));
+    }
+
+    async fn latest(&self, name: &str, limit: usize, budget: usize) -> Result<(Vec<String>, u64), Failure> {
+        let subject = self.subject(name);
+        let top = self.last_offset(&subject).await?;
+        let info =
+            self.stream.info_with_subjects(subject.clone()).await.map_err(|e| format!("history unavailable: {e}"))?;
+        let mut count = 0;
+        let mut subjects = info;
+        while let Some(entry) = subjects.next().await {
+            let (_, n) = entry.map_err(|e| format!("history unavailable: {e}"))?;
+            count += n;
+        }
+        if count == 0 || limit == 0 {
+            return Ok((Vec::new(), top));
+        }
+        let consumer = self
+            .stream
+            .create_consumer(pull::OrderedConfig { filter_subject: subject, ..Default::default() })
+            .await
+            .map_err(|e| format!("history unavailable: {e}"))?;
+        let mut messages = consumer.messages().await.map_err(|e| format!("history unavailable: {e}"))?;
+        let mut kept: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut size = 0;
+        loop {
+            let next = tokio::time::timeout(READ_WAIT, messages.next()).await;
+            let message = match next {
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(e))) => return Err(format!("history unavailable: {e}")),
+                Ok(None) | Err(_) => break,
+            };
+            let info = message.info().map_err(|e| format!("history unavailable: {e}"))?;
+            let (offset, last) = (info.stream_sequence, info.pending == 0);
+            let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str());
+            if header(KIND) != Some(MARKER) {
+                if let Some(payload) = deliver::check(header(KIND).and_then(Kind::parse), &message.payload) {
+                    let (_, json) = deliver::frames(&self.handle, name, payload, offset, &self.epoch);
+                    let text = String::from_utf8_lossy(json.payload()).into_owned();
+                    size += text.len() + 1;
+                    kept.push_back(text);
+                    while kept.len() > limit || (size > budget && kept.len() > 1) {
+                        size -= kept.pop_front().map_or(0, |t| t.len() + 1);
+                    }
+                }
+            }
+            if last {
+                break;
+            }
+        }
+        Ok((kept.into(), top))
+    }
+}

@@ -1,0 +1,129 @@
+//! History across hubs, in NATS JetStream (a real `nats-server -js`): a
+//! subscriber that drops off one hub recovers on another exactly what it
+//! missed, then live messages; the history request and positions that are
+//! gone, across hubs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::NatsCluster;
+use common::*;
+use serde_json::{json, Value};
+
+fn hub_on(nats: &NatsCluster) -> TestHub {
+    let url = nats.url(0);
+    let hub = TestHub::start(2, move |config| {
+        config.nats = vec![url];
+        config.history_size = Some(10_000);
+        config.max_publish_rate = 0;
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while hub.metric("ringcast_bridge_connected", "") != 1 {
+        assert!(std::time::Instant::now() < until, "the hub reaches NATS");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    hub
+}
+
+async fn subscribe(ws: &mut Client, topic: &str, since: Option<&Value>) -> Value {
+    let mut request_json = json!({"op":"subscribe","topic":topic,"id":0});
+    if let Some(since) = since {
+        request_json["since"] = since.clone();
+    }
+    request(ws, &request_json.to_string()).await;
+    next_json(ws).await
+}
+
+/// Publishes and waits for the acknowledgement, which comes once the
+/// stream has the message: with its offset and epoch.
+async fn publish_acked(ws: &mut Client, topic: &str, data: Value) -> Value {
+    request(ws, &json!({"op":"publish","topic":topic,"data":data,"id":"p"}).to_string()).await;
+    let ack = next_json(ws).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert!(ack["offset"].as_u64().is_some() && ack["epoch"].is_string(), "{ack}");
+    ack
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_drops_off_hub_a_recovers_on_hub_b_exactly_what_it_missed_then_live() {
+    let nats = NatsCluster::jetstream();
+    let (a, b) = (hub_on(&nats), hub_on(&nats));
+    let mut reader = connect(&a.url("/ws")).await;
+    let joined = subscribe(&mut reader, "feed", None).await;
+    assert_eq!(joined["ok"], true, "{joined}");
+    let epoch = joined["epoch"].as_str().expect("an epoch").to_owned();
+    let mut publisher = connect(&b.url("/ws")).await;
+    let ack = publish_acked(&mut publisher, "feed", json!("first")).await;
+    let first = next_json(&mut reader).await;
+    assert_eq!((&first["offset"], &first["epoch"]), (&ack["offset"], &ack["epoch"]));
+    assert_eq!((first["data"].clone(), first["epoch"].clone()), (json!("first"), json!(epoch)), "{first}");
+    let mut last = first["offset"].as_u64().unwrap();
+    assert!(last > joined["offset"].as_u64().unwrap());
+    drop(reader);
+
+    for i in 0..1000 {
+        request(&mut publisher, &json!({"op":"publish","topic":"feed","data":i}).to_string()).await;
+    }
+    publish_acked(&mut publisher, "feed", json!("sync")).await;
+
+    // Back, on the other hub, while the publisher goes on; others listen
+    // on that hub, so its live delivery of the topic is running.
+    let mut other = connect(&b.url("/ws")).await;
+    subscribe(&mut other, "feed", None).await;
+    let mut reader = connect(&b.url("/ws")).await;
+    let publishing = tokio::spawn(async move {
+        for i in 0..300 {
+            request(&mut publisher, &json!({"op":"publish","topic":"feed","data":format!("live {i}")}).to_string())
+                .await;
+        }
+        publisher
+    });
+    let answer = subscribe(&mut reader, "feed", Some(&json!({"offset":last,"epoch":epoch}))).await;
+    assert_eq!((answer["ok"].clone(), answer["recovered"].clone()), (json!(true), json!(true)), "{answer}");
+    let mut expected: Vec<Value> = (0..1000).map(|i| json!(i)).collect();
+    expected.push(json!("sync"));
+    expected.extend((0..300).map(|i| json!(format!("live {i}"))));
+    for (n, data) in expected.iter().enumerate() {
+        let message = next_json(&mut reader).await;
+        assert_eq!(&message["data"], data, "message {n}: {message}");
+        let offset = message["offset"].as_u64().unwrap();
+        assert!(offset > last, "offsets increase: {offset} after {last}");
+        assert_eq!(message["epoch"], json!(epoch));
+        last = offset;
+    }
+    let mut publisher = publishing.await.unwrap();
+    publish_acked(&mut publisher, "feed", json!("after")).await;
+    assert_eq!(next_json(&mut reader).await["data"], "after");
+    assert!(silent(&mut reader, Duration::from_millis(200)).await, "nothing twice");
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_lost_positions_across_hubs() {
+    let nats = NatsCluster::jetstream();
+    let (a, b) = (hub_on(&nats), hub_on(&nats));
+    let mut publisher = connect(&a.url("/ws")).await;
+    for i in 1..=5 {
+        publish_acked(&mut publisher, "h", json!(i)).await;
+    }
+    let mut reader = connect(&b.url("/ws")).await;
+    request(&mut reader, r#"{"op":"history","topic":"h","limit":3,"id":"h"}"#).await;
+    let answer = next_json(&mut reader).await;
+    let messages = answer["messages"].as_array().unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(messages.iter().map(|m| m["data"].as_u64().unwrap()).collect::<Vec<_>>(), vec![3, 4, 5]);
+    let epoch = answer["epoch"].clone();
+    assert_eq!(messages[2]["offset"], answer["offset"]);
+    // Another epoch, or a position that is not a message of the topic:
+    // nothing recovered, live delivery starts.
+    let lost = subscribe(&mut reader, "h", Some(&json!({"offset":messages[0]["offset"],"epoch":"other"}))).await;
+    assert_eq!(lost["recovered"], false, "{lost}");
+    publish_acked(&mut publisher, "h", json!(6)).await;
+    assert_eq!(next_json(&mut reader).await["data"], 6);
+    // From the second-to-last kept: the rest.
+    let mut again = connect(&a.url("/ws")).await;
+    let since = json!({"offset":messages[1]["offset"],"epoch":epoch});
+    assert_eq!(subscribe(&mut again, "h", Some(&since)).await["recovered"], true);
+    assert_eq!(next_json(&mut again).await["data"], 5);
+    assert_eq!(next_json(&mut again).await["data"], 6);
+}
