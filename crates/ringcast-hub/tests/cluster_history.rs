@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::cluster::NatsCluster;
 use common::*;
+use futures_util::SinkExt;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 fn hub_on(nats: &NatsCluster) -> TestHub {
     let url = nats.url(0);
@@ -126,4 +128,74 @@ async fn history_and_lost_positions_across_hubs() {
     assert_eq!(subscribe(&mut again, "h", Some(&since)).await["recovered"], true);
     assert_eq!(next_json(&mut again).await["data"], 5);
     assert_eq!(next_json(&mut again).await["data"], 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_recovers_across_hubs_with_since() {
+    let nats = NatsCluster::jetstream();
+    let (a, b) = (hub_on(&nats), hub_on(&nats));
+    let mut publisher = connect(&a.url("/ws")).await;
+    let mut acks = Vec::new();
+    for i in 1..=4 {
+        acks.push(publish_acked(&mut publisher, "room", json!(format!("m{i}"))).await);
+    }
+    let (since, epoch) = (acks[1]["offset"].as_u64().unwrap(), acks[1]["epoch"].as_str().unwrap().to_owned());
+    let mut room = connect(&b.url(&format!("/topics/room?since={since}&epoch={epoch}"))).await;
+    assert_eq!(next(&mut room).await, Message::text("m3"));
+    assert_eq!(next(&mut room).await, Message::text("m4"));
+    publish_acked(&mut publisher, "room", json!("live")).await;
+    assert_eq!(next(&mut room).await, Message::text("live"));
+    // A room's own messages reach the others through the stream, not
+    // itself.
+    let mut peer = connect(&a.url("/topics/room")).await;
+    a.wait_subscribers("r:room", 1);
+    room.send(Message::text("from b")).await.unwrap();
+    assert_eq!(next(&mut peer).await, Message::text("from b"));
+    assert!(silent(&mut room, Duration::from_millis(200)).await, "not to itself");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_of_100_000_from_the_stream_to_a_slow_reader_is_paced_inside_the_budget() {
+    let nats = NatsCluster::jetstream();
+    let url = nats.url(0);
+    let hub = TestHub::start(2, move |config| {
+        config.nats = vec![url];
+        config.history_size = Some(200_000);
+        config.history_memory = 256 << 20;
+        config.max_publish_rate = 0;
+    });
+    while hub.metric("ringcast_bridge_connected", "") != 1 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut publisher = connect(&hub.url("/ws")).await;
+    let first = publish_acked(&mut publisher, "bulk", json!(0)).await;
+    for i in 1..99_999 {
+        request(&mut publisher, &json!({"op":"publish","topic":"bulk","data":i}).to_string()).await;
+    }
+    publish_acked(&mut publisher, "bulk", json!(99_999)).await;
+    let (offset, epoch) = (first["offset"].as_u64().unwrap(), first["epoch"].as_str().unwrap().to_owned());
+    let addr = hub.addr();
+    tokio::task::spawn_blocking(move || {
+        let mut reader = Stalled::join(addr, "/ws");
+        let since = format!(r#"{{"offset":{offset},"epoch":"{epoch}"}}"#);
+        reader.send_text(&format!(r#"{{"op":"subscribe","topic":"bulk","since":{since}}}"#));
+        let answer = reader.read_frame().expect("the answer");
+        assert!(String::from_utf8_lossy(&answer.payload).contains("\"recovered\":true"));
+        let mut last = offset;
+        for data in 1..100_000u64 {
+            let frame = reader.read_frame().unwrap_or_else(|| panic!("closed at {data}"));
+            assert_eq!(frame.opcode, 1, "at {data}: {:?}", String::from_utf8_lossy(&frame.payload));
+            let message: Value = serde_json::from_slice(&frame.payload).unwrap();
+            assert_eq!(message["data"].as_u64(), Some(data));
+            let at = message["offset"].as_u64().unwrap();
+            assert!(at > last);
+            last = at;
+            if data % 1000 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(hub.metric("ringcast_closes_total", "1008"), 0, "nobody was closed as a slow consumer");
 }
