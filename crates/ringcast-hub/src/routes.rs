@@ -188,7 +188,8 @@ impl HubHandler {
                     let error = format!("token may not read {topic:?}");
                     return self.refuse(ws, &Refusal { error, id });
                 }
-                let count = ws.subscribers(&topic::raw_topic(&topic)) + ws.subscribers(&topic::json_topic(&topic));
+                let here = ws.subscribers(&topic::raw_topic(&topic)) + ws.subscribers(&topic::json_topic(&topic));
+                let count = here + self.shared.bridge.as_ref().map_or(0, |b| b.elsewhere(&topic));
                 let _ = ws.send_text(&control::ack_with(id, &format!("\"subscribers\":{count}")));
             }
             control::Request::Publish { topic, data, id } => {

@@ -199,3 +199,42 @@ async fn a_recovery_of_100_000_from_the_stream_to_a_slow_reader_is_paced_inside_
     .unwrap();
     assert_eq!(hub.metric("ringcast_closes_total", "1008"), 0, "nobody was closed as a slow consumer");
 }
+
+/// Asks `presence` until it answers `expected` (counts across hubs are
+/// about a second stale), within 10 s.
+async fn presence_reaches(ws: &mut Client, topic: &str, expected: u64) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        request(ws, &json!({"op":"presence","topic":topic,"id":"n"}).to_string()).await;
+        let answer = next_json(ws).await;
+        if answer["subscribers"] == expected {
+            return;
+        }
+        assert!(std::time::Instant::now() < until, "presence stays at {answer}, expected {expected}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_counts_every_hub_and_forgets_a_dead_one() {
+    let nats = NatsCluster::jetstream();
+    let (a, b) = (hub_on(&nats), hub_on(&nats));
+    let mut asker = connect(&b.url("/ws")).await;
+    let mut on_a = Vec::new();
+    for _ in 0..2 {
+        let mut ws = connect(&a.url("/ws")).await;
+        subscribe(&mut ws, "p", None).await;
+        on_a.push(ws);
+    }
+    let _room = connect(&b.url("/topics/p")).await;
+    presence_reaches(&mut asker, "p", 3).await;
+    on_a.pop();
+    presence_reaches(&mut asker, "p", 2).await;
+    // A hub killed outright stops counting within seconds.
+    let dead = common::cluster::HubProcess::start(&["--nats", &nats.url(0), "--history-size", "10"]);
+    let mut ws = connect(&dead.url("/ws")).await;
+    subscribe(&mut ws, "p", None).await;
+    presence_reaches(&mut asker, "p", 3).await;
+    drop(dead); // SIGKILL
+    presence_reaches(&mut asker, "p", 2).await;
+}

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use ringcast::ServerHandle;
 use tokio::sync::{mpsc, oneshot};
 
+use super::presence::{local as presence_local, Gossip, TICK};
 use super::state::{Ask, Bridge, Outbound, FIRST_CONNECT_NOTICE};
 use super::stream::{Jet, KIND, ORIGIN};
 use super::subject;
@@ -90,10 +91,33 @@ async fn serve(
     let history = History { wanted: bridge.keeps_history(), jet: None, tried: None };
     let mut history = history;
     let mut sweep = tokio::time::interval(Duration::from_secs(5));
+    let presence_subject = format!("{}_presence", bridge.config.prefix);
+    let mut presence = match client.subscribe(presence_subject.clone()).await {
+        Ok(subscriber) => Some(subscriber),
+        Err(e) => {
+            tracing::warn!(error = %e, "bridge: no presence across hubs");
+            None
+        }
+    };
+    let mut gossip = Gossip::default();
+    let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
             biased;
             () = bridge.stop.notified() => break,
+            heard = async { presence.as_mut()?.next().await }, if presence.is_some() => match heard {
+                Some(message) => gossip.heard(&bridge.origin, &message.payload, &bridge.elsewhere),
+                None => presence = None,
+            },
+            _ = tick.tick() => {
+                let watched = std::mem::take(&mut *bridge.presence_dirty.lock().unwrap_or_else(|e| e.into_inner()));
+                if bridge.metrics.connected.load(Ordering::Relaxed) {
+                    for message in gossip.tick(&bridge.origin, watched, |name| presence_local(&handle, name)) {
+                        let _ = client.publish(presence_subject.clone(), message.into()).await;
+                    }
+                }
+                gossip.expire(&bridge.elsewhere);
+            }
             () = bridge.wake.notified() => match history.wanted {
                 true => {
                     bridge.dirty.lock().unwrap_or_else(|e| e.into_inner()).clear();

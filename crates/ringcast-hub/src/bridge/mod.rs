@@ -32,6 +32,7 @@
 //! bytes and never block.
 
 mod link;
+mod presence;
 mod state;
 mod stream;
 pub mod subject;

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Notify};
 use ringcast::ConnId;
 use serde_json::value::RawValue;
 
+use super::presence::Elsewhere;
 use super::subject;
 use crate::deliver::Kind;
 use crate::handover::Form;
@@ -133,6 +134,10 @@ pub struct Bridge {
     pub(super) thread: Mutex<Option<JoinHandle<()>>>,
     /// The counters.
     pub metrics: BridgeMetrics,
+    /// Subscriber counts on the other hubs.
+    pub(crate) elsewhere: Elsewhere,
+    /// Topic names whose local interest changed since presence looked.
+    pub(super) presence_dirty: Mutex<HashSet<Box<str>>>,
 }
 
 impl Bridge {
@@ -160,6 +165,8 @@ impl Bridge {
             stop: Notify::new(),
             thread: Mutex::new(None),
             metrics: BridgeMetrics::default(),
+            elsewhere: Elsewhere::default(),
+            presence_dirty: Mutex::default(),
         }))
     }
 
@@ -169,6 +176,7 @@ impl Bridge {
     pub fn interest_changed(&self, server_topic: &str) {
         let Some((name, _)) = crate::topic::name_of(server_topic) else { return };
         self.dirty.lock().unwrap_or_else(|e| e.into_inner()).insert(name.into());
+        self.presence_dirty.lock().unwrap_or_else(|e| e.into_inner()).insert(name.into());
         self.wake.notify_one();
     }
 
@@ -229,6 +237,12 @@ impl Bridge {
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
+    }
+
+    /// Subscribers of `name` on the other hubs, as last heard (about a
+    /// second stale; see `presence.rs`).
+    pub fn elsewhere(&self, name: &str) -> u64 {
+        self.elsewhere.count(name)
     }
 
     /// The NATS servers to try.
