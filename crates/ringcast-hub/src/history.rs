@@ -12,7 +12,9 @@
 //!   over all topics, at most `memory` bytes (the oldest message of the
 //!   whole store goes first). A topic whose messages are all gone keeps
 //!   its record (and so its epoch and next offset) until the memory it
-//!   costs is needed by others.
+//!   costs is needed by others; such records go before any message, so
+//!   subscribes to many topics that never get a message cannot push
+//!   kept messages out.
 //!
 //! The store keeps whatever the caller hands it per message (`T`: for the
 //! hub, the frames shared with the live delivery, not copies), and counts
@@ -95,6 +97,9 @@ pub struct Store<T> {
     /// its topic's size bound stays here until it reaches the front (or
     /// the queue is compacted): checking it against its topic tells.
     order: VecDeque<Aged>,
+    /// Records that were empty when put here, oldest first (checked when
+    /// taken: a record may have gained messages since).
+    empty: VecDeque<(Arc<str>, u64)>,
     /// Messages kept.
     messages: usize,
     /// Bytes counted against `bounds.memory`.
@@ -115,6 +120,7 @@ impl<T: Kept> Store<T> {
             bounds,
             topics: HashMap::new(),
             order: VecDeque::new(),
+            empty: VecDeque::new(),
             messages: 0,
             bytes: 0,
             epoch_prefix,
@@ -184,6 +190,7 @@ impl<T: Kept> Store<T> {
         let name: Arc<str> = topic.into();
         let record = Topic { epoch, serial: self.serials, next: 1, entries: VecDeque::new() };
         self.topics.insert(name.clone(), record);
+        self.empty.push_back((name.clone(), self.serials));
         self.bytes += RECORD_COST + topic.len();
         name
     }
@@ -254,6 +261,9 @@ impl<T: Kept> Store<T> {
         let (topic, _, _) = self.order.pop_front().expect("oldest() found it");
         let record = self.topics.get_mut(&topic).expect("oldest() found it");
         let entry = record.entries.pop_front().expect("oldest() found it");
+        if record.entries.is_empty() {
+            self.empty.push_back((topic.clone(), record.serial));
+        }
         self.forget(entry);
         Some(topic)
     }
@@ -264,23 +274,48 @@ impl<T: Kept> Store<T> {
         self.messages -= 1;
     }
 
-    /// Brings the store under its memory bound: the oldest messages go
-    /// first, and a topic whose last message went loses its record too
-    /// while the store is still over (its epoch ends); never the record of
-    /// `keep` (just appended to).
+    /// Brings the store under its memory bound: records without messages
+    /// go first, oldest first (they only hold an epoch for subscribers
+    /// that saw nothing yet: a flood of them must not push messages out),
+    /// then the oldest messages; a topic whose last message went is such a
+    /// record. Never the record of `keep` (just appended to or opened).
     fn shrink(&mut self, keep: &str) {
         while self.bytes > self.bounds.memory {
-            if let Some(topic) = self.drop_oldest() {
-                if self.bytes > self.bounds.memory && *topic != *keep && self.topics[&topic].entries.is_empty() {
-                    self.remove(&topic);
-                }
+            if let Some(name) = self.next_empty(keep) {
+                self.remove(&name);
                 continue;
             }
-            // Only records are left (rare: they were not over when their
-            // last message went).
-            let Some(name) = self.topics.keys().find(|name| ***name != *keep).cloned() else { break };
-            self.remove(&name);
+            if self.drop_oldest().is_none() {
+                break; // only `keep` is left
+            }
         }
+        if self.empty.len() > 2 * self.topics.len() + 64 {
+            let topics = &self.topics;
+            self.empty
+                .retain(|(name, serial)| topics.get(name).is_some_and(|r| r.serial == *serial && r.entries.is_empty()));
+        }
+    }
+
+    /// The oldest record without messages but `keep`'s, taken off the
+    /// queue of empty records (entries that no longer hold are dropped on
+    /// the way).
+    fn next_empty(&mut self, keep: &str) -> Option<Arc<str>> {
+        let mut kept_back = None;
+        let found = loop {
+            let Some((name, serial)) = self.empty.pop_front() else { break None };
+            if !self.topics.get(&name).is_some_and(|r| r.serial == serial && r.entries.is_empty()) {
+                continue;
+            }
+            if *name == *keep {
+                kept_back = Some((name, serial));
+                continue;
+            }
+            break Some(name);
+        };
+        if let Some(entry) = kept_back {
+            self.empty.push_front(entry);
+        }
+        found
     }
 
     fn remove(&mut self, topic: &Arc<str>) {
@@ -468,5 +503,23 @@ mod tests {
             at.offset = last;
         }
         assert_eq!(pages, vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![9, 10]]);
+    }
+
+    #[test]
+    fn a_flood_of_empty_records_goes_before_any_message() {
+        let unit = ENTRY_COST + 100;
+        let mut s = store(1000, None, 10 * unit + 50 * (RECORD_COST + 8));
+        let a = s.append("a", 0, "a".repeat(100));
+        for i in 0..10_000 {
+            s.open(&format!("empty-{i:04}"), 1);
+            assert!(s.bytes() <= 10 * unit + 50 * (RECORD_COST + 8));
+        }
+        assert_eq!(
+            s.since("a", &Position { offset: 0, ..a.clone() }, 2, ALL),
+            Recovery::Recovered(vec![(1, "a".repeat(100))])
+        );
+        assert!(s.position("empty-9999").is_some(), "the latest opened stays");
+        assert!(s.position("empty-0000").is_none(), "the oldest empty went");
+        assert!(s.empty.len() <= 2 * s.topics.len() + 64);
     }
 }
