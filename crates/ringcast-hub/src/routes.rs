@@ -133,6 +133,16 @@ impl HubHandler {
                 }
                 *subscribed += 1;
                 if let Some(bridge) = self.history_bridge() {
+                    // A join costs JetStream work (and a marker for a topic
+                    // with no message): it counts as a publish.
+                    if !self.within_rate(ws.data_mut()) {
+                        if let Conn { route: Route::Control { subscribed, .. }, .. } = ws.data_mut() {
+                            *subscribed -= 1;
+                        }
+                        let error =
+                            format!("over {} publishes and subscribes per second", self.shared.config.max_publish_rate);
+                        return self.refuse(ws, &Refusal { error, id });
+                    }
                     let since = since.map(|s| Position { offset: s.offset, epoch: s.epoch.into() });
                     return recover::subscribe_remote(bridge, ws, &topic, Form::Json, since, id);
                 }

@@ -238,3 +238,28 @@ async fn presence_counts_every_hub_and_forgets_a_dead_one() {
     drop(dead); // SIGKILL
     presence_reaches(&mut asker, "p", 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribes_count_against_the_publish_rate_when_history_is_in_jetstream() {
+    let nats = NatsCluster::jetstream();
+    let url = nats.url(0);
+    let hub = TestHub::start(1, move |config| {
+        config.nats = vec![url];
+        config.history_size = Some(10);
+        config.max_publish_rate = 5;
+    });
+    while hub.metric("ringcast_bridge_connected", "") != 1 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut ws = connect(&hub.url("/ws")).await;
+    let mut refused = 0;
+    for i in 0..20 {
+        let answer = subscribe(&mut ws, &format!("empty-{i}"), None).await;
+        if answer["error"].as_str().is_some_and(|e| e.contains("per second")) {
+            refused += 1;
+        } else {
+            assert_eq!(answer["ok"], true, "{answer}");
+        }
+    }
+    assert!(refused >= 10, "{refused} of 20 refused");
+}
