@@ -117,6 +117,11 @@ async fn serve(
                     }
                 }
                 gossip.expire(&bridge.elsewhere);
+                if history.wanted && history.jet.is_none() && bridge.metrics.connected.load(Ordering::Relaxed) {
+                    // The stream is opened once connected, not at the first
+                    // subscribe (which would wait for it).
+                    history.jet(&bridge, &handle, &client).await;
+                }
             }
             () = bridge.wake.notified() => match history.wanted {
                 true => {

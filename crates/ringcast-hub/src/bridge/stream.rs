@@ -71,6 +71,8 @@ const LINGER: Duration = Duration::from_secs(10);
 /// A replay waiting for its connection to drain: the connection and the
 /// topic.
 type Waiting = (ConnId, Arc<str>);
+/// A join waiting for a live feed to start.
+type Starting = oneshot::Sender<Result<Rc<Cell<u64>>, Failure>>;
 
 struct Live {
     /// The last offset posted to local subscribers.
@@ -90,6 +92,8 @@ pub(super) struct Jet {
     live: RefCell<HashMap<Arc<str>, Live>>,
     /// Where stopped live feeds stood, to start again from there.
     stopped: RefCell<HashMap<Arc<str>, u64>>,
+    /// Live feeds being started, with the joins waiting for them.
+    starting: RefCell<HashMap<Arc<str>, Vec<Starting>>>,
     /// Replays waiting for their connection to drain.
     waiting: RefCell<HashMap<Waiting, oneshot::Sender<()>>>,
 }
@@ -145,6 +149,7 @@ impl Jet {
             pace: limits.pace.max(1),
             live: RefCell::default(),
             stopped: RefCell::default(),
+            starting: RefCell::default(),
             waiting: RefCell::default(),
         }))
     }
@@ -230,13 +235,31 @@ impl Jet {
         }
     }
 
-    /// The live feed of `name` here, started if it is not running; returns
-    /// the last offset it posted.
+    /// The live feed of `name` here, started if it is not running (once,
+    /// however many joins ask at the same time); returns the last offset
+    /// it posted.
     async fn live(self: &Rc<Self>, name: &Arc<str>) -> Result<Rc<Cell<u64>>, Failure> {
         if let Some(live) = self.live.borrow_mut().get_mut(name) {
             live.joined = Instant::now();
             return Ok(live.last.clone());
         }
+        let waiting = self.starting.borrow_mut().get_mut(name).map(|waiters| {
+            let (tell, told) = oneshot::channel();
+            waiters.push(tell);
+            told
+        });
+        if let Some(told) = waiting {
+            return told.await.unwrap_or_else(|_| Err("history unavailable: the live feed did not start".into()));
+        }
+        self.starting.borrow_mut().insert(name.clone(), Vec::new());
+        let started = self.start_live(name).await;
+        for waiter in self.starting.borrow_mut().remove(name).unwrap_or_default() {
+            let _ = waiter.send(started.clone());
+        }
+        started
+    }
+
+    async fn start_live(self: &Rc<Self>, name: &Arc<str>) -> Result<Rc<Cell<u64>>, Failure> {
         let subject = self.subject(name);
         let stopped = self.stopped.borrow_mut().remove(name);
         let start = match stopped {
@@ -254,11 +277,6 @@ impl Jet {
             .await
             .map_err(|e| format!("history unavailable: {e}"))?;
         let messages = consumer.messages().await.map_err(|e| format!("history unavailable: {e}"))?;
-        // Another join may have started it meanwhile.
-        if let Some(live) = self.live.borrow_mut().get_mut(name) {
-            live.joined = Instant::now();
-            return Ok(live.last.clone());
-        }
         let last = Rc::new(Cell::new(start));
         let (stop, stopped) = oneshot::channel();
         tokio::task::spawn_local(self.clone().feed(name.clone(), messages, last.clone(), stopped));
@@ -373,29 +391,43 @@ impl Jet {
         let Join { conn, name, form, since, id } = join;
         let id = id.as_deref();
         let subject = self.subject(&name);
-        let answers = id.is_some() || since.is_some();
-        let Some(since) = since else {
-            let after = self.live(&name).await?.get();
-            let position = if after == 0 { self.mark(&subject).await? } else { after };
-            let answer = (answers && form == Form::Json).then(|| control::ack_with(id, &self.at(position)));
-            self.note(conn, Note::Join { name, form, after, answer });
-            return Ok(());
+        let recovered = match &since {
+            Some(since) => *since.epoch == *self.epoch && self.kept_after(&subject, since.offset).await?,
+            None => false,
         };
-        let recovered = *since.epoch == *self.epoch && self.kept_after(&subject, since.offset).await?;
         if !recovered {
-            let after = self.live(&name).await?.get();
-            let position = if after == 0 { self.mark(&subject).await? } else { after };
-            let fields = format!("\"recovered\":false,{}", self.at(position));
-            let answer = (form == Form::Json).then(|| control::ack_with(id, &fields));
+            let after = self.join_point(&name, &subject).await?;
+            let answer = match since {
+                Some(_) => Some(format!("\"recovered\":false,{}", self.at(after))),
+                None => id.is_some().then(|| self.at(after)),
+            };
+            let answer = answer.filter(|_| form == Form::Json).map(|fields| control::ack_with(id, &fields));
             self.note(conn, Note::Join { name, form, after, answer });
             return Ok(());
         }
+        let since = since.expect("recovered from a position");
         if form == Form::Json {
             let top = self.last_offset(&subject).await?;
             let fields = format!("\"recovered\":true,{}", self.at(top.max(since.offset)));
             self.note(conn, Note::Send(control::ack_with(id, &fields)));
         }
         self.replay(conn, name, form, since.offset).await
+    }
+
+    /// Where a connection joining `name` now starts: the last offset the
+    /// live feed here posted (read with no await before the caller posts
+    /// its join), at least the marker put on a topic with no message yet.
+    /// Always a message of the topic (or a marker), so a client can come
+    /// back with it.
+    async fn join_point(self: &Rc<Self>, name: &Arc<str>, subject: &str) -> Result<u64, Failure> {
+        let last = self.live(name).await?;
+        let marker = match last.get() {
+            0 => self.mark(subject).await?,
+            _ => 0,
+        };
+        // Messages up to the marker that the feed has not posted yet are
+        // before the position answered: the join's fence skips them.
+        Ok(last.get().max(marker))
     }
 
     /// `"offset":N,"epoch":"E"` for this stream.
