@@ -8,6 +8,7 @@ use ringcast::{Frame, Message, ServerHandle};
 use serde_json::value::RawValue;
 
 use crate::control;
+use crate::handover::Form;
 use crate::topic::{json_topic, raw_topic};
 
 /// What a payload is: the three forms a publish can take.
@@ -108,20 +109,42 @@ pub fn to_local(handle: &ServerHandle, name: &str, payload: Payload<'_>) -> u64 
 /// framed once in each form: (raw for rooms, JSON with the offset for
 /// `/ws`).
 pub fn frames(handle: &ServerHandle, name: &str, payload: Payload<'_>, offset: u64, epoch: &str) -> (Frame, Frame) {
+    (raw_frame(handle, payload), json_frame(handle, name, payload, offset, epoch))
+}
+
+/// Only the form `form` subscribers get (a replay to one connection).
+pub fn frame_in(
+    handle: &ServerHandle,
+    form: Form,
+    name: &str,
+    payload: Payload<'_>,
+    offset: u64,
+    epoch: &str,
+) -> Frame {
+    match form {
+        Form::Raw => raw_frame(handle, payload),
+        Form::Json => json_frame(handle, name, payload, offset, epoch),
+    }
+}
+
+/// What rooms get: the payload as sent (a JSON string's contents).
+fn raw_frame(handle: &ServerHandle, payload: Payload<'_>) -> Frame {
+    match payload {
+        Payload::Text(text) => handle.frame(Message::Text(text)),
+        Payload::Binary(bytes) => handle.frame(Message::Binary(bytes)),
+        Payload::Json(data) => handle.frame(Message::Text(&control::raw_payload(data))),
+    }
+}
+
+/// What `/ws` gets: the delivery with its place in the history.
+fn json_frame(handle: &ServerHandle, name: &str, payload: Payload<'_>, offset: u64, epoch: &str) -> Frame {
     let place = control::at(offset, epoch);
-    let (raw, json) = match payload {
-        Payload::Text(text) => {
-            (handle.frame(Message::Text(text)), control::delivery_raw(name, text.as_bytes(), true, Some(&place)))
-        }
-        Payload::Binary(bytes) => {
-            (handle.frame(Message::Binary(bytes)), control::delivery_raw(name, bytes, false, Some(&place)))
-        }
-        Payload::Json(data) => (
-            handle.frame(Message::Text(&control::raw_payload(data))),
-            control::delivery_json(name, data.get(), Some(&place)),
-        ),
+    let json = match payload {
+        Payload::Text(text) => control::delivery_raw(name, text.as_bytes(), true, Some(&place)),
+        Payload::Binary(bytes) => control::delivery_raw(name, bytes, false, Some(&place)),
+        Payload::Json(data) => control::delivery_json(name, data.get(), Some(&place)),
     };
-    (raw, handle.frame(Message::Text(&json)))
+    handle.frame(Message::Text(&json))
 }
 
 /// `payload` as what it claims to be (`claimed`): text that is not UTF-8

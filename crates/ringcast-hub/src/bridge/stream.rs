@@ -488,8 +488,7 @@ impl Jet {
                 let Some(payload) = deliver::check(header(KIND).and_then(Kind::parse), &message.payload) else {
                     continue;
                 };
-                let (raw, json) = deliver::frames(&self.handle, &name, payload, at, &self.epoch);
-                let frame = if form == Form::Json { json } else { raw };
+                let frame = deliver::frame_in(&self.handle, form, &name, payload, at, &self.epoch);
                 bytes += frame.payload().len();
                 frames.push(frame);
             }
@@ -578,7 +577,7 @@ impl Jet {
             let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str());
             if header(KIND) != Some(MARKER) {
                 if let Some(payload) = deliver::check(header(KIND).and_then(Kind::parse), &message.payload) {
-                    let (_, json) = deliver::frames(&self.handle, name, payload, offset, &self.epoch);
+                    let json = deliver::frame_in(&self.handle, Form::Json, name, payload, offset, &self.epoch);
                     let text = String::from_utf8_lossy(json.payload()).into_owned();
                     size += text.len() + 1;
                     kept.push_back(text);
