@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of ringcast-bench against the echo example and ringcast-hub:
 # every scenario for about two seconds, each result checked (JSON fields
-# present, errors == missing == reordered == 0, messages > 0), and three
-# of them over wss:// (echo, hub broadcast, connections).
+# present, errors == missing == reordered == 0, messages > 0), three of
+# them over wss:// (echo, hub broadcast, connections), a broadcast through
+# a hub with history, and examples/history_bench (publish, then replay).
 #
 #     tools/bench/smoke.sh            # builds first
 #     tools/bench/smoke.sh --no-build
@@ -24,8 +25,9 @@ fail() {
 if [[ "${1:-}" != "--no-build" ]]; then
     (cd "$ROOT" && cargo build --release -q -p ringcast-bench -p ringcast-hub) || fail "build of ringcast-bench and ringcast-hub"
     (cd "$ROOT" && cargo build --release -q -p ringcast --example echo) || fail "build of examples/echo"
+    (cd "$ROOT" && cargo build --release -q -p ringcast-hub --example history_bench) || fail "build of history_bench"
 fi
-for bin in "$BENCH" "$BIN/ringcast-hub" "$BIN/examples/echo"; do
+for bin in "$BENCH" "$BIN/ringcast-hub" "$BIN/examples/echo" "$BIN/examples/history_bench"; do
     [[ -x "$bin" ]] || fail "missing $bin"
 done
 
@@ -84,6 +86,11 @@ HUB_TLS_PORT=$(free_port)
 PIDS+=($!)
 wait_port "$HUB_PORT" "${PIDS[-1]}" hub
 wait_port "$HUB_TLS_PORT" "${PIDS[-1]}" hub
+HISTORY_PORT=$(free_port)
+"$BIN/ringcast-hub" --listen "127.0.0.1:$HISTORY_PORT" --shards 2 --max-publish-rate 0 --max-connections-per-ip 0 \
+  --history-size 20000 >"$OUT/hub-history.log" 2>&1 &
+PIDS+=($!)
+wait_port "$HISTORY_PORT" "${PIDS[-1]}" hub-history
 
 ECHO_URL="ws://127.0.0.1:$ECHO_PORT/"
 TLS_ECHO_URL="wss://localhost:$TLS_ECHO_PORT/"
@@ -133,6 +140,17 @@ run echo-wss echo --url "$TLS_ECHO_URL" "${CA[@]}" --connections 50 --size 16384
 run broadcast-wss broadcast --url "$TLS_HUB/smoke-wss" "${CA[@]}" --subscribers 200 --publishers 2 --rate 200 \
     --size 64 "${COMMON[@]}"
 run connections-wss connections --url "$TLS_ECHO_URL" "${CA[@]}" --connections 500 --hold 2 --ping-interval 0.5
+# History on: every publish sequenced through the shards' mailboxes.
+run broadcast-history broadcast --url "ws://127.0.0.1:$HISTORY_PORT/topics/smoke-history" --subscribers 200 \
+    --publishers 2 --rate 200 --size 64 "${COMMON[@]}"
+"$BIN/examples/history_bench" "127.0.0.1:$HISTORY_PORT" smoke-replay 10000 100 >"$OUT/history-bench.txt" \
+    || fail "history_bench (see $OUT/history-bench.txt)"
+python3 - "$OUT/history-bench.txt" <<'PY' || fail "history_bench: a figure is missing or zero"
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+assert r["messages"] == 10000 and all(r[k] > 0 for k in ("publish_per_sec", "replay_per_sec", "replay_mb_per_sec")), r
+print(f"smoke: history_bench ok: {r['publish_per_sec']:.0f} publishes/s, {r['replay_per_sec']:.0f} replayed/s")
+PY
 
 python3 - "$OUT" <<'EOF' || fail "a result did not pass its checks (see above)"
 import json, os, sys, xml.dom.minidom
@@ -170,8 +188,8 @@ for name in files:
             bad.append(f"{name}: {r.get('wire_bytes_per_delivery')} bytes on the wire per {r['size']}-byte delivery")
     if name.endswith("-wss.json") and not r.get("url", "").startswith("wss://"):
         bad.append(f"{name}: not over wss:// ({r.get('url')})")
-if len(files) != 13:
-    bad.append(f"{len(files)} result files instead of 13")
+if len(files) != 14:
+    bad.append(f"{len(files)} result files instead of 14")
 try:
     xml.dom.minidom.parse(os.path.join(out, "latency.svg"))
 except Exception as e:
