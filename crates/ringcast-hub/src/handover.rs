@@ -1,10 +1,12 @@
 //! How a connection takes a topic, and what the cluster bridge hands a
 //! connection when history lives in JetStream: answers, replayed
 //! messages, and the moment it joins live delivery. The bridge posts these
-//! with [`ringcast::ServerHandle::notify`], so they reach the connection
-//! in mailbox order with the topic's live messages, which the bridge posts
+//! with [`ringcast::ServerHandle::notify`] and joins with
+//! [`ringcast::ServerHandle::join`], so they reach the connection in
+//! mailbox order with the topic's live messages, which the bridge posts
 //! too: a join posted after the live messages up to some offset starts the
-//! connection exactly after them.
+//! connection exactly after them (the runtime counts it as a subscriber at
+//! once, so no later post skips its shard).
 
 use std::sync::Arc;
 
@@ -38,12 +40,14 @@ pub(crate) enum Note {
     /// Messages of `name` replayed in order; `more`: the replay goes on
     /// once the connection has drained (it asks the bridge for more).
     Replay { name: Arc<str>, frames: Vec<Frame>, more: bool },
-    /// Caught up (or nothing to recover): send `answer` if any, then
-    /// subscribe to `name` in `form` from offset `after` on.
+    /// Caught up (or nothing to recover): the connection was just
+    /// subscribed to `name` in `form` from offset `after` on
+    /// (`ServerHandle::join`, which carries this note); send `answer` if
+    /// any.
     Join { name: Arc<str>, form: Form, after: u64, answer: Option<String> },
     /// The replay of `name` broke off (the history dropped messages it
-    /// still needed): `/ws` gets `text`, a room is closed; the connection
-    /// then joins live after `after`.
+    /// still needed): the connection was subscribed after `after` (as for
+    /// `Join`); `/ws` gets `text`, a room is closed.
     Lost { name: Arc<str>, form: Form, after: u64, text: String },
     /// The subscribe could not be served (the history is unreachable):
     /// `/ws` gets `text` and is not subscribed, a room is closed with 1013.

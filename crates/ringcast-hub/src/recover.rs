@@ -195,8 +195,12 @@ pub fn apply(ws: &mut Ws<'_, Conn>, note: Note) {
             }
             set(ws.data_mut(), &name, if more { Replay::Draining } else { Replay::Asked });
         }
-        Note::Join { name, form, after, answer } => {
+        // The runtime subscribed the connection (`ServerHandle::join`)
+        // before handing these over: one that gave the recovery up in the
+        // meantime leaves again.
+        Note::Join { name, form, answer, .. } => {
             if !expects(ws.data(), &name) {
+                ws.unsubscribe(&form.topic(&name));
                 return;
             }
             end(ws.data_mut());
@@ -204,10 +208,10 @@ pub fn apply(ws: &mut Ws<'_, Conn>, note: Note) {
             if let Some(answer) = answer {
                 let _ = ws.send_text(&answer);
             }
-            ws.subscribe_after(&form.topic(&name), after);
         }
-        Note::Lost { name, form, after, text } => {
+        Note::Lost { name, form, text, .. } => {
             if !expects(ws.data(), &name) {
+                ws.unsubscribe(&form.topic(&name));
                 return;
             }
             end(ws.data_mut());
@@ -215,7 +219,6 @@ pub fn apply(ws: &mut Ws<'_, Conn>, note: Note) {
             match form {
                 Form::Json => {
                     let _ = ws.send_text(&text);
-                    ws.subscribe_after(&form.topic(&name), after);
                 }
                 Form::Raw => {
                     let _ = ws.close(CloseCode::POLICY, "history lost during recovery: resynchronise");

@@ -111,12 +111,8 @@ impl HubHandler {
         };
         match request {
             control::Request::Subscribe { topic, since, id } => {
-                if let Err(e) = topic::check(&topic) {
-                    return self.refuse(ws, &Refusal { error: e.into(), id });
-                }
-                if ws.data().grant.as_ref().is_some_and(|g| !g.may_subscribe(&topic)) {
-                    let error = format!("token may not subscribe to {topic:?}");
-                    return self.refuse(ws, &Refusal { error, id });
+                if !self.may(ws, &topic, Right::Subscribe, id) {
+                    return;
                 }
                 let json = topic::json_topic(&topic);
                 if ws.is_subscribed(&json) || recovering(ws.data(), &topic) {
@@ -170,12 +166,8 @@ impl HubHandler {
                 }
             }
             control::Request::History { topic, limit, id } => {
-                if let Err(e) = topic::check(&topic) {
-                    return self.refuse(ws, &Refusal { error: e.into(), id });
-                }
-                if ws.data().grant.as_ref().is_some_and(|g| !g.may_subscribe(&topic)) {
-                    let error = format!("token may not read {topic:?}");
-                    return self.refuse(ws, &Refusal { error, id });
+                if !self.may(ws, &topic, Right::Subscribe, id) {
+                    return;
                 }
                 let budget = self.shared.config.max_backpressure / 2;
                 if let Some(bridge) = self.history_bridge() {
@@ -191,24 +183,16 @@ impl HubHandler {
                 let _ = ws.send_text(&recover::history(sequencer, &topic, limit, budget, id));
             }
             control::Request::Presence { topic, id } => {
-                if let Err(e) = topic::check(&topic) {
-                    return self.refuse(ws, &Refusal { error: e.into(), id });
-                }
-                if ws.data().grant.as_ref().is_some_and(|g| !g.may_subscribe(&topic)) {
-                    let error = format!("token may not read {topic:?}");
-                    return self.refuse(ws, &Refusal { error, id });
+                if !self.may(ws, &topic, Right::Subscribe, id) {
+                    return;
                 }
                 let here = ws.subscribers(&topic::raw_topic(&topic)) + ws.subscribers(&topic::json_topic(&topic));
                 let count = here + self.shared.bridge.as_ref().map_or(0, |b| b.elsewhere(&topic));
                 let _ = ws.send_text(&control::ack_with(id, &format!("\"subscribers\":{count}")));
             }
             control::Request::Publish { topic, data, id } => {
-                if let Err(e) = topic::check(&topic) {
-                    return self.refuse(ws, &Refusal { error: e.into(), id });
-                }
-                if ws.data().grant.as_ref().is_some_and(|g| !g.may_publish(&topic)) {
-                    let error = format!("token may not publish to {topic:?}");
-                    return self.refuse(ws, &Refusal { error, id });
+                if !self.may(ws, &topic, Right::Publish, id) {
+                    return;
                 }
                 if !self.within_rate(ws.data_mut()) {
                     let error = format!("over {} publishes per second", self.shared.config.max_publish_rate);
@@ -257,6 +241,28 @@ impl HubHandler {
         }
     }
 
+    /// Whether `topic` is a valid name the connection's token allows this
+    /// on; if not, the request is answered with why.
+    fn may(&self, ws: &mut Ws<'_, Conn>, topic: &str, right: Right, id: Option<&RawValue>) -> bool {
+        let error = match topic::check(topic) {
+            Err(e) => e.to_owned(),
+            Ok(()) => {
+                let grant = ws.data().grant.as_ref();
+                match right {
+                    Right::Subscribe if grant.is_some_and(|g| !g.may_subscribe(topic)) => {
+                        format!("token may not subscribe to {topic:?}")
+                    }
+                    Right::Publish if grant.is_some_and(|g| !g.may_publish(topic)) => {
+                        format!("token may not publish to {topic:?}")
+                    }
+                    _ => return true,
+                }
+            }
+        };
+        self.refuse(ws, &Refusal { error, id });
+        false
+    }
+
     fn refuse(&self, ws: &mut Ws<'_, Conn>, refusal: &Refusal<'_>) {
         ShardMetrics::bump(&self.metrics().request_errors, 1);
         let _ = ws.send_text(&control::error(refusal));
@@ -292,6 +298,14 @@ impl HubHandler {
         tracing::debug!(sub = %grant.sub, "token accepted");
         Ok(Some(Box::new(grant)))
     }
+}
+
+/// What a request asks of the token: subscribe rights (subscribe,
+/// history, presence) or publish rights.
+#[derive(Clone, Copy)]
+enum Right {
+    Subscribe,
+    Publish,
 }
 
 /// `?echo=1` or `?echo=true`.

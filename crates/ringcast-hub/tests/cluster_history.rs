@@ -13,12 +13,21 @@ use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+/// A hub with history in `nats`'s JetStream, 10 000 messages per topic,
+/// connected.
 fn hub_on(nats: &NatsCluster) -> TestHub {
-    let url = nats.url(0);
-    let hub = TestHub::start(2, move |config| {
-        config.nats = vec![url];
+    hub_with(nats, 2, |config| {
         config.history_size = Some(10_000);
         config.max_publish_rate = 0;
+    })
+}
+
+/// A hub of `shards` on `nats` with these settings, connected.
+fn hub_with(nats: &NatsCluster, shards: usize, tweak: impl FnOnce(&mut ringcast_hub::HubConfig)) -> TestHub {
+    let url = nats.url(0);
+    let hub = TestHub::start(shards, move |config| {
+        config.nats = vec![url];
+        tweak(config);
     });
     let until = std::time::Instant::now() + Duration::from_secs(20);
     while hub.metric("ringcast_bridge_connected", "") != 1 {
@@ -26,25 +35,6 @@ fn hub_on(nats: &NatsCluster) -> TestHub {
         std::thread::sleep(Duration::from_millis(20));
     }
     hub
-}
-
-async fn subscribe(ws: &mut Client, topic: &str, since: Option<&Value>) -> Value {
-    let mut request_json = json!({"op":"subscribe","topic":topic,"id":0});
-    if let Some(since) = since {
-        request_json["since"] = since.clone();
-    }
-    request(ws, &request_json.to_string()).await;
-    next_json(ws).await
-}
-
-/// Publishes and waits for the acknowledgement, which comes once the
-/// stream has the message: with its offset and epoch.
-async fn publish_acked(ws: &mut Client, topic: &str, data: Value) -> Value {
-    request(ws, &json!({"op":"publish","topic":topic,"data":data,"id":"p"}).to_string()).await;
-    let ack = next_json(ws).await;
-    assert_eq!(ack["ok"], true, "{ack}");
-    assert!(ack["offset"].as_u64().is_some() && ack["epoch"].is_string(), "{ack}");
-    ack
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,16 +147,11 @@ async fn a_room_recovers_across_hubs_with_since() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_of_100_000_from_the_stream_to_a_slow_reader_is_paced_inside_the_budget() {
     let nats = NatsCluster::jetstream();
-    let url = nats.url(0);
-    let hub = TestHub::start(2, move |config| {
-        config.nats = vec![url];
+    let hub = hub_with(&nats, 2, |config| {
         config.history_size = Some(200_000);
         config.history_memory = 256 << 20;
         config.max_publish_rate = 0;
     });
-    while hub.metric("ringcast_bridge_connected", "") != 1 {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let mut publisher = connect(&hub.url("/ws")).await;
     let first = publish_acked(&mut publisher, "bulk", json!(0)).await;
     for i in 1..99_999 {
@@ -242,15 +227,10 @@ async fn presence_counts_every_hub_and_forgets_a_dead_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribes_count_against_the_publish_rate_when_history_is_in_jetstream() {
     let nats = NatsCluster::jetstream();
-    let url = nats.url(0);
-    let hub = TestHub::start(1, move |config| {
-        config.nats = vec![url];
+    let hub = hub_with(&nats, 1, |config| {
         config.history_size = Some(10);
         config.max_publish_rate = 5;
     });
-    while hub.metric("ringcast_bridge_connected", "") != 1 {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let mut ws = connect(&hub.url("/ws")).await;
     let mut refused = 0;
     for i in 0..20 {
@@ -262,4 +242,28 @@ async fn subscribes_count_against_the_publish_rate_when_history_is_in_jetstream(
         }
     }
     assert!(refused >= 10, "{refused} of 20 refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streams_count_bound_keeps_the_latest_per_topic_and_older_positions_are_lost() {
+    let nats = NatsCluster::jetstream();
+    let hub = hub_with(&nats, 2, |config| {
+        config.history_size = Some(10);
+        config.max_publish_rate = 0;
+    });
+    let mut publisher = connect(&hub.url("/ws")).await;
+    let mut acks = Vec::new();
+    for i in 1..=20 {
+        acks.push(publish_acked(&mut publisher, "t", json!(i)).await);
+    }
+    // Another topic in between does not count against t's ten.
+    publish_acked(&mut publisher, "other", json!("x")).await;
+    let at = |n: usize| json!({"offset":acks[n - 1]["offset"],"epoch":acks[n - 1]["epoch"]});
+    let mut reader = connect(&hub.url("/ws")).await;
+    assert_eq!(subscribe(&mut reader, "t", Some(&at(9))).await["recovered"], false, "10 is gone");
+    let mut reader = connect(&hub.url("/ws")).await;
+    assert_eq!(subscribe(&mut reader, "t", Some(&at(11))).await["recovered"], true);
+    for i in 12..=20 {
+        assert_eq!(next_json(&mut reader).await["data"], i);
+    }
 }

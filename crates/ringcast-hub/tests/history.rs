@@ -20,24 +20,6 @@ fn with_history(size: u32) -> impl FnOnce(&mut ringcast_hub::HubConfig) {
     }
 }
 
-/// Subscribes with `id` 0 (and `since`, if given); the answer.
-async fn subscribe(ws: &mut Client, topic: &str, since: Option<&Value>) -> Value {
-    let mut request_json = json!({"op":"subscribe","topic":topic,"id":0});
-    if let Some(since) = since {
-        request_json["since"] = since.clone();
-    }
-    request(ws, &request_json.to_string()).await;
-    next_json(ws).await
-}
-
-/// Publishes `data` with an id and waits for the acknowledgement.
-async fn publish_acked(ws: &mut Client, topic: &str, data: Value) -> Value {
-    request(ws, &json!({"op":"publish","topic":topic,"data":data,"id":"p"}).to_string()).await;
-    let ack = next_json(ws).await;
-    assert_eq!(ack["ok"], true, "{ack}");
-    ack
-}
-
 #[tokio::test]
 async fn a_subscriber_that_comes_back_gets_the_1000_it_missed_in_order_then_live_with_no_gap() {
     let hub = TestHub::start(2, with_history(10_000));

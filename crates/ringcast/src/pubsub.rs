@@ -108,6 +108,10 @@ pub(crate) enum Post {
     /// A note for one connection (table key, generation), handed to the
     /// handler's `notified` in mailbox order.
     Note((u32, u32), Box<dyn Any + Send>),
+    /// Subscribes one connection to a topic after a place, then hands it
+    /// the note; the topic's interest on this shard was counted when this
+    /// was posted (so deliveries posted after it come here).
+    Join { conn: (u32, u32), topic: Arc<str>, after: u64, note: Box<dyn Any + Send> },
 }
 
 /// A shard's mailbox: deliveries and notes from other shards and from the
@@ -223,6 +227,22 @@ impl Hub {
         }
     }
 
+    /// Counts connection `conn` of `shard` as a subscriber of `topic` now
+    /// and posts its subscription (with `note`) behind whatever that
+    /// shard's mailbox holds.
+    pub fn join(&self, shard: usize, conn: (u32, u32), topic: &str, after: u64, note: Box<dyn Any + Send>) {
+        let Some(mailbox) = self.mailboxes.get(shard) else { return };
+        let topic: Arc<str> = Arc::from(topic);
+        self.add(&topic, shard);
+        mailbox.post(Post::Join { conn, topic, after, note });
+    }
+
+    /// Takes back a count made by [`join`](Self::join) whose subscription
+    /// did not happen (the connection was gone or already subscribed).
+    pub fn unjoin(&self, topic: &str, shard: usize) {
+        self.remove(topic, shard);
+    }
+
     /// Posts `delivery` to each interested shard that `exclude` (given the
     /// shard) answers, with the connection it answers skipped there;
     /// returns the subscribers of those shards (a skipped one included).
@@ -312,9 +332,17 @@ impl LocalTopics {
 
     /// Subscribes connection `conn`; false if it already was.
     pub fn subscribe(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions) -> bool {
+        let Some(name) = self.insert(topic, conn, subs) else { return false };
+        self.hub.add(&name, self.shard);
+        true
+    }
+
+    /// Enters connection `conn` in the shard's index of `topic` (the shared
+    /// interest count is the caller's); `None` if it already was.
+    fn insert(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions) -> Option<Arc<str>> {
         let list = &mut subs.get_or_insert_with(Default::default).topics;
         if list.iter().any(|(t, _)| &**t == topic) {
-            return false;
+            return None;
         }
         let name = match self.topics.get_key_value(topic) {
             Some((name, _)) => name.clone(),
@@ -322,7 +350,20 @@ impl LocalTopics {
         };
         let slot = self.topics.entry(name.clone()).or_default().insert(conn);
         list.push((name.clone(), slot));
-        self.hub.add(&name, self.shard);
+        Some(name)
+    }
+
+    /// A subscription posted by [`Hub::join`], whose interest was counted
+    /// then: enters it from the place `after` on; false (and the count
+    /// taken back) if it already was subscribed.
+    pub fn joined(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions, after: u64) -> bool {
+        let Some(name) = self.insert(topic, conn, subs) else {
+            self.hub.unjoin(topic, self.shard);
+            return false;
+        };
+        if after > 0 {
+            self.fences.push((name, conn, after));
+        }
         true
     }
 

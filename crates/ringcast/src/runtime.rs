@@ -203,6 +203,11 @@ impl Runtime {
         self.inner.hub.forward_all(&delivery, except.map(|id| (id.shard(), (id.key, id.generation))))
     }
 
+    /// Subscribes one connection from any thread, in mailbox order.
+    pub fn join(&self, conn: ConnId, topic: &str, after: u64, note: Box<dyn std::any::Any + Send>) {
+        self.inner.hub.join(conn.shard(), (conn.key, conn.generation), topic, after, note);
+    }
+
     /// Posts a note for one connection.
     pub fn notify(&self, conn: ConnId, note: Box<dyn std::any::Any + Send>) {
         self.inner.hub.notify(conn.shard(), (conn.key, conn.generation), note);

@@ -241,6 +241,21 @@ impl ServerHandle {
         self.runtime.publish_sequenced(topic, frame, seq, except)
     }
 
+    /// Subscribes connection `conn` to `topic` from any thread, from the
+    /// place `after` on (as [`Ws::subscribe_after`](crate::Ws::subscribe_after)),
+    /// then hands it `note` ([`Handler::notified`](crate::Handler::notified)).
+    /// The connection counts as a subscriber from this call on, so every
+    /// message published after it reaches its shard, where the
+    /// subscription takes effect in mailbox order: messages posted there
+    /// before it are not delivered to it, those after it are (less those
+    /// at places up to `after`). The way a thread that sequences a topic's
+    /// publishes hands a connection over to live delivery with no gap. If
+    /// the connection is gone or no longer open by then, nothing happens;
+    /// if it already subscribes, it stays as it was (the note still comes).
+    pub fn join(&self, conn: ConnId, topic: &str, after: u64, note: Box<dyn std::any::Any + Send>) {
+        self.runtime.join(conn, topic, after, note)
+    }
+
     /// Posts `note` for connection `conn` from any thread: its handler's
     /// [`Handler::notified`](crate::Handler::notified) gets it on the
     /// connection's shard, in mailbox order (after everything posted there

@@ -41,18 +41,7 @@ fn start(builder: ServerBuilder) -> ServerHandle {
 }
 
 fn join(handle: &ServerHandle, topic: &str) -> RawClient {
-    let mut client = RawClient::connect(handle.local_addr());
-    client.send_raw(upgrade_request(&format!("/topics/{topic}"), "").as_bytes());
-    assert!(client.read_head().starts_with("HTTP/1.1 101 "));
-    client
-}
-
-fn wait_subscribers(handle: &ServerHandle, topic: &str, n: u64) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while handle.subscribers(topic) != n {
-        assert!(Instant::now() < until, "{topic}: {} subscribers, expected {n}", handle.subscribers(topic));
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    join_path(handle, &format!("/topics/{topic}"))
 }
 
 #[test]

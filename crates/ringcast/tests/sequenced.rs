@@ -83,21 +83,6 @@ fn start_with(kept: Kept, hellos: Arc<Mutex<Vec<ringcast::ConnId>>>) -> ServerHa
     handle
 }
 
-fn join(handle: &ServerHandle, path: &str) -> RawClient {
-    let mut client = RawClient::connect(handle.local_addr());
-    client.send_raw(upgrade_request(path, "").as_bytes());
-    assert!(client.read_head().starts_with("HTTP/1.1 101 "));
-    client
-}
-
-fn wait_subscribers(handle: &ServerHandle, topic: &str, n: u64) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while handle.subscribers(topic) != n {
-        assert!(Instant::now() < until, "{topic}: {} subscribers, expected {n}", handle.subscribers(topic));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn text(client: &mut RawClient) -> String {
     let frame = client.read_frame().expect("a frame");
     String::from_utf8(frame.payload).unwrap()
@@ -106,7 +91,7 @@ fn text(client: &mut RawClient) -> String {
 #[test]
 fn publishers_racing_under_one_lock_are_seen_in_one_order_everywhere() {
     let handle = start(Kept::default());
-    let mut subscribers: Vec<RawClient> = (0..20).map(|_| join(&handle, "/seq/t")).collect();
+    let mut subscribers: Vec<RawClient> = (0..20).map(|_| join_path(&handle, "/seq/t")).collect();
     wait_subscribers(&handle, "t", 20);
     // Four threads publish at once; the lock orders them, and the place
     // each took is what it publishes.
@@ -136,8 +121,8 @@ fn publishers_racing_under_one_lock_are_seen_in_one_order_everywhere() {
 #[test]
 fn a_subscription_after_a_place_skips_the_places_up_to_it() {
     let handle = start(Kept::default());
-    let mut late = join(&handle, "/seq/t?after=10");
-    let mut early = join(&handle, "/seq/t");
+    let mut late = join_path(&handle, "/seq/t?after=10");
+    let mut early = join_path(&handle, "/seq/t");
     wait_subscribers(&handle, "t", 2);
     let publish = |seq: u64| {
         let frame = handle.frame(Message::Text(&format!("m{seq}")));
@@ -158,7 +143,7 @@ fn a_subscription_after_a_place_skips_the_places_up_to_it() {
     assert_eq!(text(&mut early), "m3");
     // A fenced subscriber that leaves takes its fence along; a publish
     // without a place is never fenced.
-    let gone = join(&handle, "/seq/t?after=100");
+    let gone = join_path(&handle, "/seq/t?after=100");
     wait_subscribers(&handle, "t", 3);
     drop(gone);
     wait_subscribers(&handle, "t", 2);
@@ -171,7 +156,7 @@ fn a_subscription_after_a_place_skips_the_places_up_to_it() {
 #[test]
 fn the_publisher_excepted_is_skipped_and_everyone_else_served_on_both_shards() {
     let handle = start(Kept::default());
-    let mut members: Vec<RawClient> = (0..6).map(|_| join(&handle, "/seq/room")).collect();
+    let mut members: Vec<RawClient> = (0..6).map(|_| join_path(&handle, "/seq/room")).collect();
     wait_subscribers(&handle, "room", 6);
     for round in 0..3 {
         let sender = round * 2;
@@ -204,7 +189,7 @@ fn kept_frames_are_sent_again_whole_and_in_order() {
     assert!(kept.lock().unwrap()[3].is_text());
     assert!(!kept.lock().unwrap()[100].is_text());
     for _ in 0..2 {
-        let mut client = join(&handle, "/seq/r");
+        let mut client = join_path(&handle, "/seq/r");
         client.send_raw(&masked(0x1, b"replay"));
         for i in 0..100 {
             assert_eq!(text(&mut client), format!("kept {i}"));
@@ -221,18 +206,23 @@ fn kept_frames_are_sent_again_whole_and_in_order() {
 fn a_note_reaches_its_connection_in_mailbox_order_and_one_for_a_gone_connection_is_dropped() {
     let hellos = Arc::new(Mutex::new(Vec::new()));
     let handle = start_with(Kept::default(), hellos.clone());
-    let mut clients: Vec<RawClient> = (0..4).map(|_| join(&handle, "/seq/n")).collect();
-    wait_subscribers(&handle, "n", 4);
-    for client in &mut clients {
+    // Connections until both shards have some (the kernel spreads them).
+    let mut clients: Vec<RawClient> = Vec::new();
+    let on_both =
+        |ids: &[ringcast::ConnId]| ids.iter().any(|id| id.shard() == 0) && ids.iter().any(|id| id.shard() == 1);
+    while clients.len() < 4 || !on_both(&hellos.lock().unwrap()) {
+        assert!(clients.len() < 200, "200 connections all on one shard");
+        let mut client = join_path(&handle, "/seq/n");
         client.send_raw(&masked(0x1, b"hello"));
+        clients.push(client);
+        let until = Instant::now() + Duration::from_secs(10);
+        while hellos.lock().unwrap().len() < clients.len() {
+            assert!(Instant::now() < until, "the hellos arrive");
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
-    let until = Instant::now() + Duration::from_secs(10);
-    while hellos.lock().unwrap().len() < 4 {
-        assert!(Instant::now() < until, "the hellos arrive");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_subscribers(&handle, "n", clients.len() as u64);
     let ids = hellos.lock().unwrap().clone();
-    assert!(ids.iter().any(|id| id.shard() == 0) && ids.iter().any(|id| id.shard() == 1), "both shards");
     for round in 0..50 {
         handle.publish_sequenced("n", &handle.frame(Message::Text(&format!("before {round}"))), 0, None);
         for id in &ids {
@@ -257,11 +247,46 @@ fn a_note_reaches_its_connection_in_mailbox_order_and_one_for_a_gone_connection_
     for id in &ids {
         handle.notify(*id, Box::new("too late".to_string()));
     }
-    let mut fresh = join(&handle, "/seq/n");
+    let mut fresh = join_path(&handle, "/seq/n");
     fresh.send_raw(&masked(0x1, b"pub still here"));
-    let mut other = join(&handle, "/seq/n");
+    let mut other = join_path(&handle, "/seq/n");
     wait_subscribers(&handle, "n", 2);
     other.send_raw(&masked(0x1, b"pub alive"));
     assert_eq!(text(&mut fresh), "alive", "notes for gone connections were dropped, nothing broke");
+    handle.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_join_from_another_thread_counts_at_once_and_takes_effect_in_mailbox_order() {
+    let hellos = Arc::new(Mutex::new(Vec::new()));
+    let handle = start_with(Kept::default(), hellos.clone());
+    let mut client = join_path(&handle, "/seq/n");
+    client.send_raw(&masked(0x1, b"hello"));
+    let until = Instant::now() + Duration::from_secs(10);
+    while hellos.lock().unwrap().is_empty() {
+        assert!(Instant::now() < until, "the hello arrives");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let id = hellos.lock().unwrap()[0];
+    // Nobody subscribes to z: its shard has no interest until the join.
+    assert_eq!(handle.subscribers("z"), 0);
+    let publish = |seq: u64| {
+        handle.publish_sequenced("z", &handle.frame(Message::Text(&format!("z{seq}"))), seq, None);
+    };
+    publish(1);
+    handle.join(id, "z", 3, Box::new("joined".to_string()));
+    assert_eq!(handle.subscribers("z"), 1, "counted at once");
+    for seq in 2..=6 {
+        publish(seq);
+    }
+    assert_eq!(text(&mut client), "note: joined", "the note comes with the subscription");
+    for seq in 4..=6 {
+        assert_eq!(text(&mut client), format!("z{seq}"), "places up to 3 are skipped, none after is");
+    }
+    // A join for a connection that is gone takes its count back.
+    drop(client);
+    wait_subscribers(&handle, "z", 0);
+    handle.join(id, "z", 0, Box::new("too late".to_string()));
+    wait_subscribers(&handle, "z", 0);
     handle.shutdown(Duration::from_secs(1));
 }

@@ -162,6 +162,19 @@ impl Jet {
         self.handle.notify(conn, Box::new(note));
     }
 
+    /// Subscribes `conn` to the topic of a join or lost note after its
+    /// offset, then hands it the note. The runtime counts it as a
+    /// subscriber at once, so every live post from here on reaches its
+    /// shard, behind the subscription.
+    fn join_live(&self, conn: ConnId, note: Note) {
+        let (Note::Join { name, form, after, .. } | Note::Lost { name, form, after, .. }) = &note else {
+            return self.note(conn, note);
+        };
+        let topic = form.topic(name);
+        let after = *after;
+        self.handle.join(conn, &topic, after, Box::new(note));
+    }
+
     /// Publishes a message taken here into the stream; the live feeds
     /// bring it back to every hub, this one included.
     pub async fn publish(self: &Rc<Self>, message: Outbound) {
@@ -266,6 +279,18 @@ impl Jet {
             Some(last) => last,
             None => self.last_offset(&subject).await?,
         };
+        let messages = self.consume(subject, start).await?;
+        let last = Rc::new(Cell::new(start));
+        let (stop, stopped) = oneshot::channel();
+        tokio::task::spawn_local(self.clone().feed(name.clone(), messages, last.clone(), stopped));
+        let live = Live { last: last.clone(), stop: Some(stop), joined: Instant::now() };
+        self.live.borrow_mut().insert(name.clone(), live);
+        self.bridge.metrics.subjects.store(self.live.borrow().len() as u64, Ordering::Relaxed);
+        Ok(last)
+    }
+
+    /// An ordered consumer of `subject` from the message after `start`.
+    async fn consume(&self, subject: String, start: u64) -> Result<push::Ordered, Failure> {
         let consumer = self
             .stream
             .create_consumer(push::OrderedConfig {
@@ -276,18 +301,13 @@ impl Jet {
             })
             .await
             .map_err(|e| format!("history unavailable: {e}"))?;
-        let messages = consumer.messages().await.map_err(|e| format!("history unavailable: {e}"))?;
-        let last = Rc::new(Cell::new(start));
-        let (stop, stopped) = oneshot::channel();
-        tokio::task::spawn_local(self.clone().feed(name.clone(), messages, last.clone(), stopped));
-        let live = Live { last: last.clone(), stop: Some(stop), joined: Instant::now() };
-        self.live.borrow_mut().insert(name.clone(), live);
-        self.bridge.metrics.subjects.store(self.live.borrow().len() as u64, Ordering::Relaxed);
-        Ok(last)
+        consumer.messages().await.map_err(|e| format!("history unavailable: {e}"))
     }
 
     /// Posts `name`'s messages from the stream to the local subscribers,
-    /// in order, until stopped.
+    /// in order, until stopped. A consumer that fails (NATS cut off, the
+    /// consumer lost) is made again from the last message posted, so the
+    /// subscribers here miss nothing the stream still has.
     async fn feed(
         self: Rc<Self>,
         name: Arc<str>,
@@ -308,16 +328,32 @@ impl Jet {
                             last.set(offset);
                         }
                     }
-                    Some(Err(e)) => tracing::debug!(error = %e, topic = %name, "bridge: live feed"),
-                    None => break,
+                    failed => {
+                        let why = match failed {
+                            Some(Err(e)) => e.to_string(),
+                            _ => "ended".to_owned(),
+                        };
+                        tracing::debug!(topic = %name, error = %why, "bridge: live feed starts again");
+                        loop {
+                            tokio::select! {
+                                biased;
+                                _ = &mut stop => return,
+                                again = self.consume(self.subject(&name), last.get()) => match again {
+                                    Ok(again) => {
+                                        messages = again;
+                                        break;
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(topic = %name, error = %e, "bridge: live feed cannot start again; retrying");
+                                        tokio::time::sleep(Duration::from_millis(500)).await;
+                                    }
+                                },
+                            }
+                        }
+                    }
                 },
             }
         }
-        // The feed ended on its own (the connection is closing): the next
-        // join starts it again from here.
-        tracing::debug!(topic = %name, "bridge: live feed ended");
-        self.live.borrow_mut().remove(&name);
-        self.stopped.borrow_mut().insert(name, last.get());
     }
 
     fn post_live(&self, name: &str, message: &async_nats::Message, offset: u64) {
@@ -402,7 +438,7 @@ impl Jet {
                 None => id.is_some().then(|| self.at(after)),
             };
             let answer = answer.filter(|_| form == Form::Json).map(|fields| control::ack_with(id, &fields));
-            self.note(conn, Note::Join { name, form, after, answer });
+            self.join_live(conn, Note::Join { name, form, after, answer });
             return Ok(());
         }
         let since = since.expect("recovered from a position");
@@ -497,7 +533,7 @@ impl Jet {
             if at > batch_from && batch_from > 0 && !self.kept_after(&subject, batch_from).await? {
                 let after = self.live(&name).await?.get();
                 let text = control::recovery_lost(&name, after, &self.epoch);
-                self.note(conn, Note::Lost { name, form, after, text });
+                self.join_live(conn, Note::Lost { name, form, after, text });
                 return Ok(());
             }
             if !caught_up {
@@ -518,7 +554,7 @@ impl Jet {
             // to the note, so no live post slips between them).
             let last = self.live(&name).await?;
             if at >= last.get() {
-                self.note(conn, Note::Join { name, form, after: at, answer: None });
+                self.join_live(conn, Note::Join { name, form, after: at, answer: None });
                 return Ok(());
             }
             top = last.get();

@@ -144,6 +144,26 @@ pub async fn request(ws: &mut Client, json: &str) {
     ws.send(Message::text(json)).await.expect("send");
 }
 
+/// Subscribes on `/ws` with `id` 0 (and `since`, if given); the answer.
+pub async fn subscribe(ws: &mut Client, topic: &str, since: Option<&serde_json::Value>) -> serde_json::Value {
+    let mut request_json = serde_json::json!({"op":"subscribe","topic":topic,"id":0});
+    if let Some(since) = since {
+        request_json["since"] = since.clone();
+    }
+    request(ws, &request_json.to_string()).await;
+    next_json(ws).await
+}
+
+/// Publishes `data` on a hub with history and waits for the
+/// acknowledgement, which names the message's offset and epoch.
+pub async fn publish_acked(ws: &mut Client, topic: &str, data: serde_json::Value) -> serde_json::Value {
+    request(ws, &serde_json::json!({"op":"publish","topic":topic,"data":data,"id":"p"}).to_string()).await;
+    let ack = next_json(ws).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert!(ack["offset"].as_u64().is_some() && ack["epoch"].is_string(), "{ack}");
+    ack
+}
+
 /// The upgrade request a browser would send, with extra header lines.
 pub fn upgrade(path: &str, extra: &str) -> String {
     format!(

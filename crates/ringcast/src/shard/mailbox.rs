@@ -35,6 +35,18 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                     with_ws(&mut self.handler, slot, id, &mut self.local, "notified", |h, ws| h.notified(ws, note));
                     self.review(key as usize);
                 }
+                Post::Join { conn: (key, generation), topic, after, note } => {
+                    let id = self.id(key as usize, generation);
+                    let slot = self.conns.get_mut(key as usize).filter(|s| s.generation == generation);
+                    let Some(slot) = slot.filter(|s| matches!(s.phase, Phase::Open { .. })) else {
+                        // Gone (or closing): its count goes back.
+                        self.local.topics.hub().unjoin(&topic, self.index as usize);
+                        continue;
+                    };
+                    self.local.topics.joined(&topic, (key, generation), &mut slot.subs, after);
+                    with_ws(&mut self.handler, slot, id, &mut self.local, "notified", |h, ws| h.notified(ws, note));
+                    self.review(key as usize);
+                }
             }
         }
     }

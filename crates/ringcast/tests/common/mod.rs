@@ -395,3 +395,20 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 }
 
 pub const NORMAL: u16 = CloseCode::NORMAL.0;
+
+/// A raw client upgraded on `path`.
+pub fn join_path(handle: &ServerHandle, path: &str) -> RawClient {
+    let mut client = RawClient::connect(handle.local_addr());
+    client.send_raw(upgrade_request(path, "").as_bytes());
+    assert!(client.read_head().starts_with("HTTP/1.1 101 "));
+    client
+}
+
+/// Waits (up to 10 s) until `topic` has `n` subscribers over all shards.
+pub fn wait_subscribers(handle: &ServerHandle, topic: &str, n: u64) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while handle.subscribers(topic) != n {
+        assert!(Instant::now() < until, "{topic}: {} subscribers, expected {n}", handle.subscribers(topic));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
