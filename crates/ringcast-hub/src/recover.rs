@@ -17,6 +17,10 @@ use crate::sequencer::{Sequencer, Step};
 use crate::shared::{Conn, Replay, Route};
 use crate::topic::percent_decode;
 
+/// Why a room whose replay broke off is closed (it cannot be told
+/// in-band).
+const LOST: &str = "history lost during recovery: resynchronise";
+
 /// Most messages a `history` answer holds.
 pub const MAX_HISTORY: usize = 1000;
 /// Messages a `history` request without `limit` gets.
@@ -122,7 +126,7 @@ pub fn continue_room(sequencer: &Sequencer, ws: &mut Ws<'_, Conn>, name: &Arc<st
     match sequencer.replay(ws, name, Form::Raw, from) {
         Step::Paused(at) => set(ws.data_mut(), name, Replay::From(at)),
         Step::Lost(_) => {
-            let _ = ws.close(CloseCode::POLICY, "history lost during recovery: resynchronise");
+            let _ = ws.close(CloseCode::POLICY, LOST);
         }
         Step::Live(_) | Step::Closed => {}
     }
@@ -199,29 +203,23 @@ pub fn apply(ws: &mut Ws<'_, Conn>, note: Note) {
         // before handing these over: one that gave the recovery up in the
         // meantime leaves again.
         Note::Join { name, form, answer, .. } => {
-            if !expects(ws.data(), &name) {
-                ws.unsubscribe(&form.topic(&name));
+            if !recovery_over(ws, &name, form) {
                 return;
             }
-            end(ws.data_mut());
-            forget(ws.data_mut(), &name);
             if let Some(answer) = answer {
                 let _ = ws.send_text(&answer);
             }
         }
         Note::Lost { name, form, text, .. } => {
-            if !expects(ws.data(), &name) {
-                ws.unsubscribe(&form.topic(&name));
+            if !recovery_over(ws, &name, form) {
                 return;
             }
-            end(ws.data_mut());
-            forget(ws.data_mut(), &name);
             match form {
                 Form::Json => {
                     let _ = ws.send_text(&text);
                 }
                 Form::Raw => {
-                    let _ = ws.close(CloseCode::POLICY, "history lost during recovery: resynchronise");
+                    let _ = ws.close(CloseCode::POLICY, LOST);
                 }
             }
         }
@@ -245,6 +243,19 @@ pub fn apply(ws: &mut Ws<'_, Conn>, note: Note) {
             }
         }
     }
+}
+
+/// The recovery of `name` is over (the runtime subscribed the connection
+/// with the join): false, and the connection leaves the topic again, if it
+/// had given the recovery up (unsubscribed) in the meantime.
+fn recovery_over(ws: &mut Ws<'_, Conn>, name: &str, form: Form) -> bool {
+    if !expects(ws.data(), name) {
+        ws.unsubscribe(&form.topic(name));
+        return false;
+    }
+    end(ws.data_mut());
+    forget(ws.data_mut(), name);
+    true
 }
 
 /// A room's recovery is over.

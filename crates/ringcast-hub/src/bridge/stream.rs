@@ -98,6 +98,28 @@ pub(super) struct Jet {
     waiting: RefCell<HashMap<Waiting, oneshot::Sender<()>>>,
 }
 
+/// What a message of the stream carries.
+enum Carried<'a> {
+    /// A payload checked against its kind.
+    Payload(deliver::Payload<'a>),
+    /// A marker: holds a position, never delivered.
+    Marker,
+    /// A payload that is not what its kind says (never delivered).
+    Unreadable,
+}
+
+/// What `message` carries, read from its `Rc-Kind` header.
+fn carried(message: &async_nats::Message) -> Carried<'_> {
+    let kind = message.headers.as_ref().and_then(|h| h.get(KIND)).map(|v| v.as_str());
+    if kind == Some(MARKER) {
+        return Carried::Marker;
+    }
+    match deliver::check(kind.and_then(Kind::parse), &message.payload) {
+        Some(payload) => Carried::Payload(payload),
+        None => Carried::Unreadable,
+    }
+}
+
 /// The stream's name for a subject prefix.
 fn stream_name(prefix: &str) -> String {
     let cleaned: String = prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
@@ -357,14 +379,15 @@ impl Jet {
     }
 
     fn post_live(&self, name: &str, message: &async_nats::Message, offset: u64) {
-        let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str());
-        if header(KIND) == Some(MARKER) {
-            return;
-        }
-        let Some(payload) = deliver::check(header(KIND).and_then(Kind::parse), &message.payload) else {
-            self.bridge.metrics.dropped_in.fetch_add(1, Ordering::Relaxed);
-            return;
+        let payload = match carried(message) {
+            Carried::Payload(payload) => payload,
+            Carried::Marker => return,
+            Carried::Unreadable => {
+                self.bridge.metrics.dropped_in.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         };
+        let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str());
         let ours = header(ORIGIN) == Some(self.bridge.origin.as_str());
         let except = header(EXCEPT).filter(|_| ours).and_then(|e| {
             let (form, conn) = e.split_once(':')?;
@@ -517,13 +540,7 @@ impl Jet {
                 let info = message.info().map_err(|e| format!("history unavailable: {e}"))?;
                 at = info.stream_sequence;
                 caught_up = info.pending == 0;
-                let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str());
-                if header(KIND) == Some(MARKER) {
-                    continue;
-                }
-                let Some(payload) = deliver::check(header(KIND).and_then(Kind::parse), &message.payload) else {
-                    continue;
-                };
+                let Carried::Payload(payload) = carried(&message) else { continue };
                 let frame = deliver::frame_in(&self.handle, form, &name, payload, at, &self.epoch);
                 bytes += frame.payload().len();
                 frames.push(frame);
@@ -610,16 +627,13 @@ impl Jet {
             };
             let info = message.info().map_err(|e| format!("history unavailable: {e}"))?;
             let (offset, last) = (info.stream_sequence, info.pending == 0);
-            let header = |key: &str| message.headers.as_ref().and_then(|h| h.get(key)).map(|v| v.as_str());
-            if header(KIND) != Some(MARKER) {
-                if let Some(payload) = deliver::check(header(KIND).and_then(Kind::parse), &message.payload) {
-                    let json = deliver::frame_in(&self.handle, Form::Json, name, payload, offset, &self.epoch);
-                    let text = String::from_utf8_lossy(json.payload()).into_owned();
-                    size += text.len() + 1;
-                    kept.push_back(text);
-                    while kept.len() > limit || (size > budget && kept.len() > 1) {
-                        size -= kept.pop_front().map_or(0, |t| t.len() + 1);
-                    }
+            if let Carried::Payload(payload) = carried(&message) {
+                let json = deliver::frame_in(&self.handle, Form::Json, name, payload, offset, &self.epoch);
+                let text = String::from_utf8_lossy(json.payload()).into_owned();
+                size += text.len() + 1;
+                kept.push_back(text);
+                while kept.len() > limit || (size > budget && kept.len() > 1) {
+                    size -= kept.pop_front().map_or(0, |t| t.len() + 1);
                 }
             }
             if last {
