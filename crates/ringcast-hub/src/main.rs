@@ -9,13 +9,19 @@
 //! `--shutdown-grace`, 5 s by default, for the closing handshakes) and
 //! exits 0. SIGHUP reads the `--tls-cert` and `--tls-key` files again.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 use ringcast_hub::HubConfig;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+
+/// Colour in the log only on a terminal, and not when `NO_COLOR` is set
+/// (no-color.org): a log file or a pipe gets plain text.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
 
 fn main() -> ExitCode {
     let config = HubConfig::parse();
@@ -25,6 +31,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "ringcast=info,ringcast_hub=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .init();
     let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(signals) => signals,

@@ -23,7 +23,7 @@
 
 use std::fmt;
 
-use crate::connection::MessageKind;
+use crate::frame::MessageKind;
 
 /// A negotiated extension that transforms whole messages. One value per
 /// connection (it may keep compression state across messages).

@@ -30,9 +30,10 @@ use crate::error::{Error, UsageError};
 use crate::extension::Extension;
 use crate::utf8::OwnedMessage;
 
+pub use crate::frame::MessageKind;
 pub use read::{CloseFrame, Event, Read, Receiver};
 pub use send::Sender;
-pub use shared::{Config, MessageKind, Role, State};
+pub use shared::{Config, Role, State};
 
 /// One WebSocket connection after a successful opening handshake.
 #[derive(Debug)]

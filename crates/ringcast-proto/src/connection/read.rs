@@ -10,11 +10,11 @@
 use std::ops::Range;
 
 use super::send::Sender;
-use super::shared::{Config, MessageKind, Role, State};
+use super::shared::{Config, Role, State};
 use crate::close::{self, CloseCode};
 use crate::error::{Error, ProtocolError, UsageError};
 use crate::extension::ExtensionError;
-use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::frame::{FrameHeader, MessageKind, OpCode, MAX_HEADER_LEN};
 use crate::mask;
 use crate::utf8::{MessageBuffer, OwnedMessage};
 

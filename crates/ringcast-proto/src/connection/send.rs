@@ -4,11 +4,11 @@
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 
-use super::shared::{MessageKind, Role, State};
+use super::shared::{Role, State};
 use crate::close::{self, CloseCode};
 use crate::error::UsageError;
 use crate::extension::Extension;
-use crate::frame::{encode_frame, encode_frame_rsv, FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::frame::{encode_frame, encode_frame_rsv, FrameHeader, MessageKind, OpCode, MAX_HEADER_LEN};
 
 /// Pongs kept in the queue before newer ones replace the newest: enough for
 /// a burst of pings to each get its answer (Autobahn 2.10 sends nine at once).

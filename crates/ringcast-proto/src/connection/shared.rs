@@ -1,9 +1,8 @@
 //! The value types both halves of a connection use: the role, where the
-//! closing handshake stands, the kind of a message, the limits. They live
-//! below the receiver and the sender so that neither imports the other's
-//! parent.
-
-use crate::frame::OpCode;
+//! closing handshake stands, the limits. They live below the receiver and
+//! the sender so that neither imports the other's parent. (The kind of a
+//! message lives with the opcodes in `frame`, where the extension seam
+//! reads it too without importing the connection.)
 
 /// Which end of the connection we are: servers receive masked frames and
 /// send unmasked ones, clients the reverse.
@@ -27,25 +26,6 @@ pub enum State {
     /// closes the TCP connection once its pending output is written; a
     /// client waits for the server to do so.
     Closed,
-}
-
-/// Whether a message is text (UTF-8) or binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    /// Validated UTF-8.
-    Text,
-    /// Arbitrary bytes.
-    Binary,
-}
-
-impl MessageKind {
-    /// The opcode of a message's first frame.
-    pub fn opcode(self) -> OpCode {
-        match self {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        }
-    }
 }
 
 /// Limits that keep one peer from consuming unbounded memory. A connection

@@ -27,8 +27,8 @@ use flate2::{Decompress, FlushDecompress, Status};
 use zlib_rs::{Deflate as Compress, DeflateConfig, DeflateFlush, Method, Strategy};
 
 use super::negotiate::Negotiated;
-use crate::connection::MessageKind;
 use crate::extension::{Extension, ExtensionError};
+use crate::frame::MessageKind;
 
 /// What a compressor is made for: (level, window bits, memory level).
 type Settings = (u32, u8, u8);

@@ -1,4 +1,5 @@
-//! Opcodes (RFC 6455 §5.2, §11.8).
+//! Opcodes (RFC 6455 §5.2, §11.8), and the two kinds of data message
+//! they start.
 
 use crate::error::ProtocolError;
 
@@ -52,6 +53,25 @@ impl OpCode {
     #[inline]
     pub fn is_control(self) -> bool {
         matches!(self, OpCode::Close | OpCode::Ping | OpCode::Pong)
+    }
+}
+
+/// Whether a message is text (UTF-8) or binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Validated UTF-8.
+    Text,
+    /// Arbitrary bytes.
+    Binary,
+}
+
+impl MessageKind {
+    /// The opcode of a message's first frame.
+    pub fn opcode(self) -> OpCode {
+        match self {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        }
     }
 }
 

@@ -5,5 +5,5 @@
 mod coding;
 mod header;
 
-pub use coding::OpCode;
+pub use coding::{MessageKind, OpCode};
 pub use header::{encode_frame, encode_frame_rsv, FrameHeader, MAX_HEADER_LEN};

@@ -5,26 +5,84 @@ use std::io::Write;
 use super::headers::is_safe_field;
 use crate::error::UsageError;
 
-/// The reason phrase for the statuses a WebSocket server answers with.
+/// The standard reason phrase of `status` (RFC 9110 and the IANA HTTP
+/// status code registry). A code without one gets its class's name
+/// ("Client Error" for an unregistered 4xx), never an empty phrase.
 pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
+    registered(status).unwrap_or(match status {
+        100..=199 => "Informational",
+        200..=299 => "Success",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        _ => "Server Error",
+    })
+}
+
+/// The phrase of a registered status.
+fn registered(status: u16) -> Option<&'static str> {
+    Some(match status {
+        100 => "Continue",
         101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
         204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
         426 => "Upgrade Required",
+        428 => "Precondition Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
-        _ => "Unknown",
-    }
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        511 => "Network Authentication Required",
+        _ => return None,
+    })
 }
 
 /// Writes the status line and header fields, without the blank line.
@@ -90,6 +148,20 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"));
         assert!(text.ends_with("Content-Length: 0\r\nConnection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn every_status_has_its_standard_phrase() {
+        let mut out = Vec::new();
+        write_response(501, &[], b"", &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().starts_with("HTTP/1.1 501 Not Implemented\r\n"));
+        let named = [(302, "Found"), (409, "Conflict"), (415, "Unsupported Media Type"), (502, "Bad Gateway")];
+        for (status, phrase) in named {
+            assert_eq!(reason_phrase(status), phrase);
+        }
+        assert_eq!(reason_phrase(499), "Client Error", "unregistered: its class");
+        assert_eq!(reason_phrase(599), "Server Error");
+        assert!((100..=599).all(|status| reason_phrase(status) != "Unknown"));
     }
 
     #[test]
