@@ -33,6 +33,83 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
+/// Why a client's token is refused (the client's fault: 401, or 1008
+/// when it expires on an open connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Its `exp` has passed.
+    Expired,
+    /// Its `nbf` has not come yet.
+    NotYetValid,
+    /// Not signed by the hub's key.
+    BadSignature,
+    /// Signed with another algorithm than the one the hub takes.
+    Algorithm {
+        /// The one the hub takes.
+        accepted: &'static str,
+    },
+    /// A required claim (`sub`, `exp`) is missing.
+    MissingClaim(String),
+    /// Its `sub` is empty.
+    EmptySubject,
+    /// Not a token at all (or `alg: none`).
+    Invalid,
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError::Expired => f.write_str("token expired"),
+            TokenError::NotYetValid => f.write_str("token not valid yet"),
+            TokenError::BadSignature => f.write_str("invalid token signature"),
+            TokenError::Algorithm { accepted } => write!(f, "token algorithm not accepted (this hub takes {accepted})"),
+            TokenError::MissingClaim(claim) => write!(f, "token lacks the {claim:?} claim"),
+            TokenError::EmptySubject => f.write_str("token has an empty \"sub\""),
+            TokenError::Invalid => f.write_str("invalid token"),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// Why the hub's token key cannot work (the operator's fault: the hub does
+/// not start).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// `--jwt-secret` is empty.
+    EmptySecret,
+    /// `--jwt-secret` was refused by the JWT library.
+    Secret(jsonwebtoken::errors::Error),
+    /// `--jwt-public-key` holds a private key.
+    PrivateKey,
+    /// `--jwt-public-key` is not an RSA or P-256 public key in PEM.
+    NotAPublicKey(jsonwebtoken::errors::Error),
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::EmptySecret => f.write_str("--jwt-secret is empty"),
+            KeyError::Secret(e) => write!(f, "--jwt-secret: {e}"),
+            KeyError::PrivateKey => {
+                f.write_str("--jwt-public-key holds a private key: give the hub only the public key")
+            }
+            KeyError::NotAPublicKey(e) => write!(f, "--jwt-public-key: not an RSA or P-256 public key in PEM: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyError::Secret(e) | KeyError::NotAPublicKey(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Claims {
     // Optional here so that a missing one is reported by name by the
@@ -49,26 +126,26 @@ struct Claims {
 
 impl Verifier {
     /// HS256 tokens signed with `secret`.
-    pub fn from_secret(secret: &str) -> Result<Verifier, String> {
+    pub fn from_secret(secret: &str) -> Result<Verifier, KeyError> {
         if secret.is_empty() {
-            return Err("--jwt-secret is empty".into());
+            return Err(KeyError::EmptySecret);
         }
-        let key = DecodingKey::from_secret(secret.as_bytes()).map_err(|e| format!("--jwt-secret: {e}"))?;
+        let key = DecodingKey::from_secret(secret.as_bytes()).map_err(KeyError::Secret)?;
         Ok(Verifier::new(key, Algorithm::HS256))
     }
 
     /// RS256 or ES256 tokens, by the kind of public key in `pem`.
-    pub fn from_public_key(pem: &[u8]) -> Result<Verifier, String> {
+    pub fn from_public_key(pem: &[u8]) -> Result<Verifier, KeyError> {
         let text = String::from_utf8_lossy(pem);
         if text.contains("PRIVATE KEY") {
-            return Err("--jwt-public-key holds a private key: give the hub only the public key".into());
+            return Err(KeyError::PrivateKey);
         }
         if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             return Ok(Verifier::new(key, Algorithm::RS256));
         }
         match DecodingKey::from_ec_pem(pem) {
             Ok(key) => Ok(Verifier::new(key, Algorithm::ES256)),
-            Err(e) => Err(format!("--jwt-public-key: not an RSA or P-256 public key in PEM: {e}")),
+            Err(e) => Err(KeyError::NotAPublicKey(e)),
         }
     }
 
@@ -90,20 +167,18 @@ impl Verifier {
     }
 
     /// What `token` allows, or why it is refused.
-    pub fn verify(&self, token: &str) -> Result<Grant, String> {
+    pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
         let claims = decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => "token expired".to_owned(),
-            ErrorKind::ImmatureSignature => "token not valid yet".to_owned(),
-            ErrorKind::InvalidSignature => "invalid token signature".to_owned(),
-            ErrorKind::InvalidAlgorithm => {
-                format!("token algorithm not accepted (this hub takes {})", self.algorithm())
-            }
-            ErrorKind::MissingRequiredClaim(claim) => format!("token lacks the {claim:?} claim"),
-            _ => "invalid token".to_owned(),
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+            ErrorKind::InvalidSignature => TokenError::BadSignature,
+            ErrorKind::InvalidAlgorithm => TokenError::Algorithm { accepted: self.algorithm() },
+            ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim.clone()),
+            _ => TokenError::Invalid,
         })?;
         let Claims { sub, exp, subscribe, publish } = claims.claims;
         let (Some(sub), Some(exp)) = (sub.filter(|s| !s.is_empty()), exp) else {
-            return Err("token has an empty \"sub\"".into());
+            return Err(TokenError::EmptySubject);
         };
         Ok(Grant { sub: sub.into(), exp, subscribe: Patterns::new(subscribe), publish: Patterns::new(publish) })
     }
@@ -219,31 +294,34 @@ mod tests {
         assert!(grant.remaining() > Duration::from_secs(50));
 
         let expired = token("s3cret", serde_json::json!({"sub":"ann","exp":now() - 1}));
-        assert_eq!(verifier.verify(&expired).unwrap_err(), "token expired");
+        assert_eq!(verifier.verify(&expired).unwrap_err().to_string(), "token expired");
         let forged = token("other", serde_json::json!({"sub":"ann","exp":exp}));
-        assert_eq!(verifier.verify(&forged).unwrap_err(), "invalid token signature");
+        assert_eq!(verifier.verify(&forged).unwrap_err().to_string(), "invalid token signature");
         let no_sub = token("s3cret", serde_json::json!({"exp":exp}));
-        let why = verifier.verify(&no_sub).unwrap_err();
+        let why = verifier.verify(&no_sub).unwrap_err().to_string();
         assert!(why.contains("\"sub\""), "{why}");
         let no_exp = token("s3cret", serde_json::json!({"sub":"ann"}));
-        assert!(verifier.verify(&no_exp).unwrap_err().contains("\"exp\""));
+        assert!(verifier.verify(&no_exp).unwrap_err().to_string().contains("\"exp\""));
         let hs384 = encode(
             &Header::new(Algorithm::HS384),
             &serde_json::json!({"sub":"ann","exp":exp}),
             &EncodingKey::from_secret(b"s3cret").unwrap(),
         )
         .unwrap();
-        assert!(verifier.verify(&hs384).unwrap_err().contains("algorithm not accepted"));
+        assert!(verifier.verify(&hs384).unwrap_err().to_string().contains("algorithm not accepted"));
         // alg "none": header {"alg":"none"}, no signature.
         let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbm4iLCJleHAiOjk5OTk5OTk5OTl9.";
-        assert_eq!(verifier.verify(none).unwrap_err(), "invalid token");
-        assert_eq!(verifier.verify("garbage").unwrap_err(), "invalid token");
+        assert_eq!(verifier.verify(none).unwrap_err().to_string(), "invalid token");
+        assert_eq!(verifier.verify("garbage").unwrap_err().to_string(), "invalid token");
     }
 
     #[test]
     fn keys_are_refused_when_they_cannot_work() {
         assert!(Verifier::from_secret("").is_err());
-        assert!(Verifier::from_public_key(b"-----BEGIN PRIVATE KEY-----\n").unwrap_err().contains("private"));
+        assert!(Verifier::from_public_key(b"-----BEGIN PRIVATE KEY-----\n")
+            .unwrap_err()
+            .to_string()
+            .contains("private"));
         assert!(Verifier::from_public_key(b"not a key").is_err());
     }
 

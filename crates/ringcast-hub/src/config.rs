@@ -244,36 +244,70 @@ impl From<Policy> for SlowConsumer {
     }
 }
 
+/// A setting's value that does not parse (the operator's fault: the
+/// command line is refused with this).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Not a number with a unit.
+    NotASize(String),
+    /// A size unit other than B, KiB, MiB, GiB.
+    SizeUnit(String),
+    /// Zero, or past the address space.
+    SizeRange(String),
+    /// Not a number with a unit.
+    NotADuration(String),
+    /// A duration unit other than ms, s, m, h.
+    DurationUnit(String),
+    /// Past what a duration holds.
+    DurationRange(String),
+}
+
+impl std::fmt::Display for ValueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueError::NotASize(text) => write!(f, "not a size: {text:?} (examples: 65536, 64KiB, 1MiB)"),
+            ValueError::SizeUnit(unit) => write!(f, "unknown size unit {unit:?} (use KiB, MiB or GiB)"),
+            ValueError::SizeRange(text) => write!(f, "size out of range: {text:?}"),
+            ValueError::NotADuration(text) => write!(f, "not a duration: {text:?} (examples: 500ms, 5s, 1m)"),
+            ValueError::DurationUnit(unit) => write!(f, "unknown duration unit {unit:?} (use ms, s, m or h)"),
+            ValueError::DurationRange(text) => write!(f, "duration out of range: {text:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ValueError {}
+
 /// Parses `4096`, `64k`, `64KiB`, `1m`, `1MiB`, `1g` (binary multiples).
-pub fn parse_size(text: &str) -> Result<usize, String> {
+pub fn parse_size(text: &str) -> Result<usize, ValueError> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: usize = digits.parse().map_err(|_| format!("not a size: {text:?} (examples: 65536, 64KiB, 1MiB)"))?;
+    let number: usize = digits.parse().map_err(|_| ValueError::NotASize(text.to_owned()))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
-        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+        other => return Err(ValueError::SizeUnit(other.to_owned())),
     };
-    number.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(|| format!("size out of range: {text:?}"))
+    number.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(|| ValueError::SizeRange(text.to_owned()))
 }
 
 /// Parses `250ms`, `5s`, `2m`, `1h` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, ValueError> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| format!("not a duration: {text:?} (examples: 500ms, 5s, 1m)"))?;
+    let number: u64 = digits.parse().map_err(|_| ValueError::NotADuration(text.to_owned()))?;
     match unit.trim() {
         "ms" => Ok(Duration::from_millis(number)),
         "" | "s" => Ok(Duration::from_secs(number)),
         "m" | "min" | "h" => {
             let unit = if unit.trim() == "h" { 3600 } else { 60 };
-            number.checked_mul(unit).map(Duration::from_secs).ok_or(format!("duration out of range: {text:?}"))
+            number.checked_mul(unit).map(Duration::from_secs).ok_or_else(|| ValueError::DurationRange(text.to_owned()))
         }
-        other => Err(format!("unknown duration unit {other:?} (use ms, s, m or h)")),
+        other => Err(ValueError::DurationUnit(other.to_owned())),
     }
 }
 

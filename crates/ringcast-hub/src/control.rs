@@ -18,9 +18,14 @@
 //! latest K kept messages; `{"op":"presence","topic":"a"}` the number of
 //! subscribers.
 
+use std::sync::Arc;
+
 use base64::Engine;
+use ringcast::{Frame, Ws};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use crate::position::Position;
 
 /// One parsed request.
 #[derive(Debug)]
@@ -95,20 +100,87 @@ pub fn parse(text: &str) -> Result<Request<'_>, Refusal<'_>> {
     }
 }
 
-/// `{"id":…,"ok":true}` or, with receivers, `{"id":…,"ok":true,"receivers":N}`.
-pub fn ack(id: &RawValue, receivers: Option<u64>) -> String {
-    match receivers {
-        Some(n) => format!("{{\"id\":{},\"ok\":true,\"receivers\":{n}}}", id.get()),
-        None => format!("{{\"id\":{},\"ok\":true}}", id.get()),
-    }
+/// A request's `id`, owned: an answer may be made on another thread.
+pub type Id = Box<RawValue>;
+
+/// An answer to a `/ws` request, or a notice about a subscription, as
+/// data: whoever decides it (the connection's shard, a log's thread) hands
+/// this over, and the connection renders it with [`render`].
+#[derive(Debug)]
+pub enum Reply {
+    /// Done, nothing to add: `{"id":…,"ok":true}` (nothing without an id).
+    Done { id: Option<Id> },
+    /// Subscribed: `recovered` when the request carried `since` (always
+    /// answered then), `at` where the topic stood when the log keeps
+    /// history.
+    Subscribed { id: Option<Id>, recovered: Option<bool>, at: Option<Position> },
+    /// Published to `receivers` subscribers here; `at` where it was kept.
+    Published { id: Id, receivers: u64, at: Option<Position> },
+    /// Subscribers of a topic (this hub's and, in a cluster, the others').
+    Presence { id: Option<Id>, subscribers: u64 },
+    /// The latest kept messages (the deliveries as sent, oldest first) and
+    /// where the topic stands.
+    History { id: Option<Id>, at: Position, messages: Vec<Frame> },
+    /// A request refused, and why.
+    Refused { id: Option<Id>, why: String },
+    /// A recovery broke off (the client read slower than the history kept
+    /// its messages): live delivery goes on after `at`, and the client
+    /// must resynchronise.
+    Lost { topic: Arc<str>, at: Position },
+    /// A subscribe could not be served (the history is unreachable): the
+    /// client is not subscribed and may try again.
+    Failed { topic: Arc<str>, why: String },
 }
 
-/// `{"id":…,"ok":true,…}` with `fields` (rendered JSON members, e.g. from
-/// [`at`]) after `ok`; without `id` when the request had none.
-pub fn ack_with(id: Option<&RawValue>, fields: &str) -> String {
-    match id {
-        Some(id) => format!("{{\"id\":{},\"ok\":true,{fields}}}", id.get()),
-        None => format!("{{\"ok\":true,{fields}}}"),
+/// The text of `reply` (`None`: nothing to send, e.g. a subscribe without
+/// `id` or `since`).
+pub fn render(reply: &Reply) -> Option<String> {
+    let ok = |id: Option<&RawValue>, fields: &str| match id {
+        Some(id) => format!("{{\"id\":{},\"ok\":true{fields}}}", id.get()),
+        None => format!("{{\"ok\":true{fields}}}"),
+    };
+    Some(match reply {
+        Reply::Done { id: None } | Reply::Subscribed { id: None, recovered: None, .. } => return None,
+        Reply::Done { id } => ok(id.as_deref(), ""),
+        Reply::Subscribed { id, recovered, at } => {
+            let mut fields = String::new();
+            if let Some(recovered) = recovered {
+                fields.push_str(&format!(",\"recovered\":{recovered}"));
+            }
+            if let Some(at) = at {
+                fields.push_str(&format!(",{}", place(at)));
+            }
+            ok(id.as_deref(), &fields)
+        }
+        Reply::Published { id, receivers, at } => {
+            let at = at.as_ref().map(|at| format!(",{}", place(at))).unwrap_or_default();
+            ok(Some(id), &format!(",\"receivers\":{receivers}{at}"))
+        }
+        Reply::Presence { id, subscribers } => ok(id.as_deref(), &format!(",\"subscribers\":{subscribers}")),
+        Reply::History { id, at, messages } => {
+            let size = messages.iter().map(|m| m.payload().len() + 1).sum::<usize>();
+            let mut list = String::with_capacity(size + 2);
+            list.push('[');
+            for (i, message) in messages.iter().enumerate() {
+                if i > 0 {
+                    list.push(',');
+                }
+                // The JSON form is built from JSON text by the hub: UTF-8.
+                list.push_str(std::str::from_utf8(message.payload()).unwrap_or("null"));
+            }
+            list.push(']');
+            ok(id.as_deref(), &format!(",{},\"messages\":{list}", place(at)))
+        }
+        Reply::Refused { id, why } => error(&Refusal { error: why.clone(), id: id.as_deref() }),
+        Reply::Lost { topic, at } => format!("{{\"topic\":{},\"recovered\":false,{}}}", quote(topic), place(at)),
+        Reply::Failed { topic, why } => format!("{{\"topic\":{},\"error\":{}}}", quote(topic), quote(why)),
+    })
+}
+
+/// Sends `reply` on `ws` if it says anything.
+pub fn answer<C>(ws: &mut Ws<'_, C>, reply: &Reply) {
+    if let Some(text) = render(reply) {
+        let _ = ws.send_text(&text);
     }
 }
 
@@ -117,22 +189,42 @@ pub fn at(offset: u64, epoch: &str) -> String {
     format!("\"offset\":{offset},\"epoch\":{}", quote(epoch))
 }
 
-/// Told to a `/ws` client whose recovery broke off (it read slower than
-/// the history kept its messages): live delivery goes on after `offset`,
-/// and the client must resynchronise.
-pub fn recovery_lost(topic: &str, offset: u64, epoch: &str) -> String {
-    format!("{{\"topic\":{},\"recovered\":false,{}}}", quote(topic), at(offset, epoch))
+fn place(at: &Position) -> String {
+    self::at(at.offset, &at.epoch)
 }
 
-/// `{"id":…,"error":"…"}` (without `id` when there is none).
-pub fn error_text(id: Option<&RawValue>, why: &str) -> String {
-    error(&Refusal { error: why.into(), id })
+/// Most messages a `history` answer holds.
+pub const MAX_HISTORY: usize = 1000;
+/// Messages a `history` request without `limit` gets.
+pub const DEFAULT_HISTORY: usize = 100;
+
+/// The messages of a `history` answer, gathered oldest first: the newest
+/// `limit` that fit in `budget` bytes.
+pub(crate) struct Newest {
+    limit: usize,
+    budget: usize,
+    size: usize,
+    frames: std::collections::VecDeque<Frame>,
 }
 
-/// Told to a `/ws` client whose subscribe to `topic` could not be served
-/// (the history is unreachable): it is not subscribed and may try again.
-pub fn recovery_failed(topic: &str, why: &str) -> String {
-    format!("{{\"topic\":{},\"error\":{}}}", quote(topic), quote(why))
+impl Newest {
+    pub fn new(limit: usize, budget: usize) -> Newest {
+        Newest { limit, budget, size: 0, frames: Default::default() }
+    }
+
+    /// Takes the next (newer) message; the oldest go when over a bound.
+    pub fn push(&mut self, frame: Frame) {
+        self.size += frame.payload().len() + 1;
+        self.frames.push_back(frame);
+        while self.frames.len() > self.limit || self.size > self.budget {
+            let Some(oldest) = self.frames.pop_front() else { break };
+            self.size -= oldest.payload().len() + 1;
+        }
+    }
+
+    pub fn into_frames(self) -> Vec<Frame> {
+        self.frames.into()
+    }
 }
 
 /// `{"error":"…"}`, with the `id` if the request had one.
@@ -176,11 +268,6 @@ pub fn raw_payload(data: &RawValue) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Borrowed(text)
-}
-
-/// Parses `text` as exactly one JSON value (whitespace around it allowed).
-pub fn json_value(text: &str) -> Result<&RawValue, serde_json::Error> {
-    serde_json::from_str(text)
 }
 
 fn quote(text: &str) -> String {
@@ -227,6 +314,34 @@ mod tests {
         assert!(parse(r#"{"op":"history","topic":"a","limit":"all"}"#).is_err());
     }
 
+    fn id(text: &str) -> Id {
+        RawValue::from_string(text.into()).unwrap()
+    }
+
+    fn position(offset: u64, epoch: &str) -> Position {
+        Position { offset, epoch: epoch.into() }
+    }
+
+    #[test]
+    fn replies_render_as_the_protocol_says() {
+        let render = |reply: Reply| render(&reply);
+        assert_eq!(render(Reply::Done { id: None }), None);
+        assert_eq!(render(Reply::Done { id: Some(id("7")) }).unwrap(), r#"{"id":7,"ok":true}"#);
+        let since = Reply::Subscribed { id: None, recovered: Some(false), at: None };
+        assert_eq!(render(since).unwrap(), r#"{"ok":true,"recovered":false}"#, "since is always answered");
+        let recovered = Reply::Subscribed { id: Some(id("\"a\"")), recovered: Some(true), at: Some(position(9, "e")) };
+        assert_eq!(render(recovered).unwrap(), r#"{"id":"a","ok":true,"recovered":true,"offset":9,"epoch":"e"}"#);
+        let published = Reply::Published { id: id("2"), receivers: 5, at: None };
+        assert_eq!(render(published).unwrap(), r#"{"id":2,"ok":true,"receivers":5}"#);
+        let kept = Reply::Published { id: id("2"), receivers: 5, at: Some(position(1, "e")) };
+        assert_eq!(render(kept).unwrap(), r#"{"id":2,"ok":true,"receivers":5,"offset":1,"epoch":"e"}"#);
+        assert_eq!(render(Reply::Presence { id: None, subscribers: 3 }).unwrap(), r#"{"ok":true,"subscribers":3}"#);
+        let refused = Reply::Refused { id: Some(id("4")), why: "no \"x\"".into() };
+        assert_eq!(render(refused).unwrap(), r#"{"id":4,"error":"no \"x\""}"#);
+        let failed = Reply::Failed { topic: "t".into(), why: "down".into() };
+        assert_eq!(render(failed).unwrap(), r#"{"topic":"t","error":"down"}"#);
+    }
+
     #[test]
     fn deliveries_are_valid_json() {
         let text = delivery_raw("r\"oom", "hé \"quoted\"\n".as_bytes(), true, None);
@@ -237,10 +352,17 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&binary).unwrap();
         assert_eq!((value["data"].as_str(), value["encoding"].as_str()), (Some("AP8B"), Some("base64")));
         assert_eq!((value["offset"].as_u64(), value["epoch"].as_str()), (Some(9), Some("e\"1")));
-        let value: serde_json::Value = serde_json::from_str(&ack_with(None, &at(3, "e"))).unwrap();
-        assert_eq!((value["ok"].as_bool(), value["offset"].as_u64()), (Some(true), Some(3)));
-        let value: serde_json::Value = serde_json::from_str(&recovery_lost("t", 4, "e")).unwrap();
-        assert_eq!(value["recovered"].as_bool(), Some(false));
+        let subscribed = Reply::Subscribed { id: None, recovered: None, at: Some(position(3, "e")) };
+        assert_eq!(render(&subscribed), None, "no id, no since: nothing to say");
+        let subscribed = Reply::Subscribed { id: Some(id("1")), recovered: None, at: Some(position(3, "e")) };
+        let value: serde_json::Value = serde_json::from_str(&render(&subscribed).unwrap()).unwrap();
+        assert_eq!(
+            (value["ok"].as_bool(), value["offset"].as_u64(), value["id"].as_u64()),
+            (Some(true), Some(3), Some(1))
+        );
+        let lost = Reply::Lost { topic: "t".into(), at: position(4, "e") };
+        let value: serde_json::Value = serde_json::from_str(&render(&lost).unwrap()).unwrap();
+        assert_eq!((value["recovered"].as_bool(), value["topic"].as_str()), (Some(false), Some("t")));
         let raw = RawValue::from_string("\"a\\u0041\"".into()).unwrap();
         assert_eq!(raw_payload(&raw), "aA");
         let raw = RawValue::from_string("[1, 2]".into()).unwrap();

@@ -7,9 +7,10 @@ use ringcast::Response;
 
 use crate::auth::{bearer, key_matches};
 use crate::control;
-use crate::deliver::{self, Payload};
-use crate::metrics;
-use crate::shared::Shared;
+use crate::log::{Published, Publisher};
+use crate::payload::Payload;
+use crate::prometheus;
+use crate::state::{HubState, Shard};
 use crate::topic::Topic;
 
 const CHAT_PAGE: &str = include_str!("chat.html");
@@ -17,7 +18,8 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// Answers a request that is not a WebSocket upgrade (`None`: a WebSocket
 /// path, answered with the handshake's status).
-pub(crate) fn answer(shared: &Shared, shard: usize, request: &Request<'_>, body: &[u8]) -> Option<Response> {
+pub(crate) fn answer(shard: &Shard, request: &Request<'_>, body: &[u8]) -> Option<Response> {
+    let shared = &*shard.state;
     let path = request.path();
     if path == "/ws" || path.starts_with("/topics/") {
         return None;
@@ -35,7 +37,7 @@ pub(crate) fn answer(shared: &Shared, shard: usize, request: &Request<'_>, body:
         "/" | "/healthz" | "/metrics" | "/dashboard" => method_not_allowed("GET"),
         _ => match path.strip_prefix("/publish/") {
             Some(_) if !shared.origin_allowed(request) => Response::new(403).body("origin not allowed\n"),
-            Some(segment) if request.method() == "POST" => publish(shared, shard, request, segment, body),
+            Some(segment) if request.method() == "POST" => publish(shard, request, segment, body),
             Some(_) => method_not_allowed("POST"),
             None => Response::new(404).body("not found\n"),
         },
@@ -43,25 +45,26 @@ pub(crate) fn answer(shared: &Shared, shard: usize, request: &Request<'_>, body:
 }
 
 /// `/metrics` and `/healthz` are open unless the hub has a metrics key.
-fn metrics_key_ok(shared: &Shared, request: &Request<'_>) -> bool {
+fn metrics_key_ok(shared: &HubState, request: &Request<'_>) -> bool {
     match &shared.config.metrics_key {
         Some(key) => key_matches(std::slice::from_ref(key), bearer(request)),
         None => true,
     }
 }
 
-fn metrics_page(shared: &Shared) -> Response {
+fn metrics_page(shared: &HubState) -> Response {
     let Some(handle) = shared.handle.get() else { return Response::new(503).body("starting\n") };
-    Response::new(200).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8").body(metrics::render(
+    Response::new(200).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8").body(prometheus::render(
         &handle.shard_stats(),
         &shared.metrics,
         &shared.topics,
-        shared.bridge.as_deref().map(|b| &b.metrics),
-        shared.sequencer.as_ref().map(|s| s.size()),
+        shared.log.bridge_metrics(),
+        shared.log.history_size(),
     ))
 }
 
-fn publish(shared: &Shared, shard: usize, request: &Request<'_>, segment: &str, body: &[u8]) -> Response {
+fn publish(shard: &Shard, request: &Request<'_>, segment: &str, body: &[u8]) -> Response {
+    let shared = &*shard.state;
     if !shared.config.api_keys.is_empty() && !key_matches(&shared.config.api_keys, bearer(request)) {
         return unauthorized("missing or wrong API key (Authorization: Bearer KEY)");
     }
@@ -75,22 +78,19 @@ fn publish(shared: &Shared, shard: usize, request: &Request<'_>, segment: &str, 
         Ok(text) if is_textual(content_type) => Payload::Text(text),
         _ => Payload::Binary(body),
     };
-    if let Some(sequencer) = &shared.sequencer {
-        let (receivers, at) = sequencer.publish(handle, &topic.name, payload, None);
-        shared.metrics[shard].published(receivers);
-        return json(200, format!("{{\"receivers\":{receivers},{}}}\n", control::at(at.offset, &at.epoch)));
-    }
-    if let Some(bridge) = shared.bridge.as_ref().filter(|b| b.keeps_history()) {
+    match shared.log.publish(Publisher::Http(handle), &topic, payload, None) {
+        Published::Done { receivers, at } => {
+            shard.metrics().published(receivers);
+            let at = at.map(|at| format!(",{}", control::at(at.offset, &at.epoch))).unwrap_or_default();
+            json(200, format!("{{\"receivers\":{receivers}{at}}}\n"))
+        }
         // Every hub delivers it from the stream, this one too.
-        bridge.forward(&topic.name, payload.kind(), body);
-        let receivers = handle.subscribers(&topic.raw) + handle.subscribers(&topic.json);
-        shared.metrics[shard].published(receivers);
-        return json(200, format!("{{\"receivers\":{receivers}}}\n"));
+        Published::Pending { receivers } => {
+            shard.metrics().published(receivers);
+            json(200, format!("{{\"receivers\":{receivers}}}\n"))
+        }
+        Published::Refused(why) => error(503, why.why()),
     }
-    let receivers = deliver::to_local(handle, &topic.name, payload);
-    shared.metrics[shard].published(receivers);
-    shared.forward(&topic.name, payload.kind(), body);
-    json(200, format!("{{\"receivers\":{receivers}}}\n"))
 }
 
 /// A JSON answer.

@@ -3,9 +3,57 @@
 //!
 //! A name has two audiences: `/topics/{name}` connections want the payload
 //! as it was sent, `/ws` connections want it wrapped in JSON. Each gets its
-//! own server topic, so each publish frames each form at most once.
+//! own server topic (a [`Form`]), so each publish frames each form at most
+//! once.
 
 use std::sync::Arc;
+
+/// Why a topic name is refused (the client's fault: answered 400 or with
+/// `{"error"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// No name at all.
+    Empty,
+    /// Longer than [`MAX_NAME`] bytes.
+    TooLong,
+    /// A control character (newline, NUL…) in the name.
+    ControlCharacter,
+    /// A path segment whose `%XX` escapes are broken or not UTF-8.
+    BadEscape,
+}
+
+impl std::fmt::Display for TopicError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TopicError::Empty => "empty topic name",
+            TopicError::TooLong => "topic name longer than 200 bytes",
+            TopicError::ControlCharacter => "control character in topic name",
+            TopicError::BadEscape => "bad percent-encoding in topic name",
+        })
+    }
+}
+
+impl std::error::Error for TopicError {}
+
+/// The form a connection takes a topic in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// As published (`/topics/{name}` rooms).
+    Raw,
+    /// Wrapped in JSON (`/ws`).
+    Json,
+}
+
+impl Form {
+    /// The server topic of `name` in this form.
+    pub fn topic(self, name: &str) -> String {
+        match self {
+            Form::Raw => raw_topic(name),
+            Form::Json => json_topic(name),
+        }
+    }
+}
 
 /// Longest topic name, in bytes.
 pub const MAX_NAME: usize = 200;
@@ -22,29 +70,42 @@ pub struct Topic {
 }
 
 impl Topic {
-    /// Checks `name` (see [`check`]).
-    pub fn new(name: &str) -> Result<Topic, &'static str> {
-        check(name)?;
+    /// Checks `name` (see [`validate`]).
+    pub fn new(name: &str) -> Result<Topic, TopicError> {
+        validate(name)?;
         Ok(Topic { name: Arc::from(name), raw: raw_topic(name).into(), json: json_topic(name).into() })
     }
 
     /// The topic named by a path segment (percent-encoded, as browsers
     /// send `encodeURIComponent(name)`).
-    pub fn from_path(segment: &str) -> Result<Topic, &'static str> {
-        Topic::new(&percent_decode(segment).ok_or("bad percent-encoding in topic name")?)
+    pub fn from_path(segment: &str) -> Result<Topic, TopicError> {
+        Topic::new(&percent_decode(segment).ok_or(TopicError::BadEscape)?)
+    }
+
+    /// The server topic of this name in `form`.
+    pub fn in_form(&self, form: Form) -> &Arc<str> {
+        match form {
+            Form::Raw => &self.raw,
+            Form::Json => &self.json,
+        }
+    }
+
+    /// Subscribers of both forms, as `count` reads a server topic's.
+    pub fn subscribers(&self, count: impl Fn(&str) -> u64) -> u64 {
+        count(&self.raw) + count(&self.json)
     }
 }
 
 /// A topic name is 1 to 200 bytes without control characters.
-pub fn check(name: &str) -> Result<(), &'static str> {
+pub fn validate(name: &str) -> Result<(), TopicError> {
     if name.is_empty() {
-        return Err("empty topic name");
+        return Err(TopicError::Empty);
     }
     if name.len() > MAX_NAME {
-        return Err("topic name longer than 200 bytes");
+        return Err(TopicError::TooLong);
     }
     if name.chars().any(char::is_control) {
-        return Err("control character in topic name");
+        return Err(TopicError::ControlCharacter);
     }
     Ok(())
 }

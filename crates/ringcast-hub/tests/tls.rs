@@ -131,7 +131,7 @@ fn rooms_publish_and_pages_over_tls_and_the_certificate_is_read_again_on_request
     assert_eq!(secure.read().unwrap(), Message::text("after the reload"));
     // A broken key file: the reload says why and the certificate stays.
     std::fs::write(&key, "not a key").unwrap();
-    let error = hub.hub.reload_tls().unwrap_err();
+    let error = hub.hub.reload_tls().unwrap_err().to_string();
     assert!(error.contains("key file") && error.contains("key.pem"), "{error}");
     assert_eq!(served_certificate(&client, tls_addr), second);
 }

@@ -22,42 +22,25 @@
 //!
 //! With history (`--history-size`/`--history-ttl`), the topics' messages
 //! live in a JetStream stream instead and every delivery, this hub's own
-//! publishes included, comes from it, in the stream's order (`stream.rs`'s
-//! documentation): one order and one offset per message across the
-//! cluster, at the cost of a trip through NATS for local subscribers too,
-//! and no delivery while NATS is unreachable.
+//! publishes included, comes from it (the JetStream topic log,
+//! `log/jetstream`, carried over this bridge's link): one order and one
+//! offset per message across the cluster, at the cost of a trip through
+//! NATS for local subscribers too, and no delivery while NATS is
+//! unreachable.
+//!
+//! What travels over the link is a [`link::Traffic`]: the plain relay
+//! here ([`relay`]) or the JetStream log's. The link itself knows only
+//! NATS: the connection, the queue of publishes, interest changes and the
+//! presence gossip ([`presence`]).
 //!
 //! The NATS client (`async-nats`) runs on a thread of its own with a
 //! single-threaded tokio runtime; shards only push to a queue bounded in
 //! bytes and never block.
 
-mod link;
+mod bridge;
+pub(crate) mod link;
 mod presence;
-mod state;
-mod stream;
-pub mod subject;
+pub(crate) mod relay;
+pub(crate) mod subject;
 
-use std::sync::Arc;
-
-use ringcast::ServerHandle;
-
-pub(crate) use state::{Ack, Ask, Join};
-pub use state::{Bridge, BridgeConfig, BridgeMetrics, StreamLimits};
-
-impl Bridge {
-    /// Starts the link's thread: it connects (retrying with backoff while
-    /// NATS is unreachable) and serves until [`Bridge::stop`].
-    pub fn start(self: &Arc<Self>, handle: ServerHandle) -> std::io::Result<()> {
-        let Some(queue) = self.inbound_queue.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return Ok(()); // already started
-        };
-        let asks = self.ask_queue.lock().unwrap_or_else(|e| e.into_inner()).take().expect("taken with the queue");
-        tracing::info!(servers = ?self.urls(), prefix = %self.config.prefix, "bridge: joining the NATS cluster");
-        let bridge = self.clone();
-        let thread = std::thread::Builder::new()
-            .name("ringcast-bridge".into())
-            .spawn(move || link::run(bridge, handle, queue, asks))?;
-        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
-        Ok(())
-    }
-}
+pub(crate) use bridge::{Ack, Bridge, BridgeConfig, BridgeMetrics, Outbound};

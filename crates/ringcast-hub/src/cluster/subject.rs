@@ -9,8 +9,20 @@
 //! never a wildcard, never contains a separator or whitespace, and two
 //! names never share a subject (the escape character escapes itself).
 //! A program that is not a hub can publish to a topic by this subject.
+//!
+//! Two headers label a hub's messages: [`ORIGIN`] (the hub's random id, so
+//! a hub skips its own) and [`KIND`] (what the payload is; a program that
+//! is not a hub may leave it out).
 
 use std::fmt::Write;
+
+use crate::error::ConfigError;
+
+/// Header naming the hub a message was published on.
+pub const ORIGIN: &str = "Rc-Origin";
+/// Header naming the payload's kind (`text`, `binary`, `json`; the
+/// JetStream log adds `marker`).
+pub const KIND: &str = "Rc-Kind";
 
 /// Characters kept as they are.
 fn plain(byte: u8) -> bool {
@@ -33,7 +45,9 @@ pub fn encode(prefix: &str, name: &str) -> String {
 }
 
 /// The topic name of `subject` under `prefix`; `None` if the subject is
-/// not one [`encode`] makes.
+/// not one [`encode`] makes. (The hub never reads a topic from a subject:
+/// this proves that two names never share one.)
+#[cfg(test)]
 pub fn decode(prefix: &str, subject: &str) -> Option<String> {
     let token = subject.strip_prefix(prefix)?.strip_prefix('.')?;
     let bytes = token.as_bytes();
@@ -62,13 +76,13 @@ pub fn decode(prefix: &str, subject: &str) -> Option<String> {
 
 /// Checks a subject prefix: dot-separated tokens of visible ASCII, none
 /// empty, no wildcards.
-pub fn check_prefix(prefix: &str) -> Result<(), String> {
+pub fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
     let bad = prefix.is_empty()
         || prefix.split('.').any(|token| {
             token.is_empty() || token == "*" || token == ">" || !token.bytes().all(|b| b.is_ascii_graphic())
         });
     if bad {
-        Err(format!("invalid NATS subject prefix {prefix:?}: dot-separated tokens, no spaces or wildcards"))
+        Err(ConfigError::NatsPrefix(prefix.to_owned()))
     } else {
         Ok(())
     }

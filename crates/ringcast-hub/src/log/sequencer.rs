@@ -22,11 +22,13 @@ use std::time::Instant;
 
 use ringcast::{ConnId, Frame, SendError, ServerHandle, Ws};
 
-use crate::deliver::{self, Payload};
-use crate::handover::Form;
-use crate::history::{self, Bounds, Position, Recovery, Store};
-use crate::metrics::HistorySize;
-use crate::topic::{json_topic, raw_topic};
+use super::contract::Bounds;
+use super::store::{Footprint, Recovery, Store};
+use crate::counters::HistorySize;
+use crate::fanout;
+use crate::payload::Payload;
+use crate::position::Position;
+use crate::topic::{json_topic, raw_topic, Form};
 
 /// A kept message in both forms.
 #[derive(Clone)]
@@ -39,7 +41,7 @@ pub(crate) struct Kept {
 /// and the handle to it).
 const FRAME_COST: usize = 64;
 
-impl history::Kept for Kept {
+impl Footprint for Kept {
     fn bytes(&self) -> usize {
         self.raw.memory() + self.json.memory() + 2 * FRAME_COST
     }
@@ -48,7 +50,7 @@ impl history::Kept for Kept {
 impl Kept {
     /// `payload` published on `name` at `at`, in both forms.
     fn new(handle: &ServerHandle, name: &str, payload: Payload<'_>, at: &Position) -> Kept {
-        let (raw, json) = deliver::frames(handle, name, payload, at.offset, &at.epoch);
+        let (raw, json) = fanout::frames(handle, name, payload, at.offset, &at.epoch);
         Kept { raw, json }
     }
 
@@ -92,7 +94,7 @@ const PAGE: usize = 64;
 impl Sequencer {
     /// A sequencer keeping what `bounds` allow; replays queue up to `pace`
     /// bytes at a time.
-    pub fn new(bounds: Bounds, pace: usize) -> Self {
+    pub fn new(bounds: &Bounds, pace: usize) -> Self {
         Sequencer { store: Mutex::new(Store::new(bounds)), started: Instant::now(), pace: pace.max(1) }
     }
 
@@ -127,7 +129,7 @@ impl Sequencer {
 
     /// Subscribes `ws` to `name` in `form` from now on; returns the
     /// topic's position (live deliveries come after it).
-    pub fn join<C>(&self, ws: &mut Ws<'_, C>, name: &str, form: Form) -> Position {
+    pub fn subscribe<C>(&self, ws: &mut Ws<'_, C>, name: &str, form: Form) -> Position {
         let topic = form.topic(name);
         let mut store = self.store();
         let at = store.open(name, self.now());
@@ -150,7 +152,7 @@ impl Sequencer {
 
     /// Whether the messages of `name` after `since` are all kept, and
     /// where the topic stands.
-    pub fn check(&self, name: &str, since: &Position) -> (bool, Position) {
+    pub fn covers(&self, name: &str, since: &Position) -> (bool, Position) {
         let mut store = self.store();
         let now = self.now();
         let kept = matches!(store.since(name, since, now, 0), Recovery::Recovered(_));

@@ -41,20 +41,17 @@ use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use ringcast::{ConnId, Frame, ServerHandle};
-use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use super::state::{Bridge, Join, Outbound};
-use super::subject;
-use crate::control;
-use crate::deliver::{self, Kind};
-use crate::handover::{Form, Note};
-use crate::topic::{json_topic, raw_topic};
-
-/// Header naming the hub a message was published on.
-pub(super) const ORIGIN: &str = "Rc-Origin";
-/// Header naming the payload's [`Kind`] (or `marker`).
-pub(super) const KIND: &str = "Rc-Kind";
+use super::asks::Subscription;
+use crate::cluster::subject::{self, KIND, ORIGIN};
+use crate::cluster::{Bridge, Outbound};
+use crate::control::{Id, Newest, Reply};
+use crate::fanout;
+use crate::log::{Bounds, Note};
+use crate::payload::{Kind, Payload};
+use crate::position::Position;
+use crate::topic::{json_topic, raw_topic, Form};
 /// Header naming the publishing connection and the form it is skipped in
 /// (`j:` or `r:` and its id), read only by the hub that published.
 const EXCEPT: &str = "Rc-Except";
@@ -72,7 +69,7 @@ const LINGER: Duration = Duration::from_secs(10);
 /// topic.
 type Waiting = (ConnId, Arc<str>);
 /// A join waiting for a live feed to start.
-type Starting = oneshot::Sender<Result<Rc<Cell<u64>>, Failure>>;
+type Starting = oneshot::Sender<Result<Rc<Cell<u64>>, Unavailable>>;
 
 struct Live {
     /// The last offset posted to local subscribers.
@@ -101,7 +98,7 @@ pub(super) struct Jet {
 /// What a message of the stream carries.
 enum Carried<'a> {
     /// A payload checked against its kind.
-    Payload(deliver::Payload<'a>),
+    Payload(Payload<'a>),
     /// A marker: holds a position, never delivered.
     Marker,
     /// A payload that is not what its kind says (never delivered).
@@ -114,7 +111,7 @@ fn carried(message: &async_nats::Message) -> Carried<'_> {
     if kind == Some(MARKER) {
         return Carried::Marker;
     }
-    match deliver::check(kind.and_then(Kind::parse), &message.payload) {
+    match Payload::read(kind.and_then(Kind::parse), &message.payload) {
         Some(payload) => Carried::Payload(payload),
         None => Carried::Unreadable,
     }
@@ -126,20 +123,44 @@ fn stream_name(prefix: &str) -> String {
     format!("RINGCAST_{cleaned}")
 }
 
-type Failure = String;
+/// Why the stream could not serve a request (NATS or JetStream failed).
+#[derive(Debug, Clone)]
+struct Unavailable(String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "history unavailable: {}", self.0)
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Unavailable {
+    Unavailable(e.to_string())
+}
+
+/// The stream's bounds, and what a replay hands a connection at a time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamLimits {
+    pub bounds: Bounds,
+    pub pace: usize,
+}
 
 impl Jet {
     /// Opens (or makes) the stream.
-    pub async fn open(bridge: Arc<Bridge>, handle: ServerHandle, client: &Client) -> Result<Rc<Jet>, Failure> {
-        let limits = bridge.config.history.clone().expect("called with history");
-        let prefix = &bridge.config.prefix;
+    pub async fn open(
+        bridge: Arc<Bridge>,
+        handle: ServerHandle,
+        client: &Client,
+        limits: StreamLimits,
+    ) -> Result<Rc<Jet>, String> {
+        let StreamLimits { bounds, pace } = limits;
+        let prefix = bridge.prefix();
         let js = jetstream::new(client.clone());
         let config = stream::Config {
             name: stream_name(prefix),
             subjects: vec![format!("{prefix}.>")],
-            max_messages_per_subject: limits.size.map_or(-1, i64::from),
-            max_age: limits.ttl.unwrap_or(Duration::ZERO),
-            max_bytes: i64::try_from(limits.memory).unwrap_or(i64::MAX),
+            max_messages_per_subject: bounds.size.map_or(-1, i64::from),
+            max_age: bounds.ttl.unwrap_or(Duration::ZERO),
+            max_bytes: i64::try_from(bounds.memory).unwrap_or(i64::MAX),
             storage: StorageType::File,
             discard: DiscardPolicy::Old,
             allow_direct: true,
@@ -168,7 +189,7 @@ impl Jet {
             js,
             stream,
             epoch,
-            pace: limits.pace.max(1),
+            pace: pace.max(1),
             live: RefCell::default(),
             stopped: RefCell::default(),
             starting: RefCell::default(),
@@ -177,24 +198,24 @@ impl Jet {
     }
 
     fn subject(&self, name: &str) -> String {
-        subject::encode(&self.bridge.config.prefix, name)
+        subject::encode(self.bridge.prefix(), name)
     }
 
     fn note(&self, conn: ConnId, note: Note) {
         self.handle.notify(conn, Box::new(note));
     }
 
-    /// Subscribes `conn` to the topic of a join or lost note after its
-    /// offset, then hands it the note. The runtime counts it as a
+    /// Subscribes `conn` to `name` in `form` after offset `after`, then
+    /// hands it `note` (caught up, or lost). The runtime counts it as a
     /// subscriber at once, so every live post from here on reaches its
     /// shard, behind the subscription.
-    fn join_live(&self, conn: ConnId, note: Note) {
-        let (Note::Join { name, form, after, .. } | Note::Lost { name, form, after, .. }) = &note else {
-            return self.note(conn, note);
-        };
-        let topic = form.topic(name);
-        let after = *after;
-        self.handle.join(conn, &topic, after, Box::new(note));
+    fn join_live(&self, conn: ConnId, name: &str, form: Form, after: u64, note: Note) {
+        self.handle.join(conn, &form.topic(name), after, Box::new(note));
+    }
+
+    /// Offset `offset` of this stream.
+    fn position(&self, offset: u64) -> Position {
+        Position { offset, epoch: self.epoch.clone() }
     }
 
     /// Publishes a message taken here into the stream; the live feeds
@@ -224,14 +245,14 @@ impl Jet {
                         }
                     };
                     if let Some(ack) = answer {
-                        let text = match stored {
+                        let reply = match stored {
                             Ok(stored) => {
-                                let fields = format!("\"receivers\":{},{}", ack.receivers, jet.at(stored.sequence));
-                                control::ack_with(Some(&ack.id), &fields)
+                                let at = Some(jet.position(stored.sequence));
+                                Reply::Published { id: ack.id, receivers: ack.receivers, at }
                             }
-                            Err(e) => control::error_text(Some(&ack.id), &format!("not kept: {e}")),
+                            Err(e) => Reply::Refused { id: Some(ack.id), why: format!("not kept: {e}") },
                         };
-                        jet.note(ack.conn, Note::Send(text));
+                        jet.note(ack.conn, Note::Reply(reply));
                     }
                 });
             }
@@ -239,41 +260,41 @@ impl Jet {
                 tracing::debug!(error = %e, topic = %message.name, "bridge: publish not handed to JetStream");
                 metrics.lost.fetch_add(1, Ordering::Relaxed);
                 if let Some(ack) = answer {
-                    let text = control::error_text(Some(&ack.id), &format!("not kept: {e}"));
-                    self.note(ack.conn, Note::Send(text));
+                    let reply = Reply::Refused { id: Some(ack.id), why: format!("not kept: {e}") };
+                    self.note(ack.conn, Note::Reply(reply));
                 }
             }
         }
     }
 
     /// The offset of `subject`'s last message (0: none).
-    async fn last_offset(&self, subject: &str) -> Result<u64, Failure> {
+    async fn last_offset(&self, subject: &str) -> Result<u64, Unavailable> {
         match self.stream.direct_get_last_for_subject(subject).await {
             Ok(message) => Ok(message.sequence),
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
-            Err(e) => Err(format!("history unavailable: {e}")),
+            Err(e) => Err(unavailable(e)),
         }
     }
 
     /// Whether every message of `subject` after `offset` is still kept.
-    async fn kept_after(&self, subject: &str, offset: u64) -> Result<bool, Failure> {
+    async fn kept_after(&self, subject: &str, offset: u64) -> Result<bool, Unavailable> {
         if offset == 0 {
             // Before the topic's first message: only if the stream never
             // dropped anything.
-            let info = self.stream.get_info().await.map_err(|e| format!("history unavailable: {e}"))?;
+            let info = self.stream.get_info().await.map_err(unavailable)?;
             return Ok(info.state.first_sequence <= 1 && info.state.deleted_count.unwrap_or(0) == 0);
         }
         match self.stream.direct_get(offset).await {
             Ok(message) => Ok(message.subject.as_str() == subject),
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(false),
-            Err(e) => Err(format!("history unavailable: {e}")),
+            Err(e) => Err(unavailable(e)),
         }
     }
 
     /// The live feed of `name` here, started if it is not running (once,
     /// however many joins ask at the same time); returns the last offset
     /// it posted.
-    async fn live(self: &Rc<Self>, name: &Arc<str>) -> Result<Rc<Cell<u64>>, Failure> {
+    async fn live(self: &Rc<Self>, name: &Arc<str>) -> Result<Rc<Cell<u64>>, Unavailable> {
         if let Some(live) = self.live.borrow_mut().get_mut(name) {
             live.joined = Instant::now();
             return Ok(live.last.clone());
@@ -284,7 +305,7 @@ impl Jet {
             told
         });
         if let Some(told) = waiting {
-            return told.await.unwrap_or_else(|_| Err("history unavailable: the live feed did not start".into()));
+            return told.await.unwrap_or_else(|_| Err(unavailable("the live feed did not start")));
         }
         self.starting.borrow_mut().insert(name.clone(), Vec::new());
         let started = self.start_live(name).await;
@@ -294,7 +315,7 @@ impl Jet {
         started
     }
 
-    async fn start_live(self: &Rc<Self>, name: &Arc<str>) -> Result<Rc<Cell<u64>>, Failure> {
+    async fn start_live(self: &Rc<Self>, name: &Arc<str>) -> Result<Rc<Cell<u64>>, Unavailable> {
         let subject = self.subject(name);
         let stopped = self.stopped.borrow_mut().remove(name);
         let start = match stopped {
@@ -312,7 +333,7 @@ impl Jet {
     }
 
     /// An ordered consumer of `subject` from the message after `start`.
-    async fn consume(&self, subject: String, start: u64) -> Result<push::Ordered, Failure> {
+    async fn consume(&self, subject: String, start: u64) -> Result<push::Ordered, Unavailable> {
         let consumer = self
             .stream
             .create_consumer(push::OrderedConfig {
@@ -322,8 +343,8 @@ impl Jet {
                 ..Default::default()
             })
             .await
-            .map_err(|e| format!("history unavailable: {e}"))?;
-        consumer.messages().await.map_err(|e| format!("history unavailable: {e}"))
+            .map_err(unavailable)?;
+        consumer.messages().await.map_err(unavailable)
     }
 
     /// Posts `name`'s messages from the stream to the local subscribers,
@@ -394,7 +415,7 @@ impl Jet {
             Some((if form == "j" { Form::Json } else { Form::Raw }, conn.parse::<ConnId>().ok()?))
         });
         let skip = |form: Form| except.filter(|(f, _)| *f == form).map(|(_, conn)| conn);
-        let (raw, json) = deliver::frames(&self.handle, name, payload, offset, &self.epoch);
+        let (raw, json) = fanout::frames(&self.handle, name, payload, offset, &self.epoch);
         self.handle.publish_sequenced(&raw_topic(name), &raw, offset, skip(Form::Raw));
         self.handle.publish_sequenced(&json_topic(name), &json, offset, skip(Form::Json));
         if !ours {
@@ -437,18 +458,16 @@ impl Jet {
     }
 
     /// Serves a subscribe (with or without a position to recover from).
-    pub async fn join(self: Rc<Self>, join: Join) {
-        let (conn, name, form) = (join.conn, join.name.clone(), join.form);
-        if let Err(why) = self.join_steps(join).await {
-            tracing::debug!(%conn, topic = %name, error = %why, "bridge: a join failed");
-            let text = control::recovery_failed(&name, &why);
-            self.note(conn, Note::Failed { name, form, text });
+    pub async fn subscribe(self: Rc<Self>, subscription: Subscription) {
+        let (conn, name, form) = (subscription.conn, subscription.name.clone(), subscription.form);
+        if let Err(why) = self.subscribe_steps(subscription).await {
+            tracing::debug!(%conn, topic = %name, error = %why, "bridge: a subscribe failed");
+            self.note(conn, Note::Failed { name, form, why: why.to_string() });
         }
     }
 
-    async fn join_steps(self: &Rc<Self>, join: Join) -> Result<(), Failure> {
-        let Join { conn, name, form, since, id } = join;
-        let id = id.as_deref();
+    async fn subscribe_steps(self: &Rc<Self>, subscription: Subscription) -> Result<(), Unavailable> {
+        let Subscription { conn, name, form, since, id } = subscription;
         let subject = self.subject(&name);
         let recovered = match &since {
             Some(since) => *since.epoch == *self.epoch && self.kept_after(&subject, since.offset).await?,
@@ -456,19 +475,16 @@ impl Jet {
         };
         if !recovered {
             let after = self.join_point(&name, &subject).await?;
-            let answer = match since {
-                Some(_) => Some(format!("\"recovered\":false,{}", self.at(after))),
-                None => id.is_some().then(|| self.at(after)),
-            };
-            let answer = answer.filter(|_| form == Form::Json).map(|fields| control::ack_with(id, &fields));
-            self.join_live(conn, Note::Join { name, form, after, answer });
+            let reply = Reply::Subscribed { id, recovered: since.map(|_| false), at: Some(self.position(after)) };
+            let reply = (form == Form::Json).then_some(reply);
+            self.join_live(conn, &name, form, after, Note::CaughtUp { name: name.clone(), form, reply });
             return Ok(());
         }
         let since = since.expect("recovered from a position");
         if form == Form::Json {
             let top = self.last_offset(&subject).await?;
-            let fields = format!("\"recovered\":true,{}", self.at(top.max(since.offset)));
-            self.note(conn, Note::Send(control::ack_with(id, &fields)));
+            let at = Some(self.position(top.max(since.offset)));
+            self.note(conn, Note::Reply(Reply::Subscribed { id, recovered: Some(true), at }));
         }
         self.replay(conn, name, form, since.offset).await
     }
@@ -478,7 +494,7 @@ impl Jet {
     /// its join), at least the marker put on a topic with no message yet.
     /// Always a message of the topic (or a marker), so a client can come
     /// back with it.
-    async fn join_point(self: &Rc<Self>, name: &Arc<str>, subject: &str) -> Result<u64, Failure> {
+    async fn join_point(self: &Rc<Self>, name: &Arc<str>, subject: &str) -> Result<u64, Unavailable> {
         let last = self.live(name).await?;
         let marker = match last.get() {
             0 => self.mark(subject).await?,
@@ -489,25 +505,20 @@ impl Jet {
         Ok(last.get().max(marker))
     }
 
-    /// `"offset":N,"epoch":"E"` for this stream.
-    fn at(&self, offset: u64) -> String {
-        control::at(offset, &self.epoch)
-    }
-
     /// Puts a marker on `subject` (a topic with no message yet), so that
     /// its position is a message a client can come back with.
-    async fn mark(&self, subject: &str) -> Result<u64, Failure> {
+    async fn mark(&self, subject: &str) -> Result<u64, Unavailable> {
         let mut headers = HeaderMap::new();
         headers.insert(ORIGIN, self.bridge.origin.as_str());
         headers.insert(KIND, MARKER);
         let ack = self.js.publish_with_headers(subject.to_owned(), headers, Bytes::new()).await;
-        let ack = ack.map_err(|e| format!("history unavailable: {e}"))?;
-        Ok(ack.await.map_err(|e| format!("history unavailable: {e}"))?.sequence)
+        let ack = ack.map_err(unavailable)?;
+        Ok(ack.await.map_err(unavailable)?.sequence)
     }
 
     /// Replays `name` after `from` to `conn`, a batch per drain, then
     /// joins it to the live delivery.
-    async fn replay(self: &Rc<Self>, conn: ConnId, name: Arc<str>, form: Form, from: u64) -> Result<(), Failure> {
+    async fn replay(self: &Rc<Self>, conn: ConnId, name: Arc<str>, form: Form, from: u64) -> Result<(), Unavailable> {
         let subject = self.subject(&name);
         let mut at = from;
         let mut messages: Option<pull::Ordered> = None;
@@ -527,21 +538,21 @@ impl Jet {
                             ..Default::default()
                         })
                         .await
-                        .map_err(|e| format!("history unavailable: {e}"))?;
-                    messages = Some(consumer.messages().await.map_err(|e| format!("history unavailable: {e}"))?);
+                        .map_err(unavailable)?;
+                    messages = Some(consumer.messages().await.map_err(unavailable)?);
                 }
                 let stream = messages.as_mut().expect("made above");
                 let next = tokio::time::timeout(READ_WAIT, stream.next()).await;
                 let message = match next {
                     Ok(Some(Ok(message))) => message,
-                    Ok(Some(Err(e))) => return Err(format!("history unavailable: {e}")),
-                    Ok(None) | Err(_) => return Err("history unavailable: the stream stopped answering".into()),
+                    Ok(Some(Err(e))) => return Err(unavailable(e)),
+                    Ok(None) | Err(_) => return Err(unavailable("the stream stopped answering")),
                 };
-                let info = message.info().map_err(|e| format!("history unavailable: {e}"))?;
+                let info = message.info().map_err(unavailable)?;
                 at = info.stream_sequence;
                 caught_up = info.pending == 0;
                 let Carried::Payload(payload) = carried(&message) else { continue };
-                let frame = deliver::frame_in(&self.handle, form, &name, payload, at, &self.epoch);
+                let frame = fanout::frame_in(&self.handle, form, &name, payload, at, &self.epoch);
                 bytes += frame.payload().len();
                 frames.push(frame);
             }
@@ -549,14 +560,14 @@ impl Jet {
             // so every later one of the topic was too.
             if at > batch_from && batch_from > 0 && !self.kept_after(&subject, batch_from).await? {
                 let after = self.live(&name).await?.get();
-                let text = control::recovery_lost(&name, after, &self.epoch);
-                self.join_live(conn, Note::Lost { name, form, after, text });
+                let lost = Note::Lost { name: name.clone(), form, at: self.position(after) };
+                self.join_live(conn, &name, form, after, lost);
                 return Ok(());
             }
             if !caught_up {
                 let (wake, woken) = oneshot::channel();
                 self.waiting.borrow_mut().insert((conn, name.clone()), wake);
-                self.note(conn, Note::Replay { name: name.clone(), frames, more: true });
+                self.note(conn, Note::Part { name: name.clone(), frames, more: true });
                 if tokio::time::timeout(DRAIN_WAIT, woken).await.map_or(true, |r| r.is_err()) {
                     self.waiting.borrow_mut().remove(&(conn, name.clone()));
                     return Ok(()); // the connection went away, or stopped reading
@@ -564,14 +575,14 @@ impl Jet {
                 continue;
             }
             if !frames.is_empty() {
-                self.note(conn, Note::Replay { name: name.clone(), frames, more: false });
+                self.note(conn, Note::Part { name: name.clone(), frames, more: false });
             }
             // Caught up with the stream: join once the live delivery here
             // has posted nothing past the replay (no await from the check
             // to the note, so no live post slips between them).
             let last = self.live(&name).await?;
             if at >= last.get() {
-                self.join_live(conn, Note::Join { name, form, after: at, answer: None });
+                self.join_live(conn, &name, form, at, Note::CaughtUp { name: name.clone(), form, reply: None });
                 return Ok(());
             }
             top = last.get();
@@ -579,32 +590,22 @@ impl Jet {
     }
 
     /// The `history` answer: the latest `limit` messages of `name`.
-    pub async fn history(
-        self: Rc<Self>,
-        conn: ConnId,
-        name: Arc<str>,
-        limit: usize,
-        budget: usize,
-        id: Option<Box<RawValue>>,
-    ) {
-        let answer = match self.latest(&name, limit, budget).await {
-            Ok((messages, top)) => {
-                control::ack_with(id.as_deref(), &format!("{},\"messages\":[{}]", self.at(top), messages.join(",")))
-            }
-            Err(why) => control::error_text(id.as_deref(), &why),
+    pub async fn history(self: Rc<Self>, conn: ConnId, name: Arc<str>, limit: usize, budget: usize, id: Option<Id>) {
+        let reply = match self.latest(&name, limit, budget).await {
+            Ok((messages, top)) => Reply::History { id, at: self.position(top), messages },
+            Err(why) => Reply::Refused { id, why: why.to_string() },
         };
-        self.note(conn, Note::Send(answer));
+        self.note(conn, Note::Reply(reply));
     }
 
-    async fn latest(&self, name: &str, limit: usize, budget: usize) -> Result<(Vec<String>, u64), Failure> {
+    async fn latest(&self, name: &str, limit: usize, budget: usize) -> Result<(Vec<Frame>, u64), Unavailable> {
         let subject = self.subject(name);
         let top = self.last_offset(&subject).await?;
-        let info =
-            self.stream.info_with_subjects(subject.clone()).await.map_err(|e| format!("history unavailable: {e}"))?;
+        let info = self.stream.info_with_subjects(subject.clone()).await.map_err(unavailable)?;
         let mut count = 0;
         let mut subjects = info;
         while let Some(entry) = subjects.next().await {
-            let (_, n) = entry.map_err(|e| format!("history unavailable: {e}"))?;
+            let (_, n) = entry.map_err(unavailable)?;
             count += n;
         }
         if count == 0 || limit == 0 {
@@ -614,32 +615,25 @@ impl Jet {
             .stream
             .create_consumer(pull::OrderedConfig { filter_subject: subject, ..Default::default() })
             .await
-            .map_err(|e| format!("history unavailable: {e}"))?;
-        let mut messages = consumer.messages().await.map_err(|e| format!("history unavailable: {e}"))?;
-        let mut kept: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-        let mut size = 0;
+            .map_err(unavailable)?;
+        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        let mut newest = Newest::new(limit, budget);
         loop {
             let next = tokio::time::timeout(READ_WAIT, messages.next()).await;
             let message = match next {
                 Ok(Some(Ok(message))) => message,
-                Ok(Some(Err(e))) => return Err(format!("history unavailable: {e}")),
+                Ok(Some(Err(e))) => return Err(unavailable(e)),
                 Ok(None) | Err(_) => break,
             };
-            let info = message.info().map_err(|e| format!("history unavailable: {e}"))?;
+            let info = message.info().map_err(unavailable)?;
             let (offset, last) = (info.stream_sequence, info.pending == 0);
             if let Carried::Payload(payload) = carried(&message) {
-                let json = deliver::frame_in(&self.handle, Form::Json, name, payload, offset, &self.epoch);
-                let text = String::from_utf8_lossy(json.payload()).into_owned();
-                size += text.len() + 1;
-                kept.push_back(text);
-                while kept.len() > limit || (size > budget && kept.len() > 1) {
-                    size -= kept.pop_front().map_or(0, |t| t.len() + 1);
-                }
+                newest.push(fanout::frame_in(&self.handle, Form::Json, name, payload, offset, &self.epoch));
             }
             if last {
                 break;
             }
         }
-        Ok((kept.into(), top))
+        Ok((newest.into_frames(), top))
     }
 }

@@ -1,6 +1,6 @@
-//! Per-topic history, kept in memory (the embedded store of issue 17):
-//! the last messages of each topic with their offsets, so that a client
-//! that reconnects can ask for what it missed.
+//! Per-topic history, kept in memory (the embedded log's store): the last
+//! messages of each topic with their offsets, so that a client that
+//! reconnects can ask for what it missed.
 //!
 //! - **Offsets** increase by one per message of a topic, from 1; the
 //!   offset of the last message a client saw is its position.
@@ -18,39 +18,35 @@
 //!
 //! The store keeps whatever the caller hands it per message (`T`: for the
 //! hub, the frames shared with the live delivery, not copies), and counts
-//! its size as [`Kept::bytes`] says. It does no locking and reads no
+//! its size as [`Footprint::bytes`] says. It does no locking and reads no
 //! clock: the caller passes the time in, so it is tested as plain data.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What the store keeps per message, and what it counts as its memory.
-pub trait Kept: Clone {
+use super::contract::Bounds;
+use crate::position::Position;
+
+/// What the store counts a kept message as against its memory bound.
+pub(crate) trait Footprint: Clone {
     fn bytes(&self) -> usize;
 }
 
-/// The bounds of the store.
+/// The store's bounds, from the log's [`Bounds`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
+struct Limits {
     /// Messages kept per topic (at least 1).
-    pub size: usize,
+    size: usize,
     /// How long a message is kept (`None`: as long as `size` allows).
-    pub ttl: Option<Duration>,
+    ttl: Option<Duration>,
     /// Bytes kept over all topics, the records' own cost included.
-    pub memory: usize,
-}
-
-/// A point in a topic's history: the last message a client saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    pub offset: u64,
-    pub epoch: Arc<str>,
+    memory: usize,
 }
 
 /// What a client that asks for the messages after a position gets.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Recovery<T> {
+pub(crate) enum Recovery<T> {
     /// Every message after the position, in order (possibly none): nothing
     /// was missed.
     Recovered(Vec<(u64, T)>),
@@ -76,7 +72,8 @@ struct Entry<T> {
     kept: T,
 }
 
-struct Topic<T> {
+/// One topic's history.
+struct Record<T> {
     epoch: Arc<str>,
     /// Which record of the name this is (a name's record can be dropped
     /// and made again), for the age queue's entries.
@@ -90,9 +87,9 @@ struct Topic<T> {
 type Aged = (Arc<str>, u64, u64);
 
 /// The history of every topic.
-pub struct Store<T> {
-    bounds: Bounds,
-    topics: HashMap<Arc<str>, Topic<T>>,
+pub(crate) struct Store<T> {
+    bounds: Limits,
+    topics: HashMap<Arc<str>, Record<T>>,
     /// Every kept message by age, over all topics. A message dropped by
     /// its topic's size bound stays here until it reaches the front (or
     /// the queue is compacted): checking it against its topic tells.
@@ -109,10 +106,11 @@ pub struct Store<T> {
     serials: u64,
 }
 
-impl<T: Kept> Store<T> {
+impl<T: Footprint> Store<T> {
     /// An empty store.
-    pub fn new(bounds: Bounds) -> Store<T> {
-        let bounds = Bounds { size: bounds.size.max(1), ..bounds };
+    pub fn new(bounds: &Bounds) -> Store<T> {
+        let size = bounds.size.map_or(usize::MAX, |n| n as usize).max(1);
+        let bounds = Limits { size, ttl: bounds.ttl, memory: bounds.memory };
         // A restart must not give a topic an epoch it had before: the
         // prefix is random (a clock could repeat across machines).
         let epoch_prefix = getrandom::u32().unwrap_or(0x5eed);
@@ -188,7 +186,7 @@ impl<T: Kept> Store<T> {
         self.serials += 1;
         let epoch: Arc<str> = format!("{:08x}-{:x}", self.epoch_prefix, self.serials).into();
         let name: Arc<str> = topic.into();
-        let record = Topic { epoch, serial: self.serials, next: 1, entries: VecDeque::new() };
+        let record = Record { epoch, serial: self.serials, next: 1, entries: VecDeque::new() };
         self.topics.insert(name.clone(), record);
         self.empty.push_back((name.clone(), self.serials));
         self.bytes += RECORD_COST + topic.len();
@@ -341,7 +339,7 @@ impl<T: Kept> Store<T> {
 mod tests {
     use super::*;
 
-    impl Kept for String {
+    impl Footprint for String {
         fn bytes(&self) -> usize {
             self.len()
         }
@@ -349,8 +347,8 @@ mod tests {
 
     const ALL: usize = usize::MAX;
 
-    fn store(size: usize, ttl_ms: Option<u64>, memory: usize) -> Store<String> {
-        Store::new(Bounds { size, ttl: ttl_ms.map(Duration::from_millis), memory })
+    fn store(size: u32, ttl_ms: Option<u64>, memory: usize) -> Store<String> {
+        Store::new(&Bounds { size: Some(size), ttl: ttl_ms.map(Duration::from_millis), memory })
     }
 
     fn offsets(recovery: Recovery<String>) -> Vec<u64> {

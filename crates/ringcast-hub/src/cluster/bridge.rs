@@ -13,13 +13,13 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
 use ringcast::ConnId;
-use serde_json::value::RawValue;
 
 use super::presence::Elsewhere;
 use super::subject;
-use crate::deliver::Kind;
-use crate::handover::Form;
-use crate::history::Position;
+use crate::control::Id;
+use crate::error::ConfigError;
+use crate::payload::Kind;
+use crate::topic::Form;
 
 /// What the bridge needs to know.
 #[derive(Debug, Clone)]
@@ -30,22 +30,6 @@ pub struct BridgeConfig {
     pub prefix: String,
     /// Bytes of publishes waiting for NATS before more are counted lost.
     pub max_pending: usize,
-    /// With history: the JetStream stream's limits (see `stream`).
-    pub history: Option<StreamLimits>,
-}
-
-/// With history: the limits of the JetStream stream that holds it (see
-/// `stream`).
-#[derive(Debug, Clone)]
-pub struct StreamLimits {
-    /// Messages kept per topic.
-    pub size: Option<u32>,
-    /// How long a message is kept.
-    pub ttl: Option<Duration>,
-    /// Bytes kept over all topics.
-    pub memory: usize,
-    /// Bytes a replay hands its connection at a time.
-    pub pace: usize,
 }
 
 /// The bridge's counters, read by `/metrics`.
@@ -70,7 +54,7 @@ pub struct BridgeMetrics {
 }
 
 /// A publish on its way to NATS.
-pub(super) struct Outbound {
+pub(crate) struct Outbound {
     pub name: Box<str>,
     pub kind: Kind,
     pub payload: Bytes,
@@ -81,52 +65,28 @@ pub(super) struct Outbound {
     pub ack: Option<Ack>,
 }
 
-/// A publish acknowledgement the bridge sends once the stream has the
-/// message (it then knows the offset).
+/// A publish acknowledgement sent once the stream has the message (it
+/// then knows the offset).
 pub(crate) struct Ack {
     pub conn: ConnId,
     /// The request's `id`.
-    pub id: Box<RawValue>,
+    pub id: Id,
     /// The local receivers when it was published.
     pub receivers: u64,
-}
-
-/// A connection subscribing to a topic whose history lives in JetStream.
-pub(crate) struct Join {
-    pub conn: ConnId,
-    pub name: Arc<str>,
-    pub form: Form,
-    /// The position to recover from.
-    pub since: Option<Position>,
-    /// The request's `id`, for the answer.
-    pub id: Option<Box<RawValue>>,
-}
-
-/// What a shard asks the bridge's thread when history lives in JetStream.
-pub(crate) enum Ask {
-    /// Subscribe, recovering first if asked.
-    Join(Join),
-    /// The connection drained: the next part of its replay of the topic.
-    More(ConnId, Arc<str>),
-    /// The latest `limit` messages, answered within `budget` bytes.
-    History { conn: ConnId, name: Arc<str>, limit: usize, budget: usize, id: Option<Box<RawValue>> },
 }
 
 /// The bridge as the shards and the hub see it.
 pub struct Bridge {
     pub(super) config: BridgeConfig,
     /// This hub's id in the `Rc-Origin` header.
-    pub(super) origin: String,
+    pub(crate) origin: String,
     pub(super) outbound: mpsc::UnboundedSender<Outbound>,
     /// The receiving end, until the link's thread takes it.
     pub(super) inbound_queue: Mutex<Option<mpsc::UnboundedReceiver<Outbound>>>,
-    pub(super) asks: mpsc::UnboundedSender<Ask>,
-    /// The receiving end of `asks`, until the link's thread takes it.
-    pub(super) ask_queue: Mutex<Option<mpsc::UnboundedReceiver<Ask>>>,
     /// Bytes in `outbound`.
     pub(super) pending: AtomicUsize,
     /// Topic names whose local interest changed since the link looked.
-    pub(super) dirty: Mutex<HashSet<Box<str>>>,
+    pub(crate) dirty: Mutex<HashSet<Box<str>>>,
     /// Wakes the link: interest changed.
     pub(super) wake: Notify,
     /// Wakes the link: stop.
@@ -142,23 +102,21 @@ pub struct Bridge {
 
 impl Bridge {
     /// A bridge not yet running (see [`Bridge::start`]).
-    pub fn new(config: BridgeConfig) -> Result<Arc<Bridge>, String> {
+    pub fn new(config: BridgeConfig) -> Result<Arc<Bridge>, ConfigError> {
         subject::check_prefix(&config.prefix)?;
         if config.urls.is_empty() {
-            return Err("no NATS server given".into());
+            return Err(ConfigError::NoNatsServer);
         }
         for url in &config.urls {
-            url.parse::<async_nats::ServerAddr>().map_err(|e| format!("invalid NATS address {url:?}: {e}"))?;
+            url.parse::<async_nats::ServerAddr>()
+                .map_err(|e| ConfigError::NatsAddress { url: url.clone(), why: e.to_string() })?;
         }
         let (outbound, queue) = mpsc::unbounded_channel();
-        let (asks, ask_queue) = mpsc::unbounded_channel();
         Ok(Arc::new(Bridge {
             config,
             origin: new_origin(),
             outbound,
             inbound_queue: Mutex::new(Some(queue)),
-            asks,
-            ask_queue: Mutex::new(Some(ask_queue)),
             pending: AtomicUsize::new(0),
             dirty: Mutex::default(),
             wake: Notify::new(),
@@ -180,16 +138,14 @@ impl Bridge {
         self.wake.notify_one();
     }
 
-    /// Whether history lives in JetStream (then every delivery comes from
-    /// the stream, this hub's own publishes included).
-    pub fn keeps_history(&self) -> bool {
-        self.config.history.is_some()
+    /// The subject prefix of the topics.
+    pub fn prefix(&self) -> &str {
+        &self.config.prefix
     }
 
-    /// Hands a request about history to the bridge's thread; false if it
-    /// is gone (the hub is stopping).
-    pub(crate) fn ask(&self, ask: Ask) -> bool {
-        self.asks.send(ask).is_ok()
+    /// Whether the link is connected to NATS now.
+    pub fn connected(&self) -> bool {
+        self.metrics.connected.load(Ordering::Relaxed)
     }
 
     /// Hands a publish made on this hub to the cluster. Never blocks:
@@ -279,20 +235,16 @@ mod tests {
     use super::*;
 
     fn config(urls: &[&str], prefix: &str) -> BridgeConfig {
-        BridgeConfig {
-            urls: urls.iter().map(|u| u.to_string()).collect(),
-            prefix: prefix.into(),
-            max_pending: 100,
-            history: None,
-        }
+        BridgeConfig { urls: urls.iter().map(|u| u.to_string()).collect(), prefix: prefix.into(), max_pending: 100 }
     }
 
     #[test]
     fn bad_settings_are_refused_with_a_reason() {
         assert!(Bridge::new(config(&["nats://127.0.0.1:4222", "127.0.0.1:4223"], "ringcast.topic")).is_ok());
-        assert!(Bridge::new(config(&[], "ringcast.topic")).unwrap_err().contains("no NATS"));
-        assert!(Bridge::new(config(&["nats://127.0.0.1:4222"], "a.*")).unwrap_err().contains("prefix"));
-        assert!(Bridge::new(config(&["http://[::1"], "a")).unwrap_err().contains("invalid NATS address"));
+        let why = |config| Bridge::new(config).unwrap_err().to_string();
+        assert!(why(config(&[], "ringcast.topic")).contains("no NATS"));
+        assert!(why(config(&["nats://127.0.0.1:4222"], "a.*")).contains("prefix"));
+        assert!(why(config(&["http://[::1"], "a")).contains("invalid NATS address"));
     }
 
     #[test]
