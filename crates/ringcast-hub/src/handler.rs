@@ -28,7 +28,8 @@ pub(crate) struct HubHandler {
     pub shard: Shard,
 }
 
-impl Handler for HubHandler {
+/// Its notes are the topic log's (the JetStream log's thread posts them).
+impl Handler<Note> for HubHandler {
     type Data = Conn;
 
     fn upgrade(&mut self, _request: &Request<'_>) -> Decision<Conn> {
@@ -63,10 +64,8 @@ impl Handler for HubHandler {
     }
 
     /// The log's answers, replays and joins.
-    fn notified(&mut self, ws: &mut Ws<'_, Conn>, note: Box<dyn std::any::Any + Send>) {
-        if let Ok(note) = note.downcast::<Note>() {
-            self.shard.state.log.noted(ws, *note);
-        }
+    fn notified(&mut self, ws: &mut Ws<'_, Conn>, note: Note) {
+        self.shard.state.log.noted(ws, note);
     }
 
     fn message(&mut self, ws: &mut Ws<'_, Conn>, message: Message<'_>) {

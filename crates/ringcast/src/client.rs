@@ -46,6 +46,7 @@ use ringcast_proto::deflate::client_offer;
 use ringcast_proto::handshake::{ClientHandshake, WsUri};
 
 use crate::builder::Builder;
+use crate::callbacks::Typed;
 use crate::config::{Settings, Shared};
 use crate::dialer::{DialRequest, Dialer};
 use crate::error::{ConnectError, Error};
@@ -110,11 +111,13 @@ impl Builder<ClientRole> {
     /// opened with [`ClientHandle::connect`]; the handler's `connected` (by
     /// default `open`), `message`, `close` and `connect_failed` callbacks
     /// tell what happens to them.
-    pub fn start<H, F>(self, factory: F) -> Result<ClientHandle<H::Data>, Error>
+    pub fn start<N, H, F>(self, factory: F) -> Result<ClientHandle<H::Data>, Error>
     where
-        H: Handler,
+        N: Send + 'static,
+        H: Handler<N>,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
+        let factory = move |shard| Typed::new(factory(shard));
         let (settings, role) = self.into_checked()?;
         let max_head = settings.max_header_bytes;
         let deflate_offer = settings.deflate.map(|d| Arc::from(client_offer(&d.negotiation())));

@@ -21,7 +21,11 @@ use crate::ws::Ws;
 ///
 /// Callbacks run on the shard's event loop: keep them short and never block.
 /// Messages are lent straight from the receive buffer: copy what you keep.
-pub trait Handler: 'static {
+///
+/// `N` is the type of the notes other threads may post to a connection
+/// ([`crate::Notes`], [`Handler::notified`]); most handlers take none and
+/// leave it at `()`.
+pub trait Handler<N = ()>: 'static {
     /// The application's data for each connection, stored in the shard's
     /// connection table beside the protocol state (a zero-sized type costs
     /// nothing); reached through [`Ws::data`].
@@ -97,13 +101,14 @@ pub trait Handler: 'static {
     }
 
     /// A note posted for this connection with
-    /// [`ServerHandle::notify`](crate::ServerHandle::notify), from any
-    /// thread: it arrives through the connection's shard's mailbox, after
-    /// every delivery posted there before it (so a thread that publishes
-    /// with [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced)
+    /// [`Notes::notify`](crate::Notes::notify) (or carried by
+    /// [`Notes::join`](crate::Notes::join)), from any thread: it arrives
+    /// through the connection's shard's mailbox, after every delivery
+    /// posted there before it (so a thread that publishes with
+    /// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced)
     /// and notifies knows which of its publishes came first). Dropped
     /// unread if the connection is gone. The default ignores it.
-    fn notified(&mut self, ws: &mut Ws<'_, Self::Data>, note: Box<dyn std::any::Any + Send>) {
+    fn notified(&mut self, ws: &mut Ws<'_, Self::Data>, note: N) {
         let _ = (ws, note);
     }
 

@@ -61,11 +61,13 @@ mod ws;
 
 mod handler;
 
+mod callbacks;
 mod shard;
 
 mod runtime;
 
 mod client;
+mod notes;
 mod server;
 
 /// The sans-IO protocol core this runtime drives.
@@ -79,6 +81,7 @@ pub use config::{Deflate, SlowConsumer};
 pub use error::{ConnectError, Error};
 pub use handler::{Accept, CloseInfo, Decision, Handler, Peer, Response};
 pub use message::Message;
+pub use notes::Notes;
 pub use pubsub::Frame;
 pub use ringcast_proto::CloseCode;
 pub use runtime::ShutdownReport;

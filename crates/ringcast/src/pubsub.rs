@@ -72,7 +72,7 @@ pub(crate) struct Delivery {
 /// RSV1 set), made by whichever shard first delivers the message to a
 /// connection that takes it, then shared by every such connection on every
 /// shard: one compression per publish. Only messages at or above the
-/// compression threshold carry one ([`Hub::delivery`]).
+/// compression threshold carry one ([`Exchange::delivery`]).
 #[derive(Debug)]
 pub(crate) struct Deflated {
     tuning: Tuning,
@@ -118,9 +118,9 @@ pub(crate) enum Post {
 /// handle.
 pub(crate) type Mailbox = Inbox<Post>;
 
-/// What the shards and the handle share: which shards have subscribers of
-/// which topic, and each shard's mailbox.
-pub(crate) struct Hub {
+/// The runtime's pub/sub exchange, what the shards and the handle share:
+/// which shards have subscribers of which topic, and each shard's mailbox.
+pub(crate) struct Exchange {
     interest: RwLock<HashMap<Arc<str>, Arc<Interest>>>,
     mailboxes: Vec<Arc<Mailbox>>,
     /// Told of every entry the table gains or loses, under its write lock,
@@ -131,9 +131,9 @@ pub(crate) struct Hub {
     deflate: Option<Tuning>,
 }
 
-impl Hub {
+impl Exchange {
     pub fn new(mailboxes: Vec<Arc<Mailbox>>, watch: Option<InterestWatch>, deflate: Option<Tuning>) -> Self {
-        Hub { interest: RwLock::default(), mailboxes, watch, deflate }
+        Exchange { interest: RwLock::default(), mailboxes, watch, deflate }
     }
 
     /// `message` framed once (and compressed once later, if a subscriber
@@ -304,7 +304,7 @@ pub(crate) type Subscriptions = Option<Box<SubState>>;
 /// One shard's topic index and the publishes its callbacks made.
 pub(crate) struct LocalTopics {
     shard: usize,
-    hub: Arc<Hub>,
+    exchange: Arc<Exchange>,
     topics: HashMap<Arc<str>, Slab<(u32, u32)>>,
     /// Published by handlers and not yet delivered on this shard: the
     /// shard delivers them once it has handled the completion whose
@@ -318,12 +318,12 @@ pub(crate) struct LocalTopics {
 }
 
 impl LocalTopics {
-    pub fn new(shard: usize, hub: Arc<Hub>) -> Self {
-        LocalTopics { shard, hub, topics: HashMap::new(), pending: Vec::new(), fences: Vec::new() }
+    pub fn new(shard: usize, exchange: Arc<Exchange>) -> Self {
+        LocalTopics { shard, exchange, topics: HashMap::new(), pending: Vec::new(), fences: Vec::new() }
     }
 
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
+    pub fn exchange(&self) -> &Arc<Exchange> {
+        &self.exchange
     }
 
     pub fn shard(&self) -> usize {
@@ -333,7 +333,7 @@ impl LocalTopics {
     /// Subscribes connection `conn`; false if it already was.
     pub fn subscribe(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions) -> bool {
         let Some(name) = self.insert(topic, conn, subs) else { return false };
-        self.hub.add(&name, self.shard);
+        self.exchange.add(&name, self.shard);
         true
     }
 
@@ -353,12 +353,12 @@ impl LocalTopics {
         Some(name)
     }
 
-    /// A subscription posted by [`Hub::join`], whose interest was counted
+    /// A subscription posted by [`Exchange::join`], whose interest was counted
     /// then: enters it from the place `after` on; false (and the count
     /// taken back) if it already was subscribed.
     pub fn joined(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions, after: u64) -> bool {
         let Some(name) = self.insert(topic, conn, subs) else {
-            self.hub.unjoin(topic, self.shard);
+            self.exchange.unjoin(topic, self.shard);
             return false;
         };
         if after > 0 {
@@ -432,7 +432,7 @@ impl LocalTopics {
             if subscribers.is_empty() {
                 self.topics.remove(name);
             }
-            self.hub.remove(name, self.shard);
+            self.exchange.remove(name, self.shard);
         }
     }
 

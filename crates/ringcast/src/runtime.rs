@@ -2,6 +2,7 @@
 //! observes and stops them. A server and a client are the same runtime:
 //! the server hands each shard a listening socket, the client none.
 
+use std::any::TypeId;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -9,12 +10,12 @@ use std::time::Duration;
 
 use socket2::Socket;
 
+use crate::callbacks::Callbacks;
 use crate::config::Settings;
 use crate::dialer::Dialer;
 use crate::error::Error;
-use crate::handler::Handler;
 use crate::message::Message;
-use crate::pubsub::{Delivery, Frame, Hub, Mailbox};
+use crate::pubsub::{Delivery, Exchange, Frame, Mailbox};
 use crate::shard::{Links, Listeners, Shard, Stop};
 use crate::stats::{SharedStats, Stats};
 use crate::sys::{Io, Waker};
@@ -34,7 +35,7 @@ pub(crate) fn launch<H, F>(
     factory: F,
 ) -> Result<Launched<H::Data>, Error>
 where
-    H: Handler,
+    H: Callbacks,
     F: Fn(usize) -> H + Send + Sync + 'static,
 {
     let cores = if settings.pin_threads { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
@@ -48,7 +49,7 @@ where
     }
     let mailboxes = shards.iter().map(|(_, mailbox)| mailbox.clone()).collect();
     let deflate = settings.deflate.map(|d| d.tuning());
-    let hub = Arc::new(Hub::new(mailboxes, settings.interest_watch.clone(), deflate));
+    let exchange = Arc::new(Exchange::new(mailboxes, settings.interest_watch.clone(), deflate));
     let wakers: Vec<Arc<Waker>> = shards.iter().map(|(control, _)| control.waker.clone()).collect();
     let dialer = Arc::new(Dialer::new(&wakers, one_connecting));
     let mut threads = Vec::with_capacity(settings.shards);
@@ -59,7 +60,7 @@ where
             stop: control.stop.clone(),
             stats: control.stats.clone(),
             mailbox: mailbox.clone(),
-            hub: hub.clone(),
+            exchange: exchange.clone(),
             dialer: dialer.clone(),
         };
         let (settings, factory, ready) = (settings.clone(), factory.clone(), ready_tx.clone());
@@ -99,9 +100,10 @@ where
     drop(ready_tx);
     let runtime = Runtime {
         inner: Arc::new(Inner {
+            note_type: TypeId::of::<H::Note>(),
             local_addr,
             shards: shards.into_iter().map(|(control, _)| control).collect(),
-            hub,
+            exchange,
             threads: Mutex::new(threads),
             report: Mutex::new(None),
         }),
@@ -123,7 +125,7 @@ where
 }
 
 /// Says the shard is ready, then runs it.
-fn run_shard<H: Handler, T: Transport>(shard: Shard<H, T>, ready: &mpsc::Sender<Result<(), Error>>) {
+fn run_shard<H: Callbacks, T: Transport>(shard: Shard<H, T>, ready: &mpsc::Sender<Result<(), Error>>) {
     let _ = ready.send(Ok(()));
     shard.run();
 }
@@ -144,9 +146,11 @@ struct ShardControl {
 }
 
 struct Inner {
+    /// The handler's note type: [`crate::Notes`] are made for it alone.
+    note_type: TypeId,
     local_addr: SocketAddr,
     shards: Vec<ShardControl>,
-    hub: Arc<Hub>,
+    exchange: Arc<Exchange>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     report: Mutex<Option<ShutdownReport>>,
 }
@@ -187,35 +191,40 @@ impl Runtime {
     /// Publishes to every subscriber of `topic` on every shard; see
     /// [`ServerHandle::publish`](crate::ServerHandle::publish).
     pub fn publish(&self, topic: &str, message: Message<'_>) -> u64 {
-        let delivery = self.inner.hub.delivery(topic, message, None);
-        self.inner.hub.forward(&delivery, None)
+        let delivery = self.inner.exchange.delivery(topic, message, None);
+        self.inner.exchange.forward(&delivery, None)
     }
 
     /// `message` framed once.
     pub fn frame(&self, message: Message<'_>) -> Frame {
-        self.inner.hub.frame(message)
+        self.inner.exchange.frame(message)
     }
 
     /// Publishes a framed message through every interested shard's
     /// mailbox, in the order of the calls.
     pub fn publish_sequenced(&self, topic: &str, frame: &Frame, seq: u64, except: Option<ConnId>) -> u64 {
         let delivery = Delivery { topic: Arc::from(topic), frame: frame.clone(), exclude: None, seq };
-        self.inner.hub.forward_all(&delivery, except.map(|id| (id.shard(), (id.key, id.generation))))
+        self.inner.exchange.forward_all(&delivery, except.map(|id| (id.shard(), (id.key, id.generation))))
+    }
+
+    /// Whether `N` is the handler's note type.
+    pub fn takes_notes<N: 'static>(&self) -> bool {
+        self.inner.note_type == TypeId::of::<N>()
     }
 
     /// Subscribes one connection from any thread, in mailbox order.
     pub fn join(&self, conn: ConnId, topic: &str, after: u64, note: Box<dyn std::any::Any + Send>) {
-        self.inner.hub.join(conn.shard(), (conn.key, conn.generation), topic, after, note);
+        self.inner.exchange.join(conn.shard(), (conn.key, conn.generation), topic, after, note);
     }
 
     /// Posts a note for one connection.
     pub fn notify(&self, conn: ConnId, note: Box<dyn std::any::Any + Send>) {
-        self.inner.hub.notify(conn.shard(), (conn.key, conn.generation), note);
+        self.inner.exchange.notify(conn.shard(), (conn.key, conn.generation), note);
     }
 
     /// Subscribers of `topic` across all shards (as of their last change).
     pub fn subscribers(&self, topic: &str) -> u64 {
-        self.inner.hub.subscribers(topic)
+        self.inner.exchange.subscribers(topic)
     }
 
     /// The counters, summed over the shards.

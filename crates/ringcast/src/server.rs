@@ -6,10 +6,12 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::builder::Builder;
+use crate::callbacks::Typed;
 use crate::config::{Settings, Shared};
 use crate::error::Error;
 use crate::handler::{Decision, Handler};
 use crate::message::Message;
+use crate::notes::Notes;
 use crate::pubsub::Frame;
 use crate::runtime::{self, Runtime, ShutdownReport};
 use crate::stats::Stats;
@@ -76,9 +78,10 @@ impl Builder<ServerRole> {
     /// all) and starts the shards, each running a handler made by
     /// `factory(shard_index)` on its own thread. Returns once every shard
     /// is ready, or the first error.
-    pub fn start<H, F>(self, addr: impl ToSocketAddrs, factory: F) -> Result<ServerHandle, Error>
+    pub fn start<N, H, F>(self, addr: impl ToSocketAddrs, factory: F) -> Result<ServerHandle, Error>
     where
-        H: Handler,
+        N: Send + 'static,
+        H: Handler<N>,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
         let addr = addr.to_socket_addrs().map_err(Error::Resolve)?.next().ok_or(Error::Config("no address to bind"))?;
@@ -103,6 +106,7 @@ impl Builder<ServerRole> {
                 shard
             })
             .collect();
+        let factory = move |shard| Typed::new(factory(shard));
         let runtime = runtime::launch(settings, listeners, local_addr, true, factory)?.runtime;
         let handle = ServerHandle { runtime, tls_addr };
         tracing::info!(local_addr = %handle.local_addr(), tls = ?tls_addr, shards = handle.shards(), "listening");
@@ -241,28 +245,12 @@ impl ServerHandle {
         self.runtime.publish_sequenced(topic, frame, seq, except)
     }
 
-    /// Subscribes connection `conn` to `topic` from any thread, from the
-    /// place `after` on (as [`Ws::subscribe_after`](crate::Ws::subscribe_after)),
-    /// then hands it `note` ([`Handler::notified`](crate::Handler::notified)).
-    /// The connection counts as a subscriber from this call on, so every
-    /// message published after it reaches its shard, where the
-    /// subscription takes effect in mailbox order: messages posted there
-    /// before it are not delivered to it, those after it are (less those
-    /// at places up to `after`). The way a thread that sequences a topic's
-    /// publishes hands a connection over to live delivery with no gap. If
-    /// the connection is gone or no longer open by then, nothing happens;
-    /// if it already subscribes, it stays as it was (the note still comes).
-    pub fn join(&self, conn: ConnId, topic: &str, after: u64, note: Box<dyn std::any::Any + Send>) {
-        self.runtime.join(conn, topic, after, note)
-    }
-
-    /// Posts `note` for connection `conn` from any thread: its handler's
-    /// [`Handler::notified`](crate::Handler::notified) gets it on the
-    /// connection's shard, in mailbox order (after everything posted there
-    /// before it, publishes included). A note for a connection that is
-    /// gone is dropped.
-    pub fn notify(&self, conn: ConnId, note: Box<dyn std::any::Any + Send>) {
-        self.runtime.notify(conn, note)
+    /// The way to post notes of type `N` to this server's connections
+    /// from any thread ([`Notes::notify`], [`Notes::join`]); `None` if `N`
+    /// is not the note type of the server's handler
+    /// ([`Handler<N>`](crate::Handler)).
+    pub fn notes<N: Send + 'static>(&self) -> Option<Notes<N>> {
+        Notes::of(&self.runtime)
     }
 
     /// Subscribers of `topic` across all shards (as of their last change).

@@ -38,7 +38,7 @@ impl fmt::Display for ConnId {
 
 /// Reads back what `Display` wrote (`shard:key.generation`), e.g. an id
 /// carried through another system and handed back to
-/// [`ServerHandle::notify`](crate::ServerHandle::notify) or
+/// [`Notes::notify`](crate::Notes::notify) or
 /// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced).
 impl std::str::FromStr for ConnId {
     type Err = &'static str;
@@ -286,7 +286,7 @@ impl<C> Ws<'_, C> {
     /// (as of their last change): lets a handler skip building a message
     /// nobody would receive.
     pub fn subscribers(&self, topic: &str) -> u64 {
-        self.shard.topics.hub().subscribers(topic)
+        self.shard.topics.exchange().subscribers(topic)
     }
 
     /// Publishes `message` to every subscriber of `topic` on every shard,
@@ -306,7 +306,7 @@ impl<C> Ws<'_, C> {
     /// ([`send_frame`](Self::send_frame),
     /// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced)).
     pub fn frame(&self, message: Message<'_>) -> Frame {
-        self.shard.topics.hub().frame(message)
+        self.shard.topics.exchange().frame(message)
     }
 
     /// Sends a message framed before ([`frame`](Self::frame)): its bytes
@@ -351,8 +351,8 @@ impl<C> Ws<'_, C> {
         // its place among the frames this connection is sent: a close frame
         // queued later in the same read (a protocol error) must not
         // overtake it.
-        let delivery = self.shard.topics.hub().delivery(topic, message, Some(me));
-        let remote = self.shard.topics.hub().forward(&delivery, Some(self.shard.topics.shard()));
+        let delivery = self.shard.topics.exchange().delivery(topic, message, Some(me));
+        let remote = self.shard.topics.exchange().forward(&delivery, Some(self.shard.topics.shard()));
         let subscribed = self.is_subscribed(topic);
         let local = self.shard.topics.count(topic) - u64::from(subscribed);
         if subscribed && !exclude_self {

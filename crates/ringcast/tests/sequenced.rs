@@ -24,7 +24,8 @@ struct Sequenced {
     hellos: Arc<Mutex<Vec<ringcast::ConnId>>>,
 }
 
-impl Handler for Sequenced {
+/// The notes the test posts: text.
+impl Handler<String> for Sequenced {
     type Data = (String, u64);
 
     fn upgrade(&mut self, request: &Request<'_>) -> Decision<(String, u64)> {
@@ -57,9 +58,8 @@ impl Handler for Sequenced {
         }
     }
 
-    fn notified(&mut self, ws: &mut Ws<'_, (String, u64)>, note: Box<dyn std::any::Any + Send>) {
-        let text = note.downcast::<String>().expect("the test posts strings");
-        ws.send_text(&format!("note: {text}")).unwrap();
+    fn notified(&mut self, ws: &mut Ws<'_, (String, u64)>, note: String) {
+        ws.send_text(&format!("note: {note}")).unwrap();
     }
 }
 
@@ -223,10 +223,12 @@ fn a_note_reaches_its_connection_in_mailbox_order_and_one_for_a_gone_connection_
     }
     wait_subscribers(&handle, "n", clients.len() as u64);
     let ids = hellos.lock().unwrap().clone();
+    let notes = handle.notes::<String>().expect("the handler takes strings");
+    assert!(handle.notes::<u32>().is_none(), "notes of another type are not handed out");
     for round in 0..50 {
         handle.publish_sequenced("n", &handle.frame(Message::Text(&format!("before {round}"))), 0, None);
         for id in &ids {
-            handle.notify(*id, Box::new(format!("{round} for {id}")));
+            notes.notify(*id, format!("{round} for {id}"));
         }
         handle.publish_sequenced("n", &handle.frame(Message::Text(&format!("after {round}"))), 0, None);
     }
@@ -245,7 +247,7 @@ fn a_note_reaches_its_connection_in_mailbox_order_and_one_for_a_gone_connection_
     drop(clients);
     wait_subscribers(&handle, "n", 0);
     for id in &ids {
-        handle.notify(*id, Box::new("too late".to_string()));
+        notes.notify(*id, "too late".to_string());
     }
     let mut fresh = join_path(&handle, "/seq/n");
     fresh.send_raw(&masked(0x1, b"pub still here"));
@@ -274,7 +276,8 @@ fn a_join_from_another_thread_counts_at_once_and_takes_effect_in_mailbox_order()
         handle.publish_sequenced("z", &handle.frame(Message::Text(&format!("z{seq}"))), seq, None);
     };
     publish(1);
-    handle.join(id, "z", 3, Box::new("joined".to_string()));
+    let notes = handle.notes::<String>().expect("the handler takes strings");
+    notes.join(id, "z", 3, "joined".to_string());
     assert_eq!(handle.subscribers("z"), 1, "counted at once");
     for seq in 2..=6 {
         publish(seq);
@@ -286,7 +289,7 @@ fn a_join_from_another_thread_counts_at_once_and_takes_effect_in_mailbox_order()
     // A join for a connection that is gone takes its count back.
     drop(client);
     wait_subscribers(&handle, "z", 0);
-    handle.join(id, "z", 0, Box::new("too late".to_string()));
+    notes.join(id, "z", 0, "too late".to_string());
     wait_subscribers(&handle, "z", 0);
     handle.shutdown(Duration::from_secs(1));
 }

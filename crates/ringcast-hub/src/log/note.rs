@@ -1,7 +1,7 @@
 //! What a log's own thread hands one connection (the JetStream log's
 //! answers, replayed parts, the moment it joins live delivery), as data:
-//! posted with [`ringcast::ServerHandle::notify`] or carried by
-//! [`ringcast::ServerHandle::join`], so it reaches the connection in
+//! posted with [`ringcast::Notes::notify`] or carried by
+//! [`ringcast::Notes::join`], so it reaches the connection in
 //! mailbox order with the topic's live messages; the connection applies
 //! it with [`super::TopicLog::noted`] and renders what it says.
 

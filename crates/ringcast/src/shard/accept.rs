@@ -8,7 +8,7 @@ use ringcast_proto::handshake::RequestReader;
 use super::slot::{flag, Slot};
 use super::token::{op, token};
 use super::Shard;
-use crate::handler::Handler;
+use crate::callbacks::Callbacks;
 use crate::sys::{self, Completion};
 use crate::timer::reached;
 use crate::transport::Transport;
@@ -16,7 +16,7 @@ use crate::transport::Transport;
 /// The answer to a connection over the limit on a plain listener.
 const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-impl<H: Handler, T: Transport> Shard<H, T> {
+impl<H: Callbacks, T: Transport> Shard<H, T> {
     pub(super) fn arm_accept(&mut self) {
         self.listeners.arm(&mut self.io.ring);
     }

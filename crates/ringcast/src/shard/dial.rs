@@ -13,9 +13,9 @@ use super::frames::on_frames;
 use super::handshake::Rules;
 use super::notify::{fail_connecting, with_ws};
 use super::slot::{Dial, Phase, Slot};
+use crate::callbacks::Callbacks;
 use crate::dialer::Dialer;
 use crate::error::ConnectError;
-use crate::handler::Handler;
 use crate::ws::{ConnId, ShardCtx};
 
 /// What the response bytes led to.
@@ -58,7 +58,7 @@ pub fn start_socket(
 /// the head go straight to the WebSocket path. With `rules.deflate`, the
 /// request offered permessage-deflate: the answer's parameters are checked
 /// (invalid ones fail the connection, RFC 7692 §7.1) and the codec installed.
-pub fn on_response<H: Handler, S>(
+pub fn on_response<H: Callbacks, S>(
     handler: &mut H,
     slot: &mut Slot<H::Data, S>,
     input: &mut [u8],

@@ -7,7 +7,7 @@ use ringcast_proto::{CloseCode, Error, Event, OwnedMessage, State};
 
 use super::notify::{finish, guarded};
 use super::slot::{Phase, Slot};
-use crate::handler::Handler;
+use crate::callbacks::Callbacks;
 use crate::message::Message;
 use crate::sys::{OutQueue, SHARE_MIN};
 use crate::ws::{ConnId, ShardCtx, Ws};
@@ -16,7 +16,7 @@ use crate::ws::{ConnId, ShardCtx, Ws};
 /// every event. Ends the connection (phase `Finished`, handler told) on a
 /// close frame or a protocol violation; the close frame owed to the peer is
 /// then in the out queue. Returns how many messages were delivered.
-pub fn on_frames<H: Handler, S>(
+pub fn on_frames<H: Callbacks, S>(
     handler: &mut H,
     slot: &mut Slot<H::Data, S>,
     input: &mut [u8],

@@ -10,8 +10,9 @@ use ringcast_proto::{Config, Connection};
 use super::frames::on_frames;
 use super::notify::{guarded, with_ws};
 use super::slot::{Handshake, Phase, Slot};
+use crate::callbacks::Callbacks;
 use crate::config::{Deflate, Settings};
-use crate::handler::{Decision, Handler, Peer, Response};
+use crate::handler::{Decision, Peer, Response};
 use crate::transport::Session;
 use crate::ws::{ConnId, ShardCtx};
 
@@ -44,7 +45,7 @@ impl Rules {
 /// Parses in place when the head arrives in one read (the usual case) and
 /// copies only a head split across reads. On an upgrade, bytes after the
 /// head go straight to the WebSocket path. Returns the messages delivered.
-pub fn on_data<H: Handler, S: Session>(
+pub fn on_data<H: Callbacks, S: Session>(
     handler: &mut H,
     slot: &mut Slot<H::Data, S>,
     input: &mut [u8],
@@ -130,7 +131,7 @@ pub fn on_data<H: Handler, S: Session>(
 }
 
 /// Validates the request and asks the handler; queues the response.
-fn decide<H: Handler>(
+fn decide<H: Callbacks>(
     handler: &mut H,
     request: &Request<'_>,
     body: &[u8],

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dialer::Dialer;
-use crate::pubsub::{Hub, Mailbox};
+use crate::pubsub::{Exchange, Mailbox};
 use crate::stats::SharedStats;
 use crate::sys::Waker;
 
@@ -55,7 +55,7 @@ pub(crate) struct Links<C> {
     /// Deliveries from other shards and from handles.
     pub mailbox: Arc<Mailbox>,
     /// The cross-shard topic table.
-    pub hub: Arc<Hub>,
+    pub exchange: Arc<Exchange>,
     /// Client connect requests and the CONNECTING rule.
     pub dialer: Arc<Dialer<C>>,
 }

@@ -5,12 +5,12 @@
 use super::notify::with_ws;
 use super::slot::Phase;
 use super::Shard;
-use crate::handler::Handler;
+use crate::callbacks::Callbacks;
 use crate::pubsub::{Delivery, Post};
 use crate::transport::Transport;
 use crate::ws::{offer_frame, ConnId, Offer};
 
-impl<H: Handler, T: Transport> Shard<H, T> {
+impl<H: Callbacks, T: Transport> Shard<H, T> {
     /// Delivers what the callbacks of the completion just handled
     /// published, in publish order.
     pub(super) fn deliver_pending(&mut self) {
@@ -40,7 +40,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
                     let slot = self.conns.get_mut(key as usize).filter(|s| s.generation == generation);
                     let Some(slot) = slot.filter(|s| matches!(s.phase, Phase::Open { .. })) else {
                         // Gone (or closing): its count goes back.
-                        self.local.topics.hub().unjoin(&topic, self.index as usize);
+                        self.local.topics.exchange().unjoin(&topic, self.index as usize);
                         continue;
                     };
                     self.local.topics.joined(&topic, (key, generation), &mut slot.subs, after);

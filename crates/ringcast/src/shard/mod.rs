@@ -34,10 +34,10 @@ use self::notify::{fail_connecting, finish, with_ws};
 use self::slot::{flag, Dial, Phase, Slot};
 use self::token::{op, token, untoken};
 use crate::alarm::Alarms;
+use crate::callbacks::Callbacks;
 use crate::config::Settings;
 use crate::dialer::{DialRequest, Dialer};
 use crate::error::ConnectError;
-use crate::handler::Handler;
 use crate::pubsub::{LocalTopics, Mailbox};
 use crate::stats::SharedStats;
 use crate::sys::{Completion, Io, Waker};
@@ -50,7 +50,7 @@ use crate::ws::{ConnId, ShardCtx};
 /// buffers the kernel may be reading) are dropped. `T` is the transport
 /// seam (see `crate::transport`): plain TCP unless a layer such as TLS is
 /// put in.
-pub(crate) struct Shard<H: Handler, T: Transport = Plain> {
+pub(crate) struct Shard<H: Callbacks, T: Transport = Plain> {
     io: Io,
     conns: Slab<Slot<H::Data, T::Session>>,
     transport: T,
@@ -94,7 +94,7 @@ pub(crate) struct Shard<H: Handler, T: Transport = Plain> {
     dialer: Arc<Dialer<H::Data>>,
 }
 
-impl<H: Handler, T: Transport> Shard<H, T> {
+impl<H: Callbacks, T: Transport> Shard<H, T> {
     pub(crate) fn new(
         io: Io,
         listeners: Listeners,
@@ -104,7 +104,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
         index: u16,
         transport: T,
     ) -> Self {
-        let Links { waker, stop, stats, mailbox, hub, dialer } = links;
+        let Links { waker, stop, stats, mailbox, exchange, dialer } = links;
         let max_connections = settings.max_connections_per_shard();
         let proto = ringcast_proto::Config::default()
             .max_message_size(settings.max_message_size)
@@ -144,7 +144,7 @@ impl<H: Handler, T: Transport> Shard<H, T> {
             proto,
             request_limits,
             local: ShardCtx {
-                topics: LocalTopics::new(usize::from(index), hub),
+                topics: LocalTopics::new(usize::from(index), exchange),
                 stats: Default::default(),
                 budget: settings.max_backpressure,
                 policy: settings.slow_consumer,

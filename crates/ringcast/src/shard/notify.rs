@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use ringcast_proto::CloseCode;
 
 use super::slot::{Phase, Slot};
+use crate::callbacks::Callbacks;
 use crate::dialer::Dialer;
 use crate::error::ConnectError;
-use crate::handler::{CloseInfo, Handler};
+use crate::handler::CloseInfo;
 use crate::ws::{ConnId, ShardCtx, Ws};
 
 /// Runs a handler callback, catching a panic. Returns false if it
@@ -30,7 +31,7 @@ pub fn guarded(callback: &'static str, conn: Option<ConnId>, f: impl FnOnce()) -
 /// Runs a callback on an open connection with its [`Ws`] handle; if it
 /// panics, the connection closes with 1011 and the handler hears `close`.
 /// Returns false then. Does nothing (and returns true) in other phases.
-pub fn with_ws<H: Handler, S>(
+pub fn with_ws<H: Callbacks, S>(
     handler: &mut H,
     slot: &mut Slot<H::Data, S>,
     id: ConnId,
@@ -49,7 +50,7 @@ pub fn with_ws<H: Handler, S>(
 
 /// Closes an open connection with 1011 after its handler panicked, and
 /// tells the handler it is over.
-pub fn fail_internal<H: Handler, S>(handler: &mut H, slot: &mut Slot<H::Data, S>) {
+pub fn fail_internal<H: Callbacks, S>(handler: &mut H, slot: &mut Slot<H::Data, S>) {
     if let Phase::Open { proto, .. } = &mut slot.phase {
         let _ = proto.close(Some(CloseCode::INTERNAL_ERROR), "", slot.out.queue());
     }
@@ -58,7 +59,7 @@ pub fn fail_internal<H: Handler, S>(handler: &mut H, slot: &mut Slot<H::Data, S>
 
 /// Ends an open connection: hands the data back to the handler and moves to
 /// `Finished`. Does nothing in other phases.
-pub fn finish<H: Handler, S>(
+pub fn finish<H: Callbacks, S>(
     handler: &mut H,
     slot: &mut Slot<H::Data, S>,
     code: CloseCode,
@@ -75,7 +76,7 @@ pub fn finish<H: Handler, S>(
 
 /// Ends a connection still in CONNECTING (does nothing in other phases):
 /// see [`connect_failed`].
-pub fn fail_connecting<H: Handler, S>(
+pub fn fail_connecting<H: Callbacks, S>(
     handler: &mut H,
     slot: &mut Slot<H::Data, S>,
     error: ConnectError,
@@ -90,7 +91,7 @@ pub fn fail_connecting<H: Handler, S>(
 
 /// A connect request that will not open: its address is free for the next
 /// one, and the handler gets the data back with the reason.
-pub fn connect_failed<H: Handler>(
+pub fn connect_failed<H: Callbacks>(
     handler: &mut H,
     data: H::Data,
     addr: SocketAddr,

@@ -65,8 +65,10 @@ impl JetStream {
 impl TopicLog for JetStream {
     fn start(&self, handle: &ServerHandle) -> std::io::Result<()> {
         let Some(asks) = self.ask_queue.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
+        let notes =
+            handle.notes::<Note>().ok_or_else(|| std::io::Error::other("the hub's handler takes no log notes"))?;
         let limits = self.limits;
-        link::start(&self.bridge, handle.clone(), move || JetTraffic::new(limits), asks)
+        link::start(&self.bridge, handle.clone(), move || JetTraffic::new(limits, notes), asks)
     }
 
     fn stop(&self) {
@@ -142,7 +144,7 @@ impl TopicLog for JetStream {
                 }
                 ws.data_mut().set_recovery(&name, if more { Recovering::Draining } else { Recovering::Asked });
             }
-            // The runtime subscribed the connection (`ServerHandle::join`)
+            // The runtime subscribed the connection (`Notes::join`)
             // before handing these over: one that gave the recovery up in
             // the meantime leaves again.
             Note::CaughtUp { name, form, reply } => {

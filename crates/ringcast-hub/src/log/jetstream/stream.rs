@@ -40,7 +40,7 @@ use async_nats::jetstream::{self, Context};
 use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use ringcast::{ConnId, Frame, ServerHandle};
+use ringcast::{ConnId, Frame, Notes, ServerHandle};
 use tokio::sync::oneshot;
 
 use super::asks::Subscription;
@@ -82,6 +82,7 @@ struct Live {
 pub(super) struct Jet {
     bridge: Arc<Bridge>,
     handle: ServerHandle,
+    notes: Notes<Note>,
     js: Context,
     stream: stream::Stream,
     epoch: Arc<str>,
@@ -149,6 +150,7 @@ impl Jet {
     pub async fn open(
         bridge: Arc<Bridge>,
         handle: ServerHandle,
+        notes: Notes<Note>,
         client: &Client,
         limits: StreamLimits,
     ) -> Result<Rc<Jet>, String> {
@@ -186,6 +188,7 @@ impl Jet {
         Ok(Rc::new(Jet {
             bridge,
             handle,
+            notes,
             js,
             stream,
             epoch,
@@ -202,7 +205,7 @@ impl Jet {
     }
 
     fn note(&self, conn: ConnId, note: Note) {
-        self.handle.notify(conn, Box::new(note));
+        self.notes.notify(conn, note);
     }
 
     /// Subscribes `conn` to `name` in `form` after offset `after`, then
@@ -210,7 +213,7 @@ impl Jet {
     /// subscriber at once, so every live post from here on reaches its
     /// shard, behind the subscription.
     fn join_live(&self, conn: ConnId, name: &str, form: Form, after: u64, note: Note) {
-        self.handle.join(conn, &form.topic(name), after, Box::new(note));
+        self.notes.join(conn, &form.topic(name), after, note);
     }
 
     /// Offset `offset` of this stream.

@@ -13,6 +13,7 @@ use super::stream::{Jet, StreamLimits};
 use crate::cluster::link::{Link, Traffic};
 use crate::cluster::Outbound;
 use crate::log::Note;
+use ringcast::Notes;
 
 /// Every how many ticks idle live feeds are stopped.
 const SWEEP_TICKS: u32 = 5;
@@ -20,14 +21,15 @@ const SWEEP_TICKS: u32 = 5;
 /// The stream as the link sees it.
 pub(super) struct JetTraffic {
     limits: StreamLimits,
+    notes: Notes<Note>,
     jet: Option<Rc<Jet>>,
     tried: Option<Instant>,
     ticks: u32,
 }
 
 impl JetTraffic {
-    pub fn new(limits: StreamLimits) -> JetTraffic {
-        JetTraffic { limits, jet: None, tried: None, ticks: 0 }
+    pub fn new(limits: StreamLimits, notes: Notes<Note>) -> JetTraffic {
+        JetTraffic { limits, notes, jet: None, tried: None, ticks: 0 }
     }
 
     /// The stream, opened if it is not (and not tried in the last two
@@ -35,7 +37,8 @@ impl JetTraffic {
     async fn jet(&mut self, link: &Link) -> Option<Rc<Jet>> {
         if self.jet.is_none() && self.tried.is_none_or(|at| at.elapsed() > Duration::from_secs(2)) {
             self.tried = Some(Instant::now());
-            match Jet::open(link.bridge.clone(), link.handle.clone(), &link.client, self.limits).await {
+            let (bridge, handle, notes) = (link.bridge.clone(), link.handle.clone(), self.notes.clone());
+            match Jet::open(bridge, handle, notes, &link.client, self.limits).await {
                 Ok(jet) => self.jet = Some(jet),
                 Err(why) => tracing::warn!(error = %why, "bridge: history unavailable"),
             }
@@ -68,7 +71,6 @@ impl Traffic for JetTraffic {
 
     async fn ask(&mut self, link: &Link, ask: Ask) {
         let jet = self.jet(link).await;
-        let handle = &link.handle;
         const UNREACHABLE: &str = "history unavailable: JetStream cannot be reached";
         match (ask, jet) {
             (Ask::Subscribe(subscription), Some(jet)) => {
@@ -76,7 +78,7 @@ impl Traffic for JetTraffic {
             }
             (Ask::Subscribe(subscription), None) => {
                 let (name, form) = (subscription.name, subscription.form);
-                handle.notify(subscription.conn, Box::new(Note::Failed { name, form, why: UNREACHABLE.into() }));
+                self.notes.notify(subscription.conn, Note::Failed { name, form, why: UNREACHABLE.into() });
             }
             (Ask::More(conn, name), Some(jet)) => jet.more(conn, &name),
             (Ask::History { conn, name, limit, budget, id }, Some(jet)) => {
@@ -84,7 +86,7 @@ impl Traffic for JetTraffic {
             }
             (Ask::History { conn, id, .. }, None) => {
                 let reply = crate::control::Reply::Refused { id, why: UNREACHABLE.into() };
-                handle.notify(conn, Box::new(Note::Reply(reply)));
+                self.notes.notify(conn, Note::Reply(reply));
             }
             (Ask::More(..), None) => {}
         }

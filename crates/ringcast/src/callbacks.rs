@@ -1,0 +1,105 @@
+//! The handler as the shards call it: an application's [`Handler`] with
+//! its note type fixed, so that the shard code names one type parameter
+//! and the mailbox carries notes without knowing their type.
+//!
+//! A [`Handler<N>`] is generic over its note type (`()` by default), and
+//! the shards are not: [`Typed`] wraps a handler with its `N` and is the
+//! one implementation of [`Callbacks`]. A note crosses the mailbox boxed
+//! and is unboxed here to the handler's own type; only [`crate::Notes`]
+//! posts notes, and it is handed out for that type alone (checked when it
+//! is made), so the unboxing cannot fail.
+
+use std::any::Any;
+use std::marker::PhantomData;
+
+use ringcast_proto::handshake::Request;
+use ringcast_proto::RequestError;
+
+use crate::error::ConnectError;
+use crate::handler::{CloseInfo, Decision, Handler, Peer, Response};
+use crate::message::Message;
+use crate::ws::Ws;
+
+/// What the shards call; see [`Handler`] for each callback.
+pub(crate) trait Callbacks: 'static {
+    type Data: 'static;
+    /// The handler's note type.
+    type Note: Send + 'static;
+    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Self::Data>;
+    fn http(&mut self, request: &Request<'_>, body: &[u8], why: RequestError) -> Option<Response>;
+    fn open(&mut self, ws: &mut Ws<'_, Self::Data>);
+    fn connected(&mut self, ws: &mut Ws<'_, Self::Data>, protocol: Option<&str>);
+    fn connect_failed(&mut self, data: Self::Data, error: &ConnectError);
+    fn message(&mut self, ws: &mut Ws<'_, Self::Data>, message: Message<'_>);
+    fn pong(&mut self, ws: &mut Ws<'_, Self::Data>, payload: &[u8]);
+    fn drain(&mut self, ws: &mut Ws<'_, Self::Data>);
+    /// A note from the mailbox, still boxed.
+    fn notified(&mut self, ws: &mut Ws<'_, Self::Data>, note: Box<dyn Any + Send>);
+    fn alarm(&mut self, ws: &mut Ws<'_, Self::Data>);
+    fn close(&mut self, data: Self::Data, info: CloseInfo<'_>);
+}
+
+/// A handler with its note type.
+pub(crate) struct Typed<H, N> {
+    handler: H,
+    note: PhantomData<fn(N)>,
+}
+
+impl<H, N> Typed<H, N> {
+    pub fn new(handler: H) -> Self {
+        Typed { handler, note: PhantomData }
+    }
+}
+
+impl<N: Send + 'static, H: Handler<N>> Callbacks for Typed<H, N> {
+    type Data = H::Data;
+    type Note = N;
+
+    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<H::Data> {
+        self.handler.upgrade_from(request, peer)
+    }
+
+    fn http(&mut self, request: &Request<'_>, body: &[u8], why: RequestError) -> Option<Response> {
+        self.handler.http(request, body, why)
+    }
+
+    fn open(&mut self, ws: &mut Ws<'_, H::Data>) {
+        self.handler.open(ws)
+    }
+
+    fn connected(&mut self, ws: &mut Ws<'_, H::Data>, protocol: Option<&str>) {
+        self.handler.connected(ws, protocol)
+    }
+
+    fn connect_failed(&mut self, data: H::Data, error: &ConnectError) {
+        self.handler.connect_failed(data, error)
+    }
+
+    fn message(&mut self, ws: &mut Ws<'_, H::Data>, message: Message<'_>) {
+        self.handler.message(ws, message)
+    }
+
+    fn pong(&mut self, ws: &mut Ws<'_, H::Data>, payload: &[u8]) {
+        self.handler.pong(ws, payload)
+    }
+
+    fn drain(&mut self, ws: &mut Ws<'_, H::Data>) {
+        self.handler.drain(ws)
+    }
+
+    fn notified(&mut self, ws: &mut Ws<'_, H::Data>, note: Box<dyn Any + Send>) {
+        match note.downcast::<N>() {
+            Ok(note) => self.handler.notified(ws, *note),
+            // Notes<N> is only made for this N: unreachable.
+            Err(_) => tracing::error!("a note of another type than the handler's was dropped"),
+        }
+    }
+
+    fn alarm(&mut self, ws: &mut Ws<'_, H::Data>) {
+        self.handler.alarm(ws)
+    }
+
+    fn close(&mut self, data: H::Data, info: CloseInfo<'_>) {
+        self.handler.close(data, info)
+    }
+}
