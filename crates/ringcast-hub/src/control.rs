@@ -178,7 +178,7 @@ pub fn render(reply: &Reply) -> Option<String> {
 }
 
 /// Sends `reply` on `ws` if it says anything.
-pub fn answer<C>(ws: &mut Ws<'_, C>, reply: &Reply) {
+pub fn send<C>(ws: &mut Ws<'_, C>, reply: &Reply) {
     if let Some(text) = render(reply) {
         let _ = ws.send_text(&text);
     }

@@ -19,7 +19,7 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 /// Answers a request that is not a WebSocket upgrade (`None`: a WebSocket
 /// path, answered with the handshake's status).
 pub(crate) fn answer(shard: &Shard, request: &Request<'_>, body: &[u8]) -> Option<Response> {
-    let shared = &*shard.state;
+    let state = &*shard.state;
     let path = request.path();
     if path == "/ws" || path.starts_with("/topics/") {
         return None;
@@ -27,16 +27,16 @@ pub(crate) fn answer(shard: &Shard, request: &Request<'_>, body: &[u8]) -> Optio
     let get = request.method() == "GET";
     Some(match path {
         "/" if get => Response::new(200).header("Content-Type", "text/html; charset=utf-8").body(CHAT_PAGE),
-        "/healthz" | "/metrics" if get && !metrics_key_ok(shared, request) => {
+        "/healthz" | "/metrics" if get && !metrics_key_ok(state, request) => {
             unauthorized("missing or wrong metrics key (Authorization: Bearer KEY)")
         }
         "/healthz" if get => Response::new(200).body("ok\n"),
-        "/metrics" if get => metrics_page(shared),
+        "/metrics" if get => metrics_page(state),
         // The page holds no data: it reads /metrics with the key it is given.
         "/dashboard" if get => Response::new(200).header("Content-Type", "text/html; charset=utf-8").body(DASHBOARD),
         "/" | "/healthz" | "/metrics" | "/dashboard" => method_not_allowed("GET"),
         _ => match path.strip_prefix("/publish/") {
-            Some(_) if !shared.origin_allowed(request) => Response::new(403).body("origin not allowed\n"),
+            Some(_) if !state.origin_allowed(request) => Response::new(403).body("origin not allowed\n"),
             Some(segment) if request.method() == "POST" => publish(shard, request, segment, body),
             Some(_) => method_not_allowed("POST"),
             None => Response::new(404).body("not found\n"),
@@ -45,30 +45,30 @@ pub(crate) fn answer(shard: &Shard, request: &Request<'_>, body: &[u8]) -> Optio
 }
 
 /// `/metrics` and `/healthz` are open unless the hub has a metrics key.
-fn metrics_key_ok(shared: &HubState, request: &Request<'_>) -> bool {
-    match &shared.config.metrics_key {
+fn metrics_key_ok(state: &HubState, request: &Request<'_>) -> bool {
+    match &state.config.metrics_key {
         Some(key) => key_matches(std::slice::from_ref(key), bearer(request)),
         None => true,
     }
 }
 
-fn metrics_page(shared: &HubState) -> Response {
-    let Some(handle) = shared.handle.get() else { return Response::new(503).body("starting\n") };
+fn metrics_page(state: &HubState) -> Response {
+    let Some(handle) = state.handle.get() else { return Response::new(503).body("starting\n") };
     Response::new(200).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8").body(prometheus::render(
         &handle.shard_stats(),
-        &shared.metrics,
-        &shared.topics,
-        shared.log.bridge_metrics(),
-        shared.log.history_size(),
+        &state.metrics,
+        &state.topics,
+        state.log.bridge_metrics(),
+        state.log.history_size(),
     ))
 }
 
 fn publish(shard: &Shard, request: &Request<'_>, segment: &str, body: &[u8]) -> Response {
-    let shared = &*shard.state;
-    if !shared.config.api_keys.is_empty() && !key_matches(&shared.config.api_keys, bearer(request)) {
+    let state = &*shard.state;
+    if !state.config.api_keys.is_empty() && !key_matches(&state.config.api_keys, bearer(request)) {
         return unauthorized("missing or wrong API key (Authorization: Bearer KEY)");
     }
-    let Some(handle) = shared.handle.get() else { return Response::new(503).body("starting\n") };
+    let Some(handle) = state.handle.get() else { return Response::new(503).body("starting\n") };
     let topic = match Topic::from_path(segment) {
         Ok(topic) => topic,
         Err(e) => return Response::new(400).body(format!("{e}\n")),
@@ -78,7 +78,7 @@ fn publish(shard: &Shard, request: &Request<'_>, segment: &str, body: &[u8]) -> 
         Ok(text) if is_textual(content_type) => Payload::Text(text),
         _ => Payload::Binary(body),
     };
-    match shared.log.publish(Publisher::Http(handle), &topic, payload, None) {
+    match state.log.publish(Publisher::Http(handle), &topic, payload, None) {
         Published::Done { receivers, at } => {
             shard.metrics().published(receivers);
             let at = at.map(|at| format!(",{}", control::at(at.offset, &at.epoch))).unwrap_or_default();

@@ -35,7 +35,7 @@ pub(crate) fn serve(shard: &Shard, ws: &mut Ws<'_, Conn>, message: Message<'_>) 
         Request::Subscribe { topic, since, id } => {
             let Some(topic) = may(shard, ws, &topic, Right::Subscribe, id) else { return };
             if ws.is_subscribed(&topic.json) || ws.data().recovering(&topic.name) {
-                return control::answer(ws, &Reply::Done { id: id.map(RawValue::to_owned) });
+                return control::send(ws, &Reply::Done { id: id.map(RawValue::to_owned) });
             }
             let max = shard.state.config.max_topics_per_connection;
             let Conn { route: Route::Control { subscribed, .. }, .. } = ws.data_mut() else { return };
@@ -57,21 +57,21 @@ pub(crate) fn serve(shard: &Shard, ws: &mut Ws<'_, Conn>, message: Message<'_>) 
             if ws.unsubscribe(&Form::Json.topic(&topic)) || was_recovering {
                 ws.data_mut().unsubscribed();
             }
-            control::answer(ws, &Reply::Done { id: id.map(RawValue::to_owned) });
+            control::send(ws, &Reply::Done { id: id.map(RawValue::to_owned) });
         }
         Request::History { topic, limit, id } => {
             let Some(topic) = may(shard, ws, &topic, Right::Subscribe, id) else { return };
             let limit = limit.unwrap_or(DEFAULT_HISTORY).min(MAX_HISTORY);
             let budget = shard.state.config.max_backpressure / 2;
             if let Some(reply) = shard.state.log.history(ws, &topic.name, limit, budget, id) {
-                answer(shard, ws, &reply);
+                send_counted(shard, ws, &reply);
             }
         }
         Request::Presence { topic, id } => {
             let Some(topic) = may(shard, ws, &topic, Right::Subscribe, id) else { return };
             let here = topic.subscribers(|t| ws.subscribers(t));
             let subscribers = here + shard.state.log.elsewhere(&topic.name);
-            control::answer(ws, &Reply::Presence { id: id.map(RawValue::to_owned), subscribers });
+            control::send(ws, &Reply::Presence { id: id.map(RawValue::to_owned), subscribers });
         }
         Request::Publish { topic, data, id } => {
             let Some(topic) = may(shard, ws, &topic, Right::Publish, id) else { return };
@@ -84,7 +84,7 @@ pub(crate) fn serve(shard: &Shard, ws: &mut Ws<'_, Conn>, message: Message<'_>) 
                 Published::Done { receivers, at } => {
                     shard.metrics().published(receivers);
                     if let Some(id) = id {
-                        control::answer(ws, &Reply::Published { id: id.to_owned(), receivers, at });
+                        control::send(ws, &Reply::Published { id: id.to_owned(), receivers, at });
                     }
                 }
                 // Acknowledged by the log's thread once kept.
@@ -118,11 +118,11 @@ fn may(shard: &Shard, ws: &mut Ws<'_, Conn>, name: &str, right: Right, id: Optio
 }
 
 /// Sends `reply`, counting a refusal as a request error.
-fn answer(shard: &Shard, ws: &mut Ws<'_, Conn>, reply: &Reply) {
+fn send_counted(shard: &Shard, ws: &mut Ws<'_, Conn>, reply: &Reply) {
     if matches!(reply, Reply::Refused { .. }) {
         shard.metrics().request_error();
     }
-    control::answer(ws, reply);
+    control::send(ws, reply);
 }
 
 /// Answers a request with `{"error"}` and counts it.

@@ -36,7 +36,7 @@ impl Embedded {
     fn go_on_json(&self, ws: &mut Ws<'_, Conn>, name: Arc<str>, from: Position) {
         match self.sequencer.replay(ws, &name, Form::Json, from) {
             Step::Paused(at) => ws.data_mut().set_recovery(&name, Recovering::From(at)),
-            Step::Lost(at) => control::answer(ws, &Reply::Lost { topic: name, at }),
+            Step::Lost(at) => control::send(ws, &Reply::Lost { topic: name, at }),
             Step::Live(_) | Step::Closed => {}
         }
     }
@@ -82,14 +82,14 @@ impl TopicLog for Embedded {
         let id = id.map(RawValue::to_owned);
         let Some(since) = since else {
             let at = self.sequencer.subscribe(ws, name, Form::Json);
-            return control::answer(ws, &Reply::Subscribed { id, recovered: None, at: Some(at) });
+            return control::send(ws, &Reply::Subscribed { id, recovered: None, at: Some(at) });
         };
         let (kept, at) = self.sequencer.covers(name, &since);
         if !kept {
             let at = self.sequencer.subscribe(ws, name, Form::Json);
-            return control::answer(ws, &Reply::Subscribed { id, recovered: Some(false), at: Some(at) });
+            return control::send(ws, &Reply::Subscribed { id, recovered: Some(false), at: Some(at) });
         }
-        control::answer(ws, &Reply::Subscribed { id, recovered: Some(true), at: Some(at) });
+        control::send(ws, &Reply::Subscribed { id, recovered: Some(true), at: Some(at) });
         self.go_on_json(ws, name.clone(), since);
     }
 

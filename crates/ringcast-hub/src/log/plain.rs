@@ -73,7 +73,7 @@ impl TopicLog for Plain {
     fn subscribe(&self, ws: &mut Ws<'_, Conn>, name: &Arc<str>, since: Option<Position>, id: Option<&RawValue>) {
         ws.subscribe(&json_topic(name));
         let reply = Reply::Subscribed { id: id.map(RawValue::to_owned), recovered: since.map(|_| false), at: None };
-        control::answer(ws, &reply);
+        control::send(ws, &reply);
     }
 
     fn room_start(&self, _name: &str, since: Option<Position>) -> RoomStart {

@@ -5,7 +5,19 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
+
+/// JetStream tests of one binary share the machine (two at a time on two
+/// cores); a heavy one takes it alone, so that its bulk work is not timed
+/// against another test's.
+static TURNS: RwLock<()> = RwLock::new(());
+
+/// A JetStream test's share of the machine.
+enum Turn {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
 
 /// A port free right now (the kernel's choice, released at once).
 pub fn free_port() -> u16 {
@@ -34,6 +46,9 @@ pub struct NatsCluster {
     pub nodes: Vec<NatsNode>,
     /// With JetStream: the folder its nodes store in (removed on drop).
     store: Option<std::path::PathBuf>,
+    /// With JetStream: this test's share of the machine, until dropped
+    /// (after the nodes are stopped: fields drop in order).
+    _turn: Option<Turn>,
 }
 
 impl NatsCluster {
@@ -44,6 +59,7 @@ impl NatsCluster {
                 .map(|_| NatsNode { client: free_port(), route: free_port(), monitor: free_port(), child: None })
                 .collect(),
             store: None,
+            _turn: None,
         };
         for i in 0..n {
             cluster.start_node(i);
@@ -54,10 +70,23 @@ impl NatsCluster {
 
     /// One node with JetStream on, storing in a fresh temporary folder.
     pub fn jetstream() -> NatsCluster {
+        let turn = Turn::Shared(TURNS.read().unwrap_or_else(|e| e.into_inner()));
+        Self::jetstream_in(turn)
+    }
+
+    /// [`jetstream`](Self::jetstream) for a heavy test: no other JetStream
+    /// test of this binary runs meanwhile.
+    pub fn jetstream_alone() -> NatsCluster {
+        let turn = Turn::Alone(TURNS.write().unwrap_or_else(|e| e.into_inner()));
+        Self::jetstream_in(turn)
+    }
+
+    fn jetstream_in(turn: Turn) -> NatsCluster {
         let store = std::env::temp_dir().join(format!("ringcast-js-{}-{}", std::process::id(), free_port()));
         let mut cluster = NatsCluster {
             nodes: vec![NatsNode { client: free_port(), route: free_port(), monitor: free_port(), child: None }],
             store: Some(store),
+            _turn: Some(turn),
         };
         cluster.start_node(0);
         cluster
@@ -68,6 +97,7 @@ impl NatsCluster {
         let mut cluster = NatsCluster {
             nodes: vec![NatsNode { client: port, route: free_port(), monitor: free_port(), child: None }],
             store: None,
+            _turn: None,
         };
         cluster.start_node(0);
         cluster

@@ -164,6 +164,38 @@ pub async fn publish_acked(ws: &mut Client, topic: &str, data: serde_json::Value
     ack
 }
 
+/// [`publish_acked`] for the publish that closes a bulk of unacknowledged
+/// ones: the acknowledgement comes once the hub has worked through the
+/// bulk, so the wait goes on as long as `progress` (a counter of the hub's
+/// work) keeps moving, and fails after 10 s without progress.
+pub async fn publish_acked_after_bulk(
+    ws: &mut Client,
+    topic: &str,
+    data: serde_json::Value,
+    progress: impl Fn() -> u64,
+) -> serde_json::Value {
+    request(ws, &serde_json::json!({"op":"publish","topic":topic,"data":data,"id":"p"}).to_string()).await;
+    let mut seen = tokio::task::block_in_place(&progress);
+    let mut moved = std::time::Instant::now();
+    let ack = loop {
+        match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => break serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(other) => panic!("expected the acknowledgement, got {other:?}"),
+            Err(_) => {
+                let now = tokio::task::block_in_place(&progress);
+                if now != seen {
+                    (seen, moved) = (now, std::time::Instant::now());
+                }
+                assert!(moved.elapsed() < Duration::from_secs(10), "no progress for 10 s (at {seen})");
+            }
+        }
+    };
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert!(ack["offset"].as_u64().is_some() && ack["epoch"].is_string(), "{ack}");
+    ack
+}
+
 /// The upgrade request a browser would send, with extra header lines.
 pub fn upgrade(path: &str, extra: &str) -> String {
     format!(

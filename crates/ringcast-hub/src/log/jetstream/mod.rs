@@ -132,7 +132,7 @@ impl TopicLog for JetStream {
 
     fn noted(&self, ws: &mut Ws<'_, Conn>, note: Note) {
         match note {
-            Note::Reply(reply) => control::answer(ws, &reply),
+            Note::Reply(reply) => control::send(ws, &reply),
             Note::Part { name, frames, more } => {
                 if !ws.data().recovering(&name) {
                     return;
@@ -150,7 +150,7 @@ impl TopicLog for JetStream {
             Note::CaughtUp { name, form, reply } => {
                 if recovery_over(ws, &name, form) {
                     if let Some(reply) = reply {
-                        control::answer(ws, &reply);
+                        control::send(ws, &reply);
                     }
                 }
             }
@@ -159,7 +159,7 @@ impl TopicLog for JetStream {
                     return;
                 }
                 match form {
-                    Form::Json => control::answer(ws, &Reply::Lost { topic: name, at }),
+                    Form::Json => control::send(ws, &Reply::Lost { topic: name, at }),
                     Form::Raw => {
                         let _ = ws.close(CloseCode::POLICY, LOST);
                     }
@@ -173,7 +173,7 @@ impl TopicLog for JetStream {
                     ws.data_mut().unsubscribed();
                 }
                 match form {
-                    Form::Json => control::answer(ws, &Reply::Failed { topic: name, why }),
+                    Form::Json => control::send(ws, &Reply::Failed { topic: name, why }),
                     Form::Raw => {
                         let _ = ws.close(CloseCode::TRY_AGAIN_LATER, "history unavailable");
                     }
