@@ -16,6 +16,7 @@ replays, and what a kept message costs in memory.
    hub holds the history), beside `ringcast_hub_history_bytes`.
 
     tools/bench/history.py [--rounds 3] [--seconds 4] [--subscribers 1,10,100,1000] [--rate 100]
+    tools/bench/history.py --only publish --baseline OTHER/target/release   # this build vs another, interleaved
 """
 import argparse, json, os, shutil, signal, statistics, subprocess, tempfile, time, urllib.request
 
@@ -97,18 +98,27 @@ def main():
     p.add_argument("--client-cpu", default="1")
     p.add_argument("--only", choices=["publish", "replay"])
     p.add_argument("--no-build", action="store_true")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="also run the ringcast-hub in DIR (another build's target/release) in every publish mode, "
+                        "interleaved, and print this build's ratio to it")
     args = p.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "ringcast-hub", "-p", "ringcast-bench",
                         "--example", "history_bench"], cwd=ROOT, check=True)
-    hub = hub_command(f"{BIN}/ringcast-hub", "16MiB")
     nats = Nats(4299, args.server_cpu) if nats_server() else None
-    modes = {"off": hub, "history": lambda port: hub(port) + ["--history-size", "1000"]}
-    if nats:
-        modes["nats"] = lambda port: hub(port) + ["--nats", nats.url]
-        modes["nats+jetstream"] = lambda port: hub(port) + ["--nats", nats.url, "--history-size", "1000"]
-    else:
+    if not nats:
         print("nats-server not installed: the cluster modes are skipped")
+
+    def modes_of(hub, suffix=""):
+        modes = {"off": hub, "history": lambda port: hub(port) + ["--history-size", "1000"]}
+        if nats:
+            modes["nats"] = lambda port: hub(port) + ["--nats", nats.url]
+            modes["nats+jetstream"] = lambda port: hub(port) + ["--nats", nats.url, "--history-size", "1000"]
+        return {mode + suffix: command for mode, command in modes.items()}
+
+    modes = modes_of(hub_command(f"{BIN}/ringcast-hub", "16MiB"))
+    if args.baseline:
+        modes.update(modes_of(hub_command(os.path.join(args.baseline, "ringcast-hub"), "16MiB"), "@base"))
     counts = [int(n) for n in args.subscribers.split(",")]
     try:
         if args.only != "replay":
@@ -121,7 +131,7 @@ def main():
                         # handshake: the first messages may go before it joined.
                         row = run_one(mode, command, port, subs, args.size, args.rate, args,
                                       ["--text", "--filler", "json"], cpu=cpu_seconds_fine,
-                                      tolerate_missing=mode == "nats+jetstream")
+                                      tolerate_missing=mode.startswith("nats+jetstream"))
                         if row["errors"] or row["lost"]:
                             raise SystemExit(f"{mode} {subs}: {row['errors']} errors, {row['lost']} lost")
                         rows.append(row)
@@ -129,8 +139,9 @@ def main():
                               f"CPU/publish  p50 {row['p50_us']:7.0f} µs  p99 {row['p99_us']:7.0f} µs  "
                               f"peak RSS {row['peak_rss_mib']:.1f} MiB  missing {row['missing']}", flush=True)
             print(f"\nmedians of {args.rounds} rounds; {args.size} B JSON-like text at {args.rate}/s into a room")
-            print("| subscribers | mode | hub CPU per publish | vs its off | p50 | p99 | peak RSS |")
-            print("|---|---|---|---|---|---|---|")
+            base = " vs baseline |" if args.baseline else ""
+            print(f"| subscribers | mode | hub CPU per publish | vs its off |{base} p50 | p99 | peak RSS |")
+            print("|---|---|---|---|" + ("---|" if args.baseline else "") + "---|---|---|")
             for subs in counts:
                 med = {}
                 for mode in modes:
@@ -138,9 +149,13 @@ def main():
                     med[mode] = {k: statistics.median(r[k] for r in mine)
                                  for k in ("us_per_publish", "p50_us", "p99_us", "peak_rss_mib")}
                 for mode, m in med.items():
-                    off = med["nats" if mode.startswith("nats") else "off"]
+                    suffix = "@base" if mode.endswith("@base") else ""
+                    off = med[("nats" if mode.startswith("nats") else "off") + suffix]
+                    versus = ""
+                    if args.baseline:
+                        versus = " |" if suffix else f" {m['us_per_publish'] / med[mode + '@base']['us_per_publish']:.2f}× |"
                     print(f"| {subs} | {mode} | {m['us_per_publish']:.1f} µs "
-                          f"| {m['us_per_publish'] / off['us_per_publish']:.2f}× | {m['p50_us'] / 1000:.2f} ms "
+                          f"| {m['us_per_publish'] / off['us_per_publish']:.2f}× |{versus} {m['p50_us'] / 1000:.2f} ms "
                           f"| {m['p99_us'] / 1000:.2f} ms | {m['peak_rss_mib']:.1f} MiB |")
         if args.only != "publish":
             print(f"\nreplay: {args.messages} messages of {args.message_size} B published on one /ws connection, "

@@ -44,6 +44,7 @@ mod upgrade;
 
 mod handler;
 
+pub use auth::KeyError;
 pub use config::{parse_duration, parse_size, HubConfig, Policy, Secret, ValueError};
 pub use error::{ConfigError, StartError};
 

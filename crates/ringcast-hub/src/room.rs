@@ -41,23 +41,44 @@ pub(crate) fn message(shard: &Shard, ws: &mut Ws<'_, Conn>, message: Message<'_>
     }
 }
 
+/// Why a room's query is refused (the client's fault: 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueryError {
+    /// `since=` is not an offset.
+    Since,
+    /// `epoch=` has a broken `%XX` escape.
+    Epoch,
+    /// One of `since=` and `epoch=` without the other.
+    Half,
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QueryError::Since => "since= takes an offset (a number)",
+            QueryError::Epoch => "bad percent-encoding in epoch=",
+            QueryError::Half => "since= and epoch= go together",
+        })
+    }
+}
+
 /// What a room's query asks: `echo` (`?echo`, `?echo=1`, `?echo=true`)
 /// and the position to recover from (`since=N&epoch=E`, both or neither).
-pub(crate) fn query(query: Option<&str>) -> Result<(bool, Option<Position>), &'static str> {
+pub(crate) fn query(query: Option<&str>) -> Result<(bool, Option<Position>), QueryError> {
     let (mut echo, mut offset, mut epoch) = (false, None, None);
     for pair in query.unwrap_or("").split('&') {
         if matches!(pair, "echo" | "echo=1" | "echo=true") {
             echo = true;
         } else if let Some(n) = pair.strip_prefix("since=") {
-            offset = Some(n.parse::<u64>().map_err(|_| "since= takes an offset (a number)")?);
+            offset = Some(n.parse::<u64>().map_err(|_| QueryError::Since)?);
         } else if let Some(e) = pair.strip_prefix("epoch=") {
-            epoch = Some(percent_decode(e).ok_or("bad percent-encoding in epoch=")?);
+            epoch = Some(percent_decode(e).ok_or(QueryError::Epoch)?);
         }
     }
     match (offset, epoch) {
         (Some(offset), Some(epoch)) => Ok((echo, Some(Position { offset, epoch: epoch.into() }))),
         (None, None) => Ok((echo, None)),
-        _ => Err("since= and epoch= go together"),
+        _ => Err(QueryError::Half),
     }
 }
 
@@ -69,7 +90,7 @@ mod tests {
         query(q).unwrap().0
     }
 
-    fn since(q: Option<&str>) -> Result<Option<Position>, &'static str> {
+    fn since(q: Option<&str>) -> Result<Option<Position>, QueryError> {
         query(q).map(|(_, since)| since)
     }
 

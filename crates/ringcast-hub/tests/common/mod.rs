@@ -92,6 +92,29 @@ pub fn http_bytes(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
     (status, head.to_owned(), body.to_owned())
 }
 
+/// The hub's binary on a free port with one shard, its standard streams
+/// as `streams` sets them, `spawned` run on the child at once; returns
+/// once it listens (the process must not exit before).
+pub fn hub_binary(
+    streams: impl FnOnce(&mut std::process::Command),
+    spawned: impl FnOnce(&mut std::process::Child),
+) -> (std::process::Child, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast-hub"));
+    command.args(["--listen", &addr.to_string(), "--shards", "1"]);
+    streams(&mut command);
+    let mut child = command.spawn().expect("the hub starts");
+    spawned(&mut child);
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "the hub exited: {:?}", child.try_wait());
+        assert!(std::time::Instant::now() < until, "the hub never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, addr)
+}
+
 /// `POST /publish/{topic}` with this content type; the receivers count.
 pub fn publish(addr: SocketAddr, topic: &str, content_type: &str, body: &[u8]) -> u64 {
     let mut request = format!(

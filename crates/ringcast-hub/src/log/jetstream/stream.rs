@@ -126,7 +126,7 @@ fn stream_name(prefix: &str) -> String {
 
 /// Why the stream could not serve a request (NATS or JetStream failed).
 #[derive(Debug, Clone)]
-struct Unavailable(String);
+pub(super) struct Unavailable(String);
 
 impl std::fmt::Display for Unavailable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,7 +153,7 @@ impl Jet {
         notes: Notes<Note>,
         client: &Client,
         limits: StreamLimits,
-    ) -> Result<Rc<Jet>, String> {
+    ) -> Result<Rc<Jet>, Unavailable> {
         let StreamLimits { bounds, pace } = limits;
         let prefix = bridge.prefix();
         let js = jetstream::new(client.clone());
@@ -168,11 +168,10 @@ impl Jet {
             allow_direct: true,
             ..Default::default()
         };
-        let stream = js
-            .get_or_create_stream(config.clone())
-            .await
-            .map_err(|e| format!("JetStream stream {}: {e} (is nats-server running with -js?)", config.name))?;
-        let info = stream.get_info().await.map_err(|e| format!("JetStream stream info: {e}"))?;
+        let stream = js.get_or_create_stream(config.clone()).await.map_err(|e| {
+            unavailable(format!("JetStream stream {}: {e} (is nats-server running with -js?)", config.name))
+        })?;
+        let info = stream.get_info().await.map_err(|e| unavailable(format!("JetStream stream info: {e}")))?;
         let kept = &info.config;
         if (kept.max_messages_per_subject, kept.max_age, kept.max_bytes)
             != (config.max_messages_per_subject, config.max_age, config.max_bytes)

@@ -40,7 +40,7 @@ impl JetTraffic {
             let (bridge, handle, notes) = (link.bridge.clone(), link.handle.clone(), self.notes.clone());
             match Jet::open(bridge, handle, notes, &link.client, self.limits).await {
                 Ok(jet) => self.jet = Some(jet),
-                Err(why) => tracing::warn!(error = %why, "bridge: history unavailable"),
+                Err(why) => tracing::warn!(error = %why, "bridge: cannot open the history stream"),
             }
         }
         self.jet.clone()
