@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringcast::{ServerHandle, Ws};
+use ringcast::{ConnId, ServerHandle, Ws};
 use serde_json::value::RawValue;
 
 use crate::cluster::BridgeMetrics;
@@ -43,16 +43,31 @@ pub(crate) enum Publisher<'a, 'w> {
 }
 
 impl Publisher<'_, '_> {
-    /// Subscribers of `topic` here (both forms), the publisher not
-    /// counted when it does not receive its own message.
-    pub(crate) fn receivers(&self, topic: &Topic) -> u64 {
+    /// The publishing connection and the form it is skipped in, unless it
+    /// receives its own message.
+    pub(crate) fn except(&self) -> Option<(ConnId, Form)> {
         match self {
-            Publisher::Conn { ws, form, echo } => {
-                let me = u64::from(!echo && ws.is_subscribed(topic.in_form(*form)));
-                topic.subscribers(|t| ws.subscribers(t)) - me
-            }
-            Publisher::Http(handle) => topic.subscribers(|t| handle.subscribers(t)),
+            Publisher::Conn { ws, form, echo: false } => Some((ws.id(), *form)),
+            _ => None,
         }
+    }
+
+    /// 1 if the publisher subscribes to `topic` in its form and is
+    /// skipped (a count of subscribers that includes it is one too many).
+    pub(crate) fn skipped(&self, topic: &Topic) -> u64 {
+        match self {
+            Publisher::Conn { ws, form, echo: false } => u64::from(ws.is_subscribed(topic.in_form(*form))),
+            _ => 0,
+        }
+    }
+
+    /// Subscribers of `topic` here (both forms), less a skipped publisher.
+    pub(crate) fn receivers(&self, topic: &Topic) -> u64 {
+        let here = match self {
+            Publisher::Conn { ws, .. } => topic.subscribers(|t| ws.subscribers(t)),
+            Publisher::Http(handle) => topic.subscribers(|t| handle.subscribers(t)),
+        };
+        here - self.skipped(topic)
     }
 }
 

@@ -63,16 +63,8 @@ impl TopicLog for Embedded {
 
     fn publish(&self, from: Publisher<'_, '_>, topic: &Topic, payload: Payload<'_>, _: Option<&RawValue>) -> Published {
         let Some(handle) = self.handle.get() else { return Published::Refused(Unpublished::Starting) };
-        let except = match &from {
-            Publisher::Conn { ws, form, echo: false } => Some((ws.id(), *form)),
-            _ => None,
-        };
-        let (receivers, at) = self.sequencer.publish(handle, &topic.name, payload, except);
-        let me = match &from {
-            Publisher::Conn { ws, form, echo: false } => u64::from(ws.is_subscribed(topic.in_form(*form))),
-            _ => 0,
-        };
-        Published::Done { receivers: receivers - me, at: Some(at) }
+        let (receivers, at) = self.sequencer.publish(handle, &topic.name, payload, from.except());
+        Published::Done { receivers: receivers - from.skipped(topic), at: Some(at) }
     }
 
     /// From now on, answered with the topic's position; or after the

@@ -89,14 +89,11 @@ impl TopicLog for JetStream {
         id: Option<&RawValue>,
     ) -> Published {
         let receivers = from.receivers(topic);
-        let (except, ack) = match &from {
-            Publisher::Conn { ws, form, echo } => {
-                let except = (!echo).then(|| (ws.id(), *form));
-                (except, id.map(|id| Ack { conn: ws.id(), id: id.to_owned(), receivers }))
-            }
-            Publisher::Http(_) => (None, None),
+        let ack = match &from {
+            Publisher::Conn { ws, .. } => id.map(|id| Ack { conn: ws.id(), id: id.to_owned(), receivers }),
+            Publisher::Http(_) => None,
         };
-        match self.bridge.forward_from(&topic.name, payload.kind(), payload.bytes(), except, ack) {
+        match self.bridge.forward_from(&topic.name, payload.kind(), payload.bytes(), from.except(), ack) {
             true => Published::Pending { receivers },
             false => Published::Refused(Unpublished::Unreachable),
         }
