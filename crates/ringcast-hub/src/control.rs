@@ -52,6 +52,12 @@ pub struct Since {
     pub epoch: String,
 }
 
+impl From<Since> for Position {
+    fn from(since: Since) -> Position {
+        Position { offset: since.offset, epoch: since.epoch.into() }
+    }
+}
+
 #[derive(Deserialize)]
 struct Wire<'a> {
     op: Option<String>,

@@ -49,8 +49,7 @@ pub(crate) fn serve(shard: &Shard, ws: &mut Ws<'_, Conn>, message: Message<'_>) 
                 let error = format!("over {} publishes and subscribes per second", shard.state.config.max_publish_rate);
                 return refuse(shard, ws, &Refusal { error, id });
             }
-            let since = since.map(|s| crate::position::Position { offset: s.offset, epoch: s.epoch.into() });
-            shard.state.log.subscribe(ws, &topic.name, since, id);
+            shard.state.log.subscribe(ws, &topic.name, since.map(Into::into), id);
         }
         Request::Unsubscribe { topic, id } => {
             let was_recovering = ws.data_mut().end_recovery(&topic);

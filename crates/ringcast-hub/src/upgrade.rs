@@ -24,7 +24,11 @@ pub(crate) fn decide(shard: &Shard, request: &Request<'_>, peer: &Peer<'_>) -> D
     if !state.origin_allowed(request) {
         return Decision::Reject(Response::new(403).body("origin not allowed\n"));
     }
-    let answer = route(request).and_then(|route| Ok((grant(shard, request, &route)?, route)));
+    // The query is read once; a room's bad `since=` is answered after the
+    // token and the limits.
+    let query = room::query(request.query());
+    let echo = query.as_ref().is_ok_and(|(echo, _)| *echo);
+    let answer = route(request, echo).and_then(|route| Ok((grant(shard, request, &route)?, route)));
     let (grant, mut route) = match answer {
         Ok(ok) => ok,
         Err(response) => {
@@ -42,7 +46,7 @@ pub(crate) fn decide(shard: &Shard, request: &Request<'_>, peer: &Peer<'_>) -> D
     }
     let mut headers: Vec<(&str, String)> = Vec::new();
     if let Route::Room { topic, recovery, .. } = &mut route {
-        let since = match room::query(request.query()) {
+        let since = match query {
             Ok((_, since)) => since,
             Err(e) => {
                 if let Some(ip) = ip {
@@ -71,7 +75,7 @@ pub(crate) fn decide(shard: &Shard, request: &Request<'_>, peer: &Peer<'_>) -> D
 }
 
 /// The route of an upgrade request, or the answer refusing it.
-fn route(request: &Request<'_>) -> Result<Route, Response> {
+fn route(request: &Request<'_>, echo: bool) -> Result<Route, Response> {
     let path = request.path();
     if path == "/ws" {
         return Ok(Route::Control { subscribed: 0, recoveries: Vec::new() });
@@ -80,8 +84,7 @@ fn route(request: &Request<'_>) -> Result<Route, Response> {
         return Err(Response::new(404).body("no WebSocket here: use /topics/{name} or /ws\n"));
     };
     match Topic::from_path(segment) {
-        // A bad `since=` is answered after the token and the limits.
-        Ok(topic) => Ok(Route::Room { topic, echo: room::query(request.query()).is_ok_and(|q| q.0), recovery: None }),
+        Ok(topic) => Ok(Route::Room { topic, echo, recovery: None }),
         Err(e) => Err(Response::new(400).body(format!("{e}\n"))),
     }
 }
