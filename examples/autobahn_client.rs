@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ringcast::{Client, CloseInfo, Connect, ConnectError, Handler, Message, Ws};
+use ringcast::{ClientBuilder, ClientHandler, CloseInfo, Connect, ConnectError, Handler, Message, Ws};
 
 /// What the driver waits for.
 enum Done {
@@ -32,6 +32,12 @@ struct Echo {
 struct Conn {
     count_query: bool,
     heard: Option<u32>,
+}
+
+impl ClientHandler for Echo {
+    fn connect_failed(&mut self, _conn: Conn, error: &ConnectError) {
+        let _ = self.done.send(Done::Failed(error.to_string()));
+    }
 }
 
 impl Handler for Echo {
@@ -51,15 +57,12 @@ impl Handler for Echo {
     fn close(&mut self, conn: Conn, _info: CloseInfo<'_>) {
         let _ = self.done.send(Done::Ended(conn.heard));
     }
-
-    fn connect_failed(&mut self, _conn: Conn, error: &ConnectError) {
-        let _ = self.done.send(Done::Failed(error.to_string()));
-    }
 }
 
 fn run(base: &str, agent: &str, deflate: bool) -> Result<(), String> {
     let (tx, rx) = mpsc::channel();
-    let mut builder = Client::builder().max_message_size(64 << 20).max_frame_size(64 << 20).max_backpressure(64 << 20);
+    let mut builder =
+        ClientBuilder::new().max_message_size(64 << 20).max_frame_size(64 << 20).max_backpressure(64 << 20);
     if deflate {
         builder = builder.deflate(ringcast::Deflate::default());
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
-use ringcast::{Client, CloseInfo, Connect, ConnectError, Handler, Message, Ws};
+use ringcast::{ClientBuilder, ClientHandler, CloseInfo, Connect, ConnectError, Handler, Message, Ws};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -37,16 +37,23 @@ struct Load {
     counters: Arc<Counters>,
 }
 
-impl Handler for Load {
-    /// When the message in flight was sent.
-    type Data = Instant;
-
+impl ClientHandler for Load {
     fn connected(&mut self, ws: &mut Ws<'_, Instant>, _protocol: Option<&str>) {
         // Idle until every connection is open: the main thread then
         // publishes the first message to all of them at once.
-        ws.subscribe("go");
+        ws.subscribe("go").expect("a short topic");
         self.counters.opened.fetch_add(1, Ordering::Relaxed);
     }
+
+    fn connect_failed(&mut self, _sent: Instant, error: &ConnectError) {
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        eprintln!("connect failed: {error}");
+    }
+}
+
+impl Handler for Load {
+    /// When the message in flight was sent.
+    type Data = Instant;
 
     fn message(&mut self, ws: &mut Ws<'_, Instant>, message: Message<'_>) {
         let now = Instant::now();
@@ -68,11 +75,6 @@ impl Handler for Load {
         if info.code.0 != 1001 || info.by_peer {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    fn connect_failed(&mut self, _sent: Instant, error: &ConnectError) {
-        self.counters.failed.fetch_add(1, Ordering::Relaxed);
-        eprintln!("connect failed: {error}");
     }
 }
 
@@ -105,7 +107,7 @@ fn run() -> Result<bool, String> {
     let shared = counters.clone();
     let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let first = payload.clone();
-    let client = Client::builder()
+    let client = ClientBuilder::new()
         .shards(shards)
         .one_connecting_per_host(!parallel)
         .start(move |_| Load { payload: payload.clone(), counters: shared.clone() })

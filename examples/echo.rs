@@ -11,9 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use mimalloc::MiMalloc;
-use ringcast::proto::handshake::Request;
-use ringcast::proto::RequestError;
-use ringcast::{Decision, Handler, Message, Response, Server, Ws};
+use ringcast::{Decision, Handler, Message, Peer, Request, RequestError, Response, ServerBuilder, ServerHandler, Ws};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -22,16 +20,18 @@ static GLOBAL: MiMalloc = MiMalloc;
 
 struct Echo;
 
-impl Handler for Echo {
-    type Data = ();
-
-    fn upgrade(&mut self, _request: &Request<'_>) -> Decision<()> {
+impl ServerHandler for Echo {
+    fn upgrade(&mut self, _request: &Request<'_>, _peer: &Peer<'_>) -> Decision<()> {
         Decision::accept(())
     }
 
     fn http(&mut self, request: &Request<'_>, _body: &[u8], _why: RequestError) -> Option<Response> {
         (request.path() == "/healthz").then(|| Response::new(200).body("ok\n"))
     }
+}
+
+impl Handler for Echo {
+    type Data = ();
 
     fn message(&mut self, ws: &mut Ws<'_, ()>, message: Message<'_>) {
         // Only fails when the peer is past the backpressure limit, and then
@@ -125,7 +125,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut builder = Server::builder();
+    let mut builder = ServerBuilder::new();
     if let Some(shards) = args.shards {
         builder = builder.shards(shards);
     }
@@ -145,7 +145,7 @@ fn main() -> ExitCode {
         builder = builder.max_backpressure(bytes);
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        match ringcast::server_config_from_pem(cert.as_ref(), key.as_ref()) {
+        match ringcast::tls::server_config_from_pem(cert.as_ref(), key.as_ref()) {
             Ok(config) => builder = builder.tls(config),
             Err(e) => {
                 eprintln!("echo: {e}");

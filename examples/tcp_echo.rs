@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use mimalloc::MiMalloc;
-use ringcast::Server;
+use ringcast::ServerBuilder;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -19,7 +19,7 @@ static GLOBAL: MiMalloc = MiMalloc;
 
 fn main() -> ExitCode {
     let mut listen = "127.0.0.1:9002".to_string();
-    let mut builder = Server::builder();
+    let mut builder = ServerBuilder::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         eprintln!("tcp_echo: cannot handle signals");
         return ExitCode::FAILURE;
     };
-    let server = match builder.start_tcp_echo(&listen) {
+    let server = match ringcast::bench::start_tcp_echo(builder, &listen) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("tcp_echo: {e}");

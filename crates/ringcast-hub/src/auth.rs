@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
-use ringcast::proto::handshake::Request;
+use ringcast::Request;
 use serde::Deserialize;
 
 use crate::config::Secret;

@@ -21,7 +21,8 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use ringcast::{Frame, Ws};
+use ringcast::broker::Frame;
+use ringcast::Ws;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 

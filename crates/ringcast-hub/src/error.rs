@@ -19,7 +19,7 @@ pub enum ConfigError {
         error: std::io::Error,
     },
     /// The `--tls-cert` / `--tls-key` pair.
-    Certificate(ringcast::TlsFileError),
+    Certificate(ringcast::tls::TlsFileError),
     /// `--tls-listen` is not an address.
     TlsListen {
         /// What was given.

@@ -5,7 +5,8 @@
 //! from the cluster) goes through [`to_local`]; the logs that keep
 //! history frame both forms once with [`frames`] and keep them.
 
-use ringcast::{Frame, Message, ServerHandle, Ws};
+use ringcast::broker::{Frame, ServerExt as _};
+use ringcast::{Message, ServerHandle, Ws};
 
 use crate::control;
 use crate::payload::Payload;
@@ -41,7 +42,7 @@ pub(crate) struct FromConn<'a, 'w, C: 'static> {
 impl<C> Fanout for FromConn<'_, '_, C> {
     fn publish(&mut self, topic: &str, message: Message<'_>) -> u64 {
         match self.echo {
-            true => self.ws.publish_to_all(topic, message),
+            true => self.ws.publish_including_self(topic, message),
             false => self.ws.publish(topic, message),
         }
     }

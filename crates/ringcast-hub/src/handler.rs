@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
-use ringcast::proto::handshake::Request;
-use ringcast::proto::RequestError;
-use ringcast::{CloseCode, CloseInfo, Decision, Handler, Message, Peer, Response, Ws};
+use ringcast::{
+    CloseCode, CloseInfo, Decision, Handler, Message, Peer, Request, RequestError, Response, ServerHandler, Ws,
+};
 
 use crate::conn::{Conn, Recovering, Route};
 use crate::http;
@@ -28,21 +28,19 @@ pub(crate) struct HubHandler {
     pub shard: Shard,
 }
 
-/// Its notes are the topic log's (the JetStream log's thread posts them).
-impl Handler<Note> for HubHandler {
-    type Data = Conn;
-
-    fn upgrade(&mut self, _request: &Request<'_>) -> Decision<Conn> {
-        Decision::reject(500) // the runtime calls upgrade_from
-    }
-
-    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Conn> {
+impl ServerHandler<Note> for HubHandler {
+    fn upgrade(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Conn> {
         upgrade::decide(&self.shard, request, peer)
     }
 
     fn http(&mut self, request: &Request<'_>, body: &[u8], _why: RequestError) -> Option<Response> {
         http::answer(&self.shard, request, body)
     }
+}
+
+/// Its notes are the topic log's (the JetStream log's thread posts them).
+impl Handler<Note> for HubHandler {
+    type Data = Conn;
 
     fn open(&mut self, ws: &mut Ws<'_, Conn>) {
         if let Some(grant) = &ws.data().grant {

@@ -2,7 +2,7 @@
 //! `GET /healthz`, the chat page at `/` and the live dashboard at
 //! `/dashboard`.
 
-use ringcast::proto::handshake::Request;
+use ringcast::Request;
 use ringcast::Response;
 
 use crate::auth::{bearer, key_matches};

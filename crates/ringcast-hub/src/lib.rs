@@ -13,7 +13,9 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ringcast::{Server, ServerHandle, ShutdownReport, TlsFileError};
+use ringcast::broker::BuilderExt as _;
+use ringcast::tls::TlsFileError;
+use ringcast::{ServerBuilder, ServerHandle, ShutdownReport};
 
 // From the bottom layer up: each imports only modules listed before it.
 mod config;
@@ -89,12 +91,14 @@ impl Hub {
 /// set).
 pub fn start(config: HubConfig) -> Result<Hub, StartError> {
     let log = log::choose(&config)?;
-    let mut builder = Server::builder()
+    let mut builder = ServerBuilder::new()
         .max_backpressure(config.max_backpressure)
         .slow_consumer(config.slow_consumer.into())
         .max_message_size(config.max_message_size)
         .max_frame_size(config.max_message_size)
         .max_connections(config.max_connections)
+        .max_subscriptions(config.max_topics_per_connection.max(1))
+        .max_topic_len(topic::MAX_SERVER_TOPIC)
         .batch_wait(Duration::from_micros(config.batch_wait_us));
     if let Some(shards) = config.shards {
         builder = builder.shards(shards);
@@ -121,7 +125,7 @@ pub fn start(config: HubConfig) -> Result<Hub, StartError> {
             let certificate =
                 Arc::new(tls::Certificate::load(cert.clone(), key.clone()).map_err(ConfigError::Certificate)?);
             let resolver = Arc::new(tls::Resolver(certificate.clone()));
-            builder = builder.tls(ringcast::server_config_with_resolver(resolver));
+            builder = builder.tls(ringcast::tls::server_config_with_resolver(resolver));
             if let Some(addr) = &config.tls_listen {
                 let parsed = addr.parse().map_err(|error| ConfigError::TlsListen { addr: addr.clone(), error })?;
                 builder = builder.tls_address(parsed);

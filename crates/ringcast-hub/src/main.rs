@@ -13,8 +13,9 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use ringcast_hub::Hub;
 use ringcast_hub::HubConfig;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::SIGHUP;
 use signal_hook::iterator::Signals;
 
 /// Colour in the log only on a terminal, and not when `NO_COLOR` is set
@@ -33,13 +34,6 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(colour())
         .init();
-    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
-        Ok(signals) => signals,
-        Err(e) => {
-            eprintln!("ringcast-hub: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let grace = config.shutdown_grace;
     let handle = match ringcast_hub::start(config) {
         Ok(handle) => handle,
@@ -49,6 +43,12 @@ fn main() -> ExitCode {
         }
     };
     let server = handle.server();
+    let signals = server.shutdown_on_signals(grace).and_then(|()| reload_on_hangup(handle.clone()));
+    if let Err(e) = signals {
+        eprintln!("ringcast-hub: cannot install signal handlers: {e}");
+        handle.shutdown(grace);
+        return ExitCode::FAILURE;
+    }
     // Where the pages are: the TLS address when everything is TLS.
     let (addr, http, ws) = match server.tls_addr() {
         Some(tls) if tls == server.local_addr() => (tls, "https", "wss"),
@@ -70,17 +70,8 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
     drop(stdout);
-    for signal in signals.forever() {
-        if signal == SIGHUP {
-            match handle.reload_tls() {
-                Ok(()) => eprintln!("ringcast-hub: SIGHUP: TLS certificate files read again"),
-                Err(e) => eprintln!("ringcast-hub: SIGHUP: keeping the certificate in use: {e}"),
-            }
-            continue;
-        }
-        eprintln!("ringcast-hub: signal {signal}: closing connections (up to {grace:?})");
-        break;
-    }
+    // Until SIGINT or SIGTERM has closed every connection.
+    server.wait();
     let report = handle.shutdown(grace);
     let stats = handle.server().stats();
     eprintln!(
@@ -88,4 +79,19 @@ fn main() -> ExitCode {
         stats.accepted, stats.messages, stats.messages_out, stats.dropped, report.forced
     );
     ExitCode::SUCCESS
+}
+
+/// SIGHUP reads the TLS certificate and key files again, on a thread of
+/// its own for the life of the process.
+fn reload_on_hangup(hub: Hub) -> std::io::Result<()> {
+    let mut hangups = Signals::new([SIGHUP])?;
+    std::thread::Builder::new().name("ringcast-hub-sighup".into()).spawn(move || {
+        for _ in hangups.forever() {
+            match hub.reload_tls() {
+                Ok(()) => eprintln!("ringcast-hub: SIGHUP: TLS certificate files read again"),
+                Err(e) => eprintln!("ringcast-hub: SIGHUP: keeping the certificate in use: {e}"),
+            }
+        }
+    })?;
+    Ok(())
 }

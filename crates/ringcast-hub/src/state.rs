@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use ringcast::proto::handshake::Request;
+use ringcast::Request;
 use ringcast::ServerHandle;
 
 use crate::auth::Verifier;

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use ringcast::rustls::server::{ClientHello, ResolvesServerCert};
-use ringcast::rustls::sign::CertifiedKey;
-use ringcast::TlsFileError;
+use ringcast::tls::rustls::server::{ClientHello, ResolvesServerCert};
+use ringcast::tls::rustls::sign::CertifiedKey;
+use ringcast::tls::TlsFileError;
 
 /// The hub's certificate and where it came from.
 #[derive(Debug)]
@@ -21,13 +21,13 @@ pub struct Certificate {
 impl Certificate {
     /// Loads the pair, or says which file is wrong and why.
     pub fn load(cert: PathBuf, key: PathBuf) -> Result<Certificate, TlsFileError> {
-        let current = ringcast::load_certified_key(&cert, &key)?;
+        let current = ringcast::tls::load_certified_key(&cert, &key)?;
         Ok(Certificate { cert, key, current: RwLock::new(current) })
     }
 
     /// Reads the files again. On an error the certificate in use stays.
     pub fn reload(&self) -> Result<(), TlsFileError> {
-        let fresh = ringcast::load_certified_key(&self.cert, &self.key)?;
+        let fresh = ringcast::tls::load_certified_key(&self.cert, &self.key)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }

@@ -115,6 +115,20 @@ pub fn raw_topic(name: &str) -> String {
     format!("r:{name}")
 }
 
+/// The longest server topic name: a topic name and its form's prefix
+/// (the runtime's `max_topic_len` for the hub).
+pub const MAX_SERVER_TOPIC: usize = MAX_NAME + 2;
+
+/// A subscription the hub's own checks admitted (name length, topics per
+/// connection). The runtime's limits are set from the same settings, so
+/// a refusal here is a bug: it is logged, and the connection goes on
+/// without that topic.
+pub fn admitted(result: Result<bool, ringcast::SubscribeError>, topic: &str) {
+    if let Err(refused) = result {
+        tracing::error!(%refused, topic, "the runtime refused a subscription the hub admitted");
+    }
+}
+
 /// The server topic JSON subscribers of `name` join.
 pub fn json_topic(name: &str) -> String {
     format!("j:{name}")

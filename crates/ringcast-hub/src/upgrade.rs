@@ -7,7 +7,7 @@
 //! the token may not subscribe to 403; every connection is closed with
 //! 1008 "token expired" when its token expires (see the handler's alarm).
 
-use ringcast::proto::handshake::Request;
+use ringcast::Request;
 use ringcast::{Accept, Decision, Peer, Response};
 
 use crate::auth::{self, Grant};

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use ringcast::rustls::pki_types::{CertificateDer, ServerName};
-use ringcast::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use ringcast::tls::rustls::pki_types::{CertificateDer, ServerName};
+use ringcast::tls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 type Tls = StreamOwned<ClientConnection, TcpStream>;
@@ -81,14 +81,14 @@ fn rooms_publish_and_pages_over_tls_and_the_certificate_is_read_again_on_request
     let mut roots = RootCertStore::empty();
     roots.add(first.clone()).unwrap();
     roots.add(second.clone()).unwrap();
-    let mut client = ClientConfig::builder_with_provider(ringcast::crypto_provider())
+    let mut client = ClientConfig::builder_with_provider(ringcast::tls::crypto_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
     // A resumed session is not shown a certificate: every handshake here
     // must be a full one.
-    client.resumption = ringcast::rustls::client::Resumption::disabled();
+    client.resumption = ringcast::tls::rustls::client::Resumption::disabled();
     let client = Arc::new(client);
     let hub = TestHub::start(2, |c| {
         c.tls_cert = Some(cert.clone());

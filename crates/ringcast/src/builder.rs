@@ -177,16 +177,24 @@ impl<R> Builder<R> {
         self
     }
 
-    /// Calls `watch(topic, true)` when `topic` gains its first subscriber
-    /// on this runtime (any shard) and `watch(topic, false)` when it loses
-    /// its last: what a bridge to another broker needs to hold a
-    /// subscription there only while someone here listens. The calls come
-    /// in the order of the changes, from the shard thread that made the
-    /// change, under the lock of the interest table: keep `watch` short
-    /// (note the topic and wake your own thread) and do not call the
-    /// handle's `publish` or `subscribers` from it, which take that lock.
-    pub fn on_interest(mut self, watch: impl Fn(&str, bool) + Send + Sync + 'static) -> Self {
-        self.settings.interest_watch = Some(crate::config::Shared(Arc::new(watch)));
+    /// Topics one connection may subscribe to at once (default 1024):
+    /// past it [`Ws::subscribe`](crate::Ws::subscribe) refuses with
+    /// [`SubscribeError::TooManyTopics`](crate::SubscribeError::TooManyTopics).
+    /// Each subscription costs the connection about 24 bytes and its
+    /// topic's table a slot, so this bounds what one peer that asks for
+    /// topics can make the server hold.
+    pub fn max_subscriptions(mut self, topics: usize) -> Self {
+        self.settings.max_subscriptions = topics;
+        self
+    }
+
+    /// The longest topic name a connection may subscribe to, in bytes
+    /// (default 256): past it [`Ws::subscribe`](crate::Ws::subscribe)
+    /// refuses with
+    /// [`SubscribeError::TopicTooLong`](crate::SubscribeError::TopicTooLong).
+    /// Publishing to a longer name is allowed and reaches nobody.
+    pub fn max_topic_len(mut self, bytes: usize) -> Self {
+        self.settings.max_topic_len = bytes;
         self
     }
 

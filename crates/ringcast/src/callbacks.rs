@@ -3,11 +3,12 @@
 //! and the mailbox carries notes without knowing their type.
 //!
 //! A [`Handler<N>`] is generic over its note type (`()` by default), and
-//! the shards are not: [`Typed`] wraps a handler with its `N` and is the
-//! one implementation of [`Callbacks`]. A note crosses the mailbox boxed
-//! and is unboxed here to the handler's own type; only [`crate::Notes`]
-//! posts notes, and it is handed out for that type alone (checked when it
-//! is made), so the unboxing cannot fail.
+//! the shards are not: [`Typed`] wraps a handler with its `N` and its
+//! role ([`Side`]) and is the one implementation of [`Callbacks`]. A
+//! note crosses the mailbox boxed and is unboxed here to the handler's
+//! own type; only [`crate::broker::Notes`] posts notes, and it is handed
+//! out for that type alone (checked when it is made), so the unboxing
+//! cannot fail.
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -16,7 +17,7 @@ use ringcast_proto::handshake::Request;
 use ringcast_proto::RequestError;
 
 use crate::error::ConnectError;
-use crate::handler::{CloseInfo, Decision, Handler, Peer, Response};
+use crate::handler::{ClientHandler, CloseInfo, Decision, Handler, Peer, Response, ServerHandler};
 use crate::message::Message;
 use crate::ws::Ws;
 
@@ -25,7 +26,7 @@ pub(crate) trait Callbacks: 'static {
     type Data: 'static;
     /// The handler's note type.
     type Note: Send + 'static;
-    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Self::Data>;
+    fn upgrade(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Self::Data>;
     fn http(&mut self, request: &Request<'_>, body: &[u8], why: RequestError) -> Option<Response>;
     fn open(&mut self, ws: &mut Ws<'_, Self::Data>);
     fn connected(&mut self, ws: &mut Ws<'_, Self::Data>, protocol: Option<&str>);
@@ -39,28 +40,81 @@ pub(crate) trait Callbacks: 'static {
     fn close(&mut self, data: Self::Data, info: CloseInfo<'_>);
 }
 
-/// A handler with its note type.
-pub(crate) struct Typed<H, N> {
+/// A handler with its note type and its role.
+pub(crate) struct Typed<H, N, S> {
     handler: H,
-    note: PhantomData<fn(N)>,
+    note: PhantomData<fn(N) -> S>,
 }
 
-impl<H, N> Typed<H, N> {
+impl<H, N, S> Typed<H, N, S> {
     pub fn new(handler: H) -> Self {
         Typed { handler, note: PhantomData }
     }
 }
 
-impl<N: Send + 'static, H: Handler<N>> Callbacks for Typed<H, N> {
+/// The callbacks only one role has, called on the handler of that role:
+/// [`AsServer`] for a [`ServerHandler`], [`AsClient`] for a
+/// [`ClientHandler`]. Chosen once, by the builder that starts the runtime.
+pub(crate) trait Side<H: Handler<N>, N>: 'static {
+    fn upgrade(handler: &mut H, request: &Request<'_>, peer: &Peer<'_>) -> Decision<H::Data>;
+    fn http(handler: &mut H, request: &Request<'_>, body: &[u8], why: RequestError) -> Option<Response>;
+    fn connected(handler: &mut H, ws: &mut Ws<'_, H::Data>, protocol: Option<&str>);
+    fn connect_failed(handler: &mut H, data: H::Data, error: &ConnectError);
+}
+
+/// A server's handler: it accepts, it never dials.
+pub(crate) struct AsServer;
+
+/// A client's handler: it dials, it never accepts (a client runtime has no
+/// listener).
+pub(crate) struct AsClient;
+
+impl<N, H: ServerHandler<N>> Side<H, N> for AsServer {
+    fn upgrade(handler: &mut H, request: &Request<'_>, peer: &Peer<'_>) -> Decision<H::Data> {
+        handler.upgrade(request, peer)
+    }
+
+    fn http(handler: &mut H, request: &Request<'_>, body: &[u8], why: RequestError) -> Option<Response> {
+        handler.http(request, body, why)
+    }
+
+    fn connected(handler: &mut H, ws: &mut Ws<'_, H::Data>, _protocol: Option<&str>) {
+        handler.open(ws)
+    }
+
+    fn connect_failed(_handler: &mut H, _data: H::Data, error: &ConnectError) {
+        tracing::error!(%error, "a server runtime was told of a failed connect");
+    }
+}
+
+impl<N, H: ClientHandler<N>> Side<H, N> for AsClient {
+    fn upgrade(_handler: &mut H, _request: &Request<'_>, _peer: &Peer<'_>) -> Decision<H::Data> {
+        Decision::reject(500)
+    }
+
+    fn http(_handler: &mut H, _request: &Request<'_>, _body: &[u8], _why: RequestError) -> Option<Response> {
+        None
+    }
+
+    fn connected(handler: &mut H, ws: &mut Ws<'_, H::Data>, protocol: Option<&str>) {
+        handler.connected(ws, protocol)
+    }
+
+    fn connect_failed(handler: &mut H, data: H::Data, error: &ConnectError) {
+        handler.connect_failed(data, error)
+    }
+}
+
+impl<N: Send + 'static, H: Handler<N>, S: Side<H, N>> Callbacks for Typed<H, N, S> {
     type Data = H::Data;
     type Note = N;
 
-    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<H::Data> {
-        self.handler.upgrade_from(request, peer)
+    fn upgrade(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<H::Data> {
+        S::upgrade(&mut self.handler, request, peer)
     }
 
     fn http(&mut self, request: &Request<'_>, body: &[u8], why: RequestError) -> Option<Response> {
-        self.handler.http(request, body, why)
+        S::http(&mut self.handler, request, body, why)
     }
 
     fn open(&mut self, ws: &mut Ws<'_, H::Data>) {
@@ -68,11 +122,11 @@ impl<N: Send + 'static, H: Handler<N>> Callbacks for Typed<H, N> {
     }
 
     fn connected(&mut self, ws: &mut Ws<'_, H::Data>, protocol: Option<&str>) {
-        self.handler.connected(ws, protocol)
+        S::connected(&mut self.handler, ws, protocol)
     }
 
     fn connect_failed(&mut self, data: H::Data, error: &ConnectError) {
-        self.handler.connect_failed(data, error)
+        S::connect_failed(&mut self.handler, data, error)
     }
 
     fn message(&mut self, ws: &mut Ws<'_, H::Data>, message: Message<'_>) {

@@ -1,12 +1,14 @@
 //! WebSocket clients on the same shard runtime as the server: the same
-//! rings, receive buffers, corked sends, timers and [`Handler`] callbacks;
+//! rings, receive buffers, corked sends, timers and [`Handler`](crate::Handler) callbacks;
 //! frames are masked with a fresh key each (RFC 6455 §5.3), by the SIMD
 //! kernels of [`ringcast_proto`].
 //!
 //! ```no_run
-//! use ringcast::{Client, Connect, Handler, Message, Ws};
+//! use ringcast::{ClientBuilder, ClientHandler, Connect, Handler, Message, Ws};
 //!
 //! struct Printer;
+//!
+//! impl ClientHandler for Printer {}
 //!
 //! impl Handler for Printer {
 //!     type Data = u32;
@@ -21,7 +23,7 @@
 //!     }
 //! }
 //!
-//! let client = Client::builder().start(|_shard| Printer)?;
+//! let client = ClientBuilder::new().start(|_shard| Printer)?;
 //! let target = Connect::new("ws://127.0.0.1:9001/")?;
 //! for i in 0..10 {
 //!     client.connect(&target, i)?;
@@ -46,27 +48,14 @@ use ringcast_proto::deflate::client_offer;
 use ringcast_proto::handshake::{ClientHandshake, WsUri};
 
 use crate::builder::Builder;
-use crate::callbacks::Typed;
+use crate::callbacks::{AsClient, Typed};
 use crate::config::{Settings, Shared};
 use crate::dialer::{DialRequest, Dialer};
 use crate::error::{ConnectError, Error};
-use crate::handler::Handler;
+use crate::handler::ClientHandler;
 use crate::message::Message;
 use crate::runtime::{self, Runtime, ShutdownReport};
 use crate::stats::Stats;
-
-/// The entry point: `Client::builder()`.
-#[derive(Debug)]
-pub struct Client;
-
-impl Client {
-    /// A builder with the default settings: one shard, not pinned, the
-    /// CONNECTING rule on, the server's limits.
-    pub fn builder() -> ClientBuilder {
-        let settings = Settings { shards: 1, pin_threads: false, ..Settings::default() };
-        Builder::with(settings, ClientRole { one_connecting: true })
-    }
-}
 
 /// Configures and starts a client runtime: the shared settings of
 /// [`Builder`] (limits, timeouts, shards), the CONNECTING rule and
@@ -81,11 +70,18 @@ pub struct ClientRole {
 
 impl Default for ClientBuilder {
     fn default() -> Self {
-        Client::builder()
+        let settings = Settings { shards: 1, pin_threads: false, ..Settings::default() };
+        Builder::with(settings, ClientRole { one_connecting: true })
     }
 }
 
 impl Builder<ClientRole> {
+    /// A client builder with the default settings: one shard, not pinned,
+    /// the CONNECTING rule on, the same limits as a server's.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// At most one connection per remote address in CONNECTING at a time
     /// (default true, as RFC 6455 §4.1 requires). `false` lets a load
     /// generator open connections in parallel.
@@ -114,10 +110,10 @@ impl Builder<ClientRole> {
     pub fn start<N, H, F>(self, factory: F) -> Result<ClientHandle<H::Data>, Error>
     where
         N: Send + 'static,
-        H: Handler<N>,
+        H: ClientHandler<N>,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
-        let factory = move |shard| Typed::new(factory(shard));
+        let factory = move |shard| Typed::<H, N, AsClient>::new(factory(shard));
         let (settings, role) = self.into_checked()?;
         let max_head = settings.max_header_bytes;
         let deflate_offer = settings.deflate.map(|d| Arc::from(client_offer(&d.negotiation())));
@@ -156,7 +152,7 @@ impl Connect {
     }
 
     /// Offers a subprotocol (in order of preference); the server's choice
-    /// reaches [`Handler::connected`].
+    /// reaches [`ClientHandler::connected`](crate::ClientHandler::connected).
     pub fn protocol(mut self, name: &str) -> Self {
         self.protocols.push(name.to_owned());
         self

@@ -26,6 +26,10 @@ pub(crate) struct Settings {
     /// `SO_SNDBUF` of every connection; `None`: the kernel's autotuning.
     pub send_buffer_size: Option<usize>,
     pub slow_consumer: SlowConsumer,
+    /// Topics one connection may subscribe to at once.
+    pub max_subscriptions: usize,
+    /// The longest topic name a connection may subscribe to, in bytes.
+    pub max_topic_len: usize,
     pub listen_backlog: i32,
     /// Serve plain TCP echo instead of WebSocket (the benchmark floor).
     pub tcp_echo: bool,
@@ -62,6 +66,8 @@ impl Default for Settings {
             batch_wait: Duration::from_micros(20),
             send_buffer_size: None,
             slow_consumer: SlowConsumer::Close,
+            max_subscriptions: 1024,
+            max_topic_len: 256,
             listen_backlog: 4096,
             tcp_echo: false,
             interest_watch: None,
@@ -105,6 +111,9 @@ impl Settings {
             [Some(self.handshake_timeout), self.idle_timeout, Some(self.pong_timeout), Some(self.close_timeout)];
         if timeouts.into_iter().flatten().any(|t| t.is_zero() || t > MAX_TIMEOUT) {
             return Err("timeouts must be positive and at most 24 days");
+        }
+        if self.max_subscriptions == 0 || self.max_topic_len == 0 {
+            return Err("max_subscriptions and max_topic_len must be positive");
         }
         if self.tls_address.is_some() && self.tls.is_none() {
             return Err("tls_address needs a TLS configuration (tls)");

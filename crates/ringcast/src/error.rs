@@ -132,3 +132,34 @@ impl std::error::Error for ConnectError {
         }
     }
 }
+
+/// Why [`Ws::subscribe`](crate::Ws::subscribe) refused a topic. Both
+/// limits are the server's own (the builder's
+/// [`max_subscriptions`](crate::Builder::max_subscriptions) and
+/// [`max_topic_len`](crate::Builder::max_topic_len)); the connection
+/// stays open and keeps its other subscriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The connection already subscribes to as many topics as allowed.
+    TooManyTopics {
+        /// The limit.
+        limit: usize,
+    },
+    /// The topic's name is longer than allowed.
+    TopicTooLong {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubscribeError::TooManyTopics { limit } => write!(f, "subscribed to {limit} topics already (the limit)"),
+            SubscribeError::TopicTooLong { limit } => write!(f, "topic name longer than {limit} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for SubscribeError {}

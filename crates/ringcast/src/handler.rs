@@ -1,5 +1,6 @@
-//! What an application plugs into a runtime, server or client: the
-//! [`Handler`] trait and the values its callbacks take and return.
+//! What an application plugs into a runtime: the [`Handler`] callbacks
+//! every connection has, the [`ServerHandler`] and [`ClientHandler`]
+//! callbacks of each role, and the values they take and return.
 
 use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
@@ -11,7 +12,10 @@ use crate::error::ConnectError;
 use crate::message::Message;
 use crate::ws::Ws;
 
-/// An application's connection logic, for servers and clients alike.
+/// What every connection's logic has, server or client: the callbacks of
+/// an open connection. A server implements [`ServerHandler`] on top of
+/// it, a client [`ClientHandler`]; the builders take only those, so a
+/// server cannot start without an `upgrade`.
 ///
 /// Each shard owns its own handler value, made by the factory given to
 /// [`ServerBuilder::start`](crate::ServerBuilder::start) or
@@ -23,67 +27,19 @@ use crate::ws::Ws;
 /// Messages are lent straight from the receive buffer: copy what you keep.
 ///
 /// `N` is the type of the notes other threads may post to a connection
-/// ([`crate::Notes`], [`Handler::notified`]); most handlers take none and
-/// leave it at `()`.
+/// ([`Notes`](crate::broker::Notes), [`Handler::notified`]); most handlers
+/// take none and leave it at `()`.
 pub trait Handler<N = ()>: 'static {
     /// The application's data for each connection, stored in the shard's
     /// connection table beside the protocol state (a zero-sized type costs
     /// nothing); reached through [`Ws::data`].
     type Data: 'static;
 
-    /// A valid WebSocket upgrade request: accept it (with the data of the
-    /// new connection and, optionally, one of the subprotocols the client
-    /// offered) or answer with an HTTP response. The seeds' statuses: 403
-    /// for a refused `Origin`, 404 for a path the server does not serve.
-    ///
-    /// Every server implements this; the default, for client-only
-    /// handlers, refuses with 404.
-    fn upgrade(&mut self, request: &Request<'_>) -> Decision<Self::Data> {
-        let _ = request;
-        Decision::reject(404)
-    }
-
-    /// [`upgrade`](Self::upgrade) with the client's address at hand:
-    /// implement this one instead when the answer depends on who asks
-    /// (per-address limits, allow lists). The default calls `upgrade`.
-    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Self::Data> {
-        let _ = peer;
-        self.upgrade(request)
-    }
-
-    /// A request that is not a valid WebSocket upgrade, with its body and
-    /// the reason it is not an upgrade. Answer plain HTTP here (e.g.
-    /// `GET /healthz`, `POST /publish`); `None`, the default, sends the
-    /// reason's status (400 for missing or malformed fields, 426 with
-    /// `Sec-WebSocket-Version: 13` for another version). Bodies come with a
-    /// `Content-Length` of at most `max_message_size` (else 413; chunked
-    /// bodies get 501).
-    fn http(&mut self, request: &Request<'_>, body: &[u8], why: RequestError) -> Option<Response> {
-        let _ = (request, body, why);
-        None
-    }
-
-    /// The connection is open (the 101 response is queued). Sending here is
-    /// allowed.
+    /// The connection is open: a server's 101 response is queued, a
+    /// client's handshake is done. Sending here is allowed; so is
+    /// subscribing.
     fn open(&mut self, ws: &mut Ws<'_, Self::Data>) {
         let _ = ws;
-    }
-
-    /// A client connection completed its opening handshake; `protocol` is
-    /// the subprotocol the server chose, if any. The default calls
-    /// [`Handler::open`], so a handler serving both roles reacts the same.
-    fn connected(&mut self, ws: &mut Ws<'_, Self::Data>, protocol: Option<&str>) {
-        let _ = protocol;
-        self.open(ws);
-    }
-
-    /// A client connection never opened (refused, unreachable, timed out,
-    /// a status other than 101, an invalid answer): its data comes back
-    /// with the reason. Called exactly once per request that does not
-    /// reach `connected`; the default logs at debug level.
-    fn connect_failed(&mut self, data: Self::Data, error: &ConnectError) {
-        let _ = data;
-        tracing::debug!(%error, "connect failed");
     }
 
     /// A whole message arrived.
@@ -101,11 +57,11 @@ pub trait Handler<N = ()>: 'static {
     }
 
     /// A note posted for this connection with
-    /// [`Notes::notify`](crate::Notes::notify) (or carried by
-    /// [`Notes::join`](crate::Notes::join)), from any thread: it arrives
-    /// through the connection's shard's mailbox, after every delivery
-    /// posted there before it (so a thread that publishes with
-    /// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced)
+    /// [`Notes::notify`](crate::broker::Notes::notify) (or carried by
+    /// [`Notes::join`](crate::broker::Notes::join)), from any thread: it
+    /// arrives through the connection's shard's mailbox, after every
+    /// delivery posted there before it (so a thread that publishes with
+    /// [`publish_sequenced`](crate::broker::ServerExt::publish_sequenced)
     /// and notifies knows which of its publishes came first). Dropped
     /// unread if the connection is gone. The default ignores it.
     fn notified(&mut self, ws: &mut Ws<'_, Self::Data>, note: N) {
@@ -122,6 +78,52 @@ pub trait Handler<N = ()>: 'static {
     /// every connection that was opened, with its data handed back.
     fn close(&mut self, data: Self::Data, info: CloseInfo<'_>) {
         let _ = (data, info);
+    }
+}
+
+/// A server's connection logic: which upgrade requests become
+/// connections (required: there is no default that would refuse everyone
+/// in silence), and the plain HTTP requests the server answers beside
+/// its WebSockets.
+pub trait ServerHandler<N = ()>: Handler<N> {
+    /// A valid WebSocket upgrade request, from `peer`: accept it (with the
+    /// data of the new connection and, optionally, one of the subprotocols
+    /// the client offered) or answer with an HTTP response. The usual
+    /// refusals: 403 for an `Origin` the server does not serve pages to,
+    /// 404 for a path it does not serve, 401 without valid credentials.
+    fn upgrade(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Self::Data>;
+
+    /// A request that is not a valid WebSocket upgrade, with its body and
+    /// the reason it is not an upgrade. Answer plain HTTP here (e.g.
+    /// `GET /healthz`, `POST /publish`); `None`, the default, sends the
+    /// reason's status (400 for missing or malformed fields, 426 with
+    /// `Sec-WebSocket-Version: 13` for another version). Bodies come with a
+    /// `Content-Length` of at most `max_message_size` (else 413; chunked
+    /// bodies get 501).
+    fn http(&mut self, request: &Request<'_>, body: &[u8], why: RequestError) -> Option<Response> {
+        let _ = (request, body, why);
+        None
+    }
+}
+
+/// A client's connection logic: the two moments only a client has.
+/// Everything else is [`Handler`]; a client with nothing to add writes
+/// `impl ClientHandler for MyHandler {}`.
+pub trait ClientHandler<N = ()>: Handler<N> {
+    /// The opening handshake completed; `protocol` is the subprotocol the
+    /// server chose, if any. The default calls [`Handler::open`].
+    fn connected(&mut self, ws: &mut Ws<'_, Self::Data>, protocol: Option<&str>) {
+        let _ = protocol;
+        self.open(ws);
+    }
+
+    /// A connection never opened (refused, unreachable, timed out, a
+    /// status other than 101, an invalid answer): its data comes back with
+    /// the reason. Called exactly once per request that does not reach
+    /// `connected`; the default logs at debug level.
+    fn connect_failed(&mut self, data: Self::Data, error: &ConnectError) {
+        let _ = data;
+        tracing::debug!(%error, "connect failed");
     }
 }
 

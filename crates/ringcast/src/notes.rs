@@ -10,7 +10,7 @@ use crate::ws::ConnId;
 
 /// Posts notes of type `N` (the handler's, see [`Handler`](crate::Handler))
 /// to connections, from any thread; from
-/// [`ServerHandle::notes`](crate::ServerHandle::notes). Cheap to clone.
+/// [`ServerExt::notes`](crate::broker::ServerExt::notes). Cheap to clone.
 pub struct Notes<N> {
     runtime: Runtime,
     note: PhantomData<fn(N)>,
@@ -44,7 +44,7 @@ impl<N: Send + 'static> Notes<N> {
     }
 
     /// Subscribes connection `conn` to `topic` from the place `after` on
-    /// (as [`Ws::subscribe_after`](crate::Ws::subscribe_after)), then hands
+    /// (as [`WsExt::subscribe_after`](crate::broker::WsExt::subscribe_after)), then hands
     /// it `note` ([`Handler::notified`](crate::Handler::notified)). The
     /// connection counts as a subscriber from this call on, so every
     /// message published after it reaches its shard, where the

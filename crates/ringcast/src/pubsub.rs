@@ -18,6 +18,7 @@ use ringcast_proto::deflate::Tuning;
 use slab::Slab;
 
 use crate::config::InterestWatch;
+use crate::error::SubscribeError;
 use crate::inbox::Inbox;
 use crate::message::Message;
 
@@ -26,9 +27,10 @@ use crate::message::Message;
 /// copied. Its compressed form, when the server negotiates
 /// permessage-deflate and the message is over the threshold, is made by the
 /// first connection that takes it and shared from then on. Made by
-/// [`ServerHandle::frame`](crate::ServerHandle::frame) or
-/// [`Ws::frame`](crate::Ws::frame); keep one to send it again later (a
-/// history of messages), with [`Ws::send_frame`](crate::Ws::send_frame).
+/// [`ServerExt::frame`](crate::broker::ServerExt::frame) or
+/// [`WsExt::frame`](crate::broker::WsExt::frame); keep one to send it
+/// again later (a history of messages), with
+/// [`WsExt::send_frame`](crate::broker::WsExt::send_frame).
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The whole server frame.
@@ -315,11 +317,21 @@ pub(crate) struct LocalTopics {
     /// the mailbox, are not theirs. Each goes once a later delivery of its
     /// topic arrives (mailboxes are in order) or the subscription ends.
     fences: Vec<(Arc<str>, (u32, u32), u64)>,
+    /// What one connection may subscribe to.
+    limits: TopicLimits,
+}
+
+/// The subscription limits of every connection (the builder's
+/// `max_subscriptions` and `max_topic_len`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TopicLimits {
+    pub subscriptions: usize,
+    pub name: usize,
 }
 
 impl LocalTopics {
-    pub fn new(shard: usize, exchange: Arc<Exchange>) -> Self {
-        LocalTopics { shard, exchange, topics: HashMap::new(), pending: Vec::new(), fences: Vec::new() }
+    pub fn new(shard: usize, exchange: Arc<Exchange>, limits: TopicLimits) -> Self {
+        LocalTopics { shard, exchange, topics: HashMap::new(), pending: Vec::new(), fences: Vec::new(), limits }
     }
 
     pub fn exchange(&self) -> &Arc<Exchange> {
@@ -330,19 +342,36 @@ impl LocalTopics {
         self.shard
     }
 
-    /// Subscribes connection `conn`; false if it already was.
-    pub fn subscribe(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions) -> bool {
-        let Some(name) = self.insert(topic, conn, subs) else { return false };
+    /// Subscribes connection `conn`; Ok(false) if it already was.
+    pub fn subscribe(
+        &mut self,
+        topic: &str,
+        conn: (u32, u32),
+        subs: &mut Subscriptions,
+    ) -> Result<bool, SubscribeError> {
+        let Some(name) = self.insert(topic, conn, subs)? else { return Ok(false) };
         self.exchange.add(&name, self.shard);
-        true
+        Ok(true)
     }
 
     /// Enters connection `conn` in the shard's index of `topic` (the shared
-    /// interest count is the caller's); `None` if it already was.
-    fn insert(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions) -> Option<Arc<str>> {
+    /// interest count is the caller's); `None` if it already was; an error
+    /// past the connection's limits.
+    fn insert(
+        &mut self,
+        topic: &str,
+        conn: (u32, u32),
+        subs: &mut Subscriptions,
+    ) -> Result<Option<Arc<str>>, SubscribeError> {
+        if topic.len() > self.limits.name {
+            return Err(SubscribeError::TopicTooLong { limit: self.limits.name });
+        }
         let list = &mut subs.get_or_insert_with(Default::default).topics;
         if list.iter().any(|(t, _)| &**t == topic) {
-            return None;
+            return Ok(None);
+        }
+        if list.len() >= self.limits.subscriptions {
+            return Err(SubscribeError::TooManyTopics { limit: self.limits.subscriptions });
         }
         let name = match self.topics.get_key_value(topic) {
             Some((name, _)) => name.clone(),
@@ -350,16 +379,24 @@ impl LocalTopics {
         };
         let slot = self.topics.entry(name.clone()).or_default().insert(conn);
         list.push((name.clone(), slot));
-        Some(name)
+        Ok(Some(name))
     }
 
     /// A subscription posted by [`Exchange::join`], whose interest was counted
     /// then: enters it from the place `after` on; false (and the count
-    /// taken back) if it already was subscribed.
+    /// taken back) if it already was subscribed or is past the limits.
     pub fn joined(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions, after: u64) -> bool {
-        let Some(name) = self.insert(topic, conn, subs) else {
-            self.exchange.unjoin(topic, self.shard);
-            return false;
+        let name = match self.insert(topic, conn, subs) {
+            Ok(Some(name)) => name,
+            Ok(None) => {
+                self.exchange.unjoin(topic, self.shard);
+                return false;
+            }
+            Err(refused) => {
+                tracing::debug!(%refused, "a joined subscription was refused");
+                self.exchange.unjoin(topic, self.shard);
+                return false;
+            }
         };
         if after > 0 {
             self.fences.push((name, conn, after));
@@ -369,17 +406,23 @@ impl LocalTopics {
 
     /// Subscribes connection `conn` from the place `after` on: deliveries
     /// of `topic` whose place ([`Delivery::seq`]) is at most `after` are
-    /// skipped for it. False if it already was subscribed (it stays as it
-    /// was).
-    pub fn subscribe_after(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions, after: u64) -> bool {
-        if !self.subscribe(topic, conn, subs) {
-            return false;
+    /// skipped for it. Ok(false) if it already was subscribed (it stays as
+    /// it was).
+    pub fn subscribe_after(
+        &mut self,
+        topic: &str,
+        conn: (u32, u32),
+        subs: &mut Subscriptions,
+        after: u64,
+    ) -> Result<bool, SubscribeError> {
+        if !self.subscribe(topic, conn, subs)? {
+            return Ok(false);
         }
         if after > 0 {
             let name = self.topics.get_key_value(topic).map(|(name, _)| name.clone()).expect("just subscribed");
             self.fences.push((name, conn, after));
         }
-        true
+        Ok(true)
     }
 
     /// The connections a delivery of `topic` at place `seq` skips (their

@@ -106,6 +106,7 @@ where
             exchange,
             threads: Mutex::new(threads),
             report: Mutex::new(None),
+            when_stopped: Mutex::new(Vec::new()),
         }),
     };
     for _ in 0..settings.shards {
@@ -153,6 +154,9 @@ struct Inner {
     exchange: Arc<Exchange>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     report: Mutex<Option<ShutdownReport>>,
+    /// Called once every shard has stopped (e.g. a signal watcher's way
+    /// to end its thread).
+    when_stopped: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 /// A running runtime, whatever its role: its shards' counters, pub/sub
@@ -247,11 +251,30 @@ impl Runtime {
     /// there after `grace` are cut. Returns when every shard has stopped.
     /// Calling it again (from any clone) waits for the same stop.
     pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        self.request_stop(grace);
+        self.wait()
+    }
+
+    /// Asks every shard to stop gracefully (see [`shutdown`](Self::shutdown))
+    /// without waiting for it.
+    pub fn request_stop(&self, grace: Duration) {
         for shard in &self.inner.shards {
             shard.stop.request(grace);
             shard.waker.wake();
         }
-        self.wait()
+    }
+
+    /// Runs `then` once the runtime has stopped and been waited for (at
+    /// once if it already has).
+    pub fn when_stopped(&self, then: Box<dyn FnOnce() + Send>) {
+        let mut waiting = self.inner.when_stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let stopped = self.inner.report.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        if stopped {
+            drop(waiting);
+            then();
+        } else {
+            waiting.push(then);
+        }
     }
 
     /// Waits until the runtime has stopped (after a `shutdown` from
@@ -263,9 +286,16 @@ impl Runtime {
                 tracing::error!("a shard thread panicked");
             }
         }
-        let mut report = self.inner.report.lock().unwrap_or_else(|e| e.into_inner());
-        let report = report
-            .get_or_insert_with(|| ShutdownReport { forced: self.inner.shards.iter().map(|s| s.stats.forced()).sum() });
-        *report
+        let mut waiting = self.inner.when_stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let report =
+            *self.inner.report.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| ShutdownReport {
+                forced: self.inner.shards.iter().map(|s| s.stats.forced()).sum(),
+            });
+        let then: Vec<_> = waiting.drain(..).collect();
+        drop(waiting);
+        for then in then {
+            then();
+        }
+        report
     }
 }

@@ -6,16 +6,13 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::builder::Builder;
-use crate::callbacks::Typed;
+use crate::callbacks::{AsServer, Typed};
 use crate::config::{Settings, Shared};
 use crate::error::Error;
-use crate::handler::{Decision, Handler};
+use crate::handler::ServerHandler;
 use crate::message::Message;
-use crate::notes::Notes;
-use crate::pubsub::Frame;
 use crate::runtime::{self, Runtime, ShutdownReport};
 use crate::stats::Stats;
-use crate::ws::{ConnId, Ws};
 
 /// Configures and starts a server: the shared settings of [`Builder`]
 /// (limits, timeouts, shards) and [`start`](Builder::start).
@@ -26,17 +23,6 @@ pub type ServerBuilder = Builder<ServerRole>;
 #[non_exhaustive]
 pub struct ServerRole;
 
-/// The entry point: `Server::builder()`.
-#[derive(Debug)]
-pub struct Server;
-
-impl Server {
-    /// A builder with the default settings.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder::default()
-    }
-}
-
 impl Default for ServerBuilder {
     fn default() -> Self {
         Builder::with(Settings::default(), ServerRole)
@@ -44,12 +30,12 @@ impl Default for ServerBuilder {
 }
 
 impl Builder<ServerRole> {
-    /// Runs a plain TCP echo server on this same runtime (same shards,
-    /// rings, buffers, corked sends) instead of a WebSocket server. It is
-    /// the floor for this machine: WebSocket echo is measured against it.
-    pub fn start_tcp_echo(mut self, addr: impl ToSocketAddrs) -> Result<ServerHandle, Error> {
-        self.settings.tcp_echo = true;
-        self.start(addr, |_| TcpEcho)
+    /// A server builder with the default settings: one pinned shard per
+    /// CPU the process may use (set [`shards`](Self::shards) and
+    /// [`pin_threads`](Self::pin_threads) for a small app on a shared
+    /// machine), and a safe default for every limit.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Serves `wss://` with this rustls configuration (certificates, key,
@@ -81,7 +67,7 @@ impl Builder<ServerRole> {
     pub fn start<N, H, F>(self, addr: impl ToSocketAddrs, factory: F) -> Result<ServerHandle, Error>
     where
         N: Send + 'static,
-        H: Handler<N>,
+        H: ServerHandler<N>,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
         let addr = addr.to_socket_addrs().map_err(Error::Resolve)?.next().ok_or(Error::Config("no address to bind"))?;
@@ -106,25 +92,12 @@ impl Builder<ServerRole> {
                 shard
             })
             .collect();
-        let factory = move |shard| Typed::new(factory(shard));
+        let factory = move |shard| Typed::<H, N, AsServer>::new(factory(shard));
         let runtime = runtime::launch(settings, listeners, local_addr, true, factory)?.runtime;
         let handle = ServerHandle { runtime, tls_addr };
         tracing::info!(local_addr = %handle.local_addr(), tls = ?tls_addr, shards = handle.shards(), "listening");
         Ok(handle)
     }
-}
-
-/// The handler of a TCP echo server: never called, the shard echoes bytes.
-struct TcpEcho;
-
-impl Handler for TcpEcho {
-    type Data = ();
-
-    fn upgrade(&mut self, _request: &ringcast_proto::handshake::Request<'_>) -> Decision<()> {
-        Decision::reject(500)
-    }
-
-    fn message(&mut self, _ws: &mut Ws<'_, ()>, _message: Message<'_>) {}
 }
 
 /// The address a listener got (its port, if port 0 was asked for).
@@ -220,37 +193,10 @@ impl ServerHandle {
     /// Publishes `message` to every subscriber of `topic`, on every shard,
     /// from any thread. The frame is built once and shared by the shards.
     /// Returns the number of subscribers at the time of the call (they may
-    /// leave before it arrives).
+    /// leave before it arrives). Once a shutdown has begun, subscribers are
+    /// being closed and a publish reaches nobody.
     pub fn publish(&self, topic: &str, message: Message<'_>) -> u64 {
         self.runtime.publish(topic, message)
-    }
-
-    /// `message` framed once, to publish or send any number of times
-    /// ([`publish_sequenced`](Self::publish_sequenced),
-    /// [`Ws::send_frame`](crate::Ws::send_frame)).
-    pub fn frame(&self, message: Message<'_>) -> Frame {
-        self.runtime.frame(message)
-    }
-
-    /// Publishes a message framed before to every subscriber of `topic`,
-    /// every one of them through its shard's mailbox (the caller's shard
-    /// too: no subscriber is served ahead of the others), so that calls
-    /// made one after another, e.g. under a lock that orders a topic's
-    /// publishes, reach every subscriber in that order. `seq` (0: none)
-    /// is the message's place in the topic's sequence, for subscriptions
-    /// made with [`Ws::subscribe_after`](crate::Ws::subscribe_after);
-    /// `except` (a publisher) does not receive it. Returns the subscribers
-    /// it was posted for, `except` included if it subscribes.
-    pub fn publish_sequenced(&self, topic: &str, frame: &Frame, seq: u64, except: Option<ConnId>) -> u64 {
-        self.runtime.publish_sequenced(topic, frame, seq, except)
-    }
-
-    /// The way to post notes of type `N` to this server's connections
-    /// from any thread ([`Notes::notify`], [`Notes::join`]); `None` if `N`
-    /// is not the note type of the server's handler
-    /// ([`Handler<N>`](crate::Handler)).
-    pub fn notes<N: Send + 'static>(&self) -> Option<Notes<N>> {
-        Notes::of(&self.runtime)
     }
 
     /// Subscribers of `topic` across all shards (as of their last change).
@@ -278,8 +224,24 @@ impl ServerHandle {
     }
 
     /// Waits until the server has stopped (after a `shutdown` from
-    /// anywhere).
+    /// anywhere, or a signal with
+    /// [`shutdown_on_signals`](Self::shutdown_on_signals)).
     pub fn wait(&self) -> ShutdownReport {
         self.runtime.wait()
+    }
+
+    /// Makes SIGINT (Ctrl-C) and SIGTERM stop the server gracefully, as
+    /// [`shutdown`](Self::shutdown) with `grace` does: every connection is
+    /// sent close 1001, and [`wait`](Self::wait) returns once they are
+    /// gone. A second signal during the grace ends the process as the
+    /// signal's default action would. The handlers stay until the server
+    /// stops; fails only if they cannot be installed.
+    pub fn shutdown_on_signals(&self, grace: Duration) -> std::io::Result<()> {
+        crate::signals::watch(&self.runtime, grace)
+    }
+
+    /// The runtime under this handle, for [`crate::broker`].
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 }

@@ -9,6 +9,7 @@ use ringcast_proto::{CloseCode, MessageKind, Role, State, UsageError};
 
 use crate::alarm::Alarms;
 use crate::config::SlowConsumer;
+use crate::error::SubscribeError;
 use crate::message::Message;
 use crate::pubsub::{self, Delivery, Frame, LocalTopics, Subscriptions};
 use crate::stats::Stats;
@@ -38,8 +39,7 @@ impl fmt::Display for ConnId {
 
 /// Reads back what `Display` wrote (`shard:key.generation`), e.g. an id
 /// carried through another system and handed back to
-/// [`Notes::notify`](crate::Notes::notify) or
-/// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced).
+/// [`Notes::notify`](crate::broker::Notes::notify).
 impl std::str::FromStr for ConnId {
     type Err = &'static str;
 
@@ -252,22 +252,18 @@ impl<C> Ws<'_, C> {
         self.shard.alarms.clear(self.id.key, self.id.generation)
     }
 
-    /// Subscribes this connection to `topic`. Returns false if it already
-    /// was. Subscriptions end with the connection.
-    pub fn subscribe(&mut self, topic: &str) -> bool {
+    /// Subscribes this connection to `topic`: from now on it receives
+    /// what is published there, from any connection or thread, until it
+    /// unsubscribes or closes. `Ok(true)` when subscribed, `Ok(false)` if
+    /// it already was. Refused past the server's limits (a topic name
+    /// longer than `max_topic_len`, more than `max_subscriptions` topics):
+    /// the connection stays as it was, and the error says which limit.
+    pub fn subscribe(&mut self, topic: &str) -> Result<bool, SubscribeError> {
         self.shard.topics.subscribe(topic, (self.id.key, self.id.generation), self.subs)
     }
 
-    /// Subscribes this connection to `topic` from the place `seq` in the
-    /// topic's sequence on: messages published with
-    /// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced)
-    /// at places up to `seq` that have not reached this shard yet are
-    /// skipped for it. The way to hand over from a replay of a history
-    /// (sent with [`send_frame`](Self::send_frame)) to live delivery with
-    /// no gap and no duplicate: take `seq` and subscribe under the same
-    /// lock that orders the topic's publishes. Returns false if it already
-    /// was subscribed (nothing changes).
-    pub fn subscribe_after(&mut self, topic: &str, seq: u64) -> bool {
+    /// See [`WsExt::subscribe_after`](crate::broker::WsExt::subscribe_after).
+    pub(crate) fn subscribe_from(&mut self, topic: &str, seq: u64) -> Result<bool, SubscribeError> {
         self.shard.topics.subscribe_after(topic, (self.id.key, self.id.generation), self.subs, seq)
     }
 
@@ -290,7 +286,12 @@ impl<C> Ws<'_, C> {
     }
 
     /// Publishes `message` to every subscriber of `topic` on every shard,
-    /// except this connection. The frame is built once and shared. This
+    /// except this connection (as uWebSockets' `ws->publish` does; the
+    /// connection gets its own message too with
+    /// [`publish_including_self`](Self::publish_including_self), and a
+    /// publish from outside a callback,
+    /// [`ServerHandle::publish`](crate::ServerHandle::publish), reaches
+    /// every subscriber). The frame is built once and shared. This
     /// shard's other subscribers get it once the shard has handled the
     /// completion whose callback published it (with that completion's other
     /// publishes, in publish order); other shards get it through their
@@ -302,19 +303,13 @@ impl<C> Ws<'_, C> {
         self.publish_from(topic, message, true)
     }
 
-    /// `message` framed once, to send or publish any number of times
-    /// ([`send_frame`](Self::send_frame),
-    /// [`ServerHandle::publish_sequenced`](crate::ServerHandle::publish_sequenced)).
-    pub fn frame(&self, message: Message<'_>) -> Frame {
+    /// See [`WsExt::frame`](crate::broker::WsExt::frame).
+    pub(crate) fn exchange_frame(&self, message: Message<'_>) -> Frame {
         self.shard.topics.exchange().frame(message)
     }
 
-    /// Sends a message framed before ([`frame`](Self::frame)): its bytes
-    /// are queued by reference, not copied (a connection that encodes its
-    /// own frames, a client or one with compression context, encodes it
-    /// again). Past the backpressure budget the slow-consumer policy
-    /// applies, as for published messages.
-    pub fn send_frame(&mut self, frame: &Frame) -> Result<(), SendError> {
+    /// See [`WsExt::send_frame`](crate::broker::WsExt::send_frame).
+    pub(crate) fn queue_frame(&mut self, frame: &Frame) -> Result<(), SendError> {
         let (budget, policy) = (self.shard.budget, self.shard.policy);
         match offer_frame(frame, self.tx, self.out, self.subs, self.id, budget, policy) {
             Offer::Queued { by_reference, compressed } => {
@@ -340,14 +335,14 @@ impl<C> Ws<'_, C> {
     /// message too if it subscribes to `topic`: for rooms where a sender
     /// wants its own message back in the room's order (its confirmation
     /// that everybody was sent it).
-    pub fn publish_to_all(&mut self, topic: &str, message: Message<'_>) -> u64 {
+    pub fn publish_including_self(&mut self, topic: &str, message: Message<'_>) -> u64 {
         self.publish_from(topic, message, false)
     }
 
     fn publish_from(&mut self, topic: &str, message: Message<'_>, exclude_self: bool) -> u64 {
         let me = (self.id.key, self.id.generation);
         // The shard's other subscribers get it after the callback; this
-        // connection's copy (publish_to_all) is queued now, so that it keeps
+        // connection's copy (publish_including_self) is queued now, so that it keeps
         // its place among the frames this connection is sent: a close frame
         // queued later in the same read (a protocol error) must not
         // overtake it.

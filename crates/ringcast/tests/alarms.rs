@@ -1,5 +1,5 @@
 //! Handler alarms (`Ws::set_alarm`, `Handler::alarm`) and the client's
-//! address at the upgrade (`Handler::upgrade_from`).
+//! address at the upgrade (`ServerHandler::upgrade`).
 
 mod common;
 
@@ -7,27 +7,24 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ringcast::proto::handshake::Request;
-use ringcast::{CloseCode, Decision, Handler, Message, Peer, Server, ServerHandle, Ws};
+use ringcast::{CloseCode, Decision, Handler, Message, Peer, Request, ServerBuilder, ServerHandle, ServerHandler, Ws};
 
 /// Each connection carries the client's address and an alarm that closes
 /// it with 1008 "late" unless moved or cleared: `later` moves it 300 ms
 /// ahead, `clear` unsets it, `again` re-arms it after it rang once.
 struct Alarmed;
 
-impl Handler for Alarmed {
-    type Data = (SocketAddr, u32);
-
-    fn upgrade(&mut self, _request: &Request<'_>) -> Decision<Self::Data> {
-        Decision::reject(500) // upgrade_from is the one the runtime calls
-    }
-
-    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Self::Data> {
+impl ServerHandler for Alarmed {
+    fn upgrade(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<Self::Data> {
         match (request.path(), peer.addr()) {
             ("/", Some(addr)) => Decision::accept((addr, 0)),
             _ => Decision::reject(403),
         }
     }
+}
+
+impl Handler for Alarmed {
+    type Data = (SocketAddr, u32);
 
     fn open(&mut self, ws: &mut Ws<'_, Self::Data>) {
         let port = ws.data().0.port();
@@ -57,7 +54,7 @@ impl Handler for Alarmed {
 }
 
 fn start() -> ServerHandle {
-    Server::builder().shards(1).pin_threads(false).start("127.0.0.1:0", |_| Alarmed).expect("server starts")
+    ServerBuilder::new().shards(1).pin_threads(false).start("127.0.0.1:0", |_| Alarmed).expect("server starts")
 }
 
 fn text(client: &mut RawClient) -> String {

@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ringcast::Server;
+use ringcast::ServerBuilder;
 use socket2::Socket;
 
 /// A small deterministic generator (xorshift64*), so a failure can be
@@ -68,7 +68,7 @@ fn script(rng: &mut Rng) -> Vec<u8> {
 #[test]
 fn the_server_survives_and_forgets_every_misbehaving_client() {
     let server = TestServer::start(
-        Server::builder()
+        ServerBuilder::new()
             .shards(2)
             .handshake_timeout(Duration::from_millis(500))
             .close_timeout(Duration::from_millis(500))

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use common::recorder::{collect, count, Ev, Plan, Recorder};
 use common::{accept_response, read_request_head, TestServer};
-use ringcast::{Client, ClientHandle, Connect, Message, Server};
+use ringcast::{ClientBuilder, ClientHandle, Connect, Message, ServerBuilder};
 
 fn client(shards: usize) -> (ClientHandle<Plan>, mpsc::Receiver<Ev>) {
     let (tx, rx) = mpsc::channel();
-    let handle = Client::builder()
+    let handle = ClientBuilder::new()
         .shards(shards)
         .max_backpressure(16 << 20)
         .start(move |_| Recorder { events: tx.clone() })
@@ -38,7 +38,7 @@ fn sized_payloads() -> Vec<(bool, Vec<u8>)> {
 fn echoes_every_size_through_our_server_then_closes_normally() {
     // The client pipelines 3 MiB per connection: the server's queue must
     // hold the echoes (its default budget would close with 1008).
-    let server = TestServer::start(Server::builder().shards(2).max_backpressure(16 << 20));
+    let server = TestServer::start(ServerBuilder::new().shards(2).max_backpressure(16 << 20));
     let (client, events) = client(2);
     let target = Connect::new(&server.url("/echo")).unwrap();
     let payloads = sized_payloads();

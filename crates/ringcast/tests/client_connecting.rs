@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::recorder::{collect, count, Ev, Failure, Plan, Recorder};
 use common::TestServer;
-use ringcast::{Client, ClientBuilder, ClientHandle, Connect, ConnectError};
+use ringcast::{ClientBuilder, ClientHandle, Connect, ConnectError};
 
 fn start(builder: ClientBuilder) -> (ClientHandle<Plan>, mpsc::Receiver<Ev>) {
     let (tx, rx) = mpsc::channel();
@@ -68,7 +68,7 @@ fn accept_of(key: &str) -> String {
 #[test]
 fn failures_reach_connect_failed_with_the_reason() {
     let server = TestServer::one_shard();
-    let (client, events) = start(Client::builder().handshake_timeout(Duration::from_millis(300)));
+    let (client, events) = start(ClientBuilder::new().handshake_timeout(Duration::from_millis(300)));
     // 404 and 403 from a real server.
     client.connect(&Connect::new(&server.url("/nowhere")).unwrap(), Plan::tagged(1)).unwrap();
     let evil = Connect::new(&server.url("/")).unwrap().header("Origin", "https://evil.example");
@@ -127,7 +127,7 @@ fn bad_requests_are_refused_before_anything_starts() {
     // wss:// is accepted (tests/tls.rs connects with it).
     assert!(Connect::new("wss://127.0.0.1:1/").is_ok());
     assert!(matches!(Connect::new("ws://no-such-host.invalid/"), Err(ConnectError::Resolve(_))));
-    let (client, _events) = start(Client::builder());
+    let (client, _events) = start(ClientBuilder::new());
     let smuggling = Connect::new("ws://127.0.0.1:1/").unwrap().header("X-Evil", "a\r\nInjected: yes");
     assert!(matches!(client.connect(&smuggling, Plan::tagged(1)), Err(ConnectError::InvalidRequest(_))));
 }
@@ -135,7 +135,7 @@ fn bad_requests_are_refused_before_anything_starts() {
 #[test]
 fn one_connection_per_address_is_connecting_at_a_time() {
     let (a, b) = (TcpListener::bind("127.0.0.1:0").unwrap(), TcpListener::bind("127.0.0.1:0").unwrap());
-    let (client, events) = start(Client::builder().shards(2));
+    let (client, events) = start(ClientBuilder::new().shards(2));
     let to_a = Connect::new(&url(&a)).unwrap();
     for tag in 1..=3 {
         client.connect(&to_a, Plan::tagged(tag)).unwrap();
@@ -171,7 +171,7 @@ fn one_connection_per_address_is_connecting_at_a_time() {
 #[test]
 fn without_the_rule_connections_start_together() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (client, _events) = start(Client::builder().one_connecting_per_host(false));
+    let (client, _events) = start(ClientBuilder::new().one_connecting_per_host(false));
     let target = Connect::new(&url(&listener)).unwrap();
     for tag in 0..5 {
         client.connect(&target, Plan::tagged(tag)).unwrap();

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use common::recorder::{collect, count, Ev, Failure, Plan, Recorder};
 use common::{accept_response, read_request_head, TestServer};
-use ringcast::{Client, ClientHandle, Connect, Deflate, Server};
+use ringcast::{ClientBuilder, ClientHandle, Connect, Deflate, ServerBuilder};
 
 fn start_client(deflate: bool) -> (ClientHandle<Plan>, mpsc::Receiver<Ev>) {
     let (tx, rx) = mpsc::channel();
-    let mut builder = Client::builder().max_backpressure(16 << 20);
+    let mut builder = ClientBuilder::new().max_backpressure(16 << 20);
     if deflate {
         builder = builder.deflate(Deflate::default());
     }
@@ -58,9 +58,9 @@ fn echo_through(server: &TestServer, client_deflate: bool) -> u64 {
 #[test]
 fn our_client_and_server_compress_both_ways() {
     let raw: u64 = payloads().iter().map(|(_, p)| p.len() as u64).sum();
-    let plain = echo_through(&TestServer::start(Server::builder().shards(1).max_backpressure(16 << 20)), true);
+    let plain = echo_through(&TestServer::start(ServerBuilder::new().shards(1).max_backpressure(16 << 20)), true);
     let deflated = echo_through(
-        &TestServer::start(Server::builder().shards(2).max_backpressure(16 << 20).deflate(Deflate::default())),
+        &TestServer::start(ServerBuilder::new().shards(2).max_backpressure(16 << 20).deflate(Deflate::default())),
         true,
     );
     // The text (half the bytes) shrinks to almost nothing; the noise stays.
@@ -68,7 +68,7 @@ fn our_client_and_server_compress_both_ways() {
     assert!(deflated < raw * 6 / 10, "the client compressed: {deflated} bytes in for {raw} sent");
     // Deflate off in the client: nothing is offered, the server reads all.
     let off = echo_through(
-        &TestServer::start(Server::builder().max_backpressure(16 << 20).deflate(Deflate::default())),
+        &TestServer::start(ServerBuilder::new().max_backpressure(16 << 20).deflate(Deflate::default())),
         false,
     );
     assert!(off > raw, "{off} of {raw}");

@@ -8,26 +8,27 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ringcast::proto::deflate::{Negotiated, PerMessageDeflate, Tuning};
-use ringcast::proto::handshake::Request;
 use ringcast::proto::Extension;
-use ringcast::{Decision, Deflate, Handler, Message, Server, ServerHandle, Ws};
+use ringcast::{Decision, Deflate, Handler, Message, Peer, Request, ServerBuilder, ServerHandle, ServerHandler, Ws};
 
 /// `/topics/NAME`: subscribe; every message goes to the other subscribers.
 struct Rooms;
 
-impl Handler for Rooms {
-    type Data = String;
-
-    fn upgrade(&mut self, request: &Request<'_>) -> Decision<String> {
+impl ServerHandler for Rooms {
+    fn upgrade(&mut self, request: &Request<'_>, _peer: &Peer<'_>) -> Decision<String> {
         match request.path().strip_prefix("/topics/") {
             Some(name) => Decision::accept(name.to_string()),
             None => Decision::reject(404),
         }
     }
+}
+
+impl Handler for Rooms {
+    type Data = String;
 
     fn open(&mut self, ws: &mut Ws<'_, String>) {
         let topic = ws.data().clone();
-        ws.subscribe(&topic);
+        ws.subscribe(&topic).expect("within the limits");
     }
 
     fn message(&mut self, ws: &mut Ws<'_, String>, message: Message<'_>) {
@@ -39,7 +40,12 @@ impl Handler for Rooms {
 const OFFER: &str = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
 
 fn start() -> ServerHandle {
-    Server::builder().shards(2).pin_threads(false).deflate(Deflate::default()).start("127.0.0.1:0", |_| Rooms).unwrap()
+    ServerBuilder::new()
+        .shards(2)
+        .pin_threads(false)
+        .deflate(Deflate::default())
+        .start("127.0.0.1:0", |_| Rooms)
+        .unwrap()
 }
 
 fn join(server: &ServerHandle, deflate: bool) -> (RawClient, String) {
@@ -139,7 +145,7 @@ fn a_publish_is_compressed_once_for_every_subscriber_that_negotiated_it() {
 
 #[test]
 fn a_decompression_bomb_is_closed_with_1009() {
-    let server = Server::builder()
+    let server = ServerBuilder::new()
         .shards(1)
         .pin_threads(false)
         .max_message_size(1 << 20)
@@ -162,7 +168,7 @@ fn a_mebibyte_that_would_inflate_to_a_gibibyte_is_closed_with_1009() {
     // copies, each ended by its sync flush, are one valid message of about
     // 1 MiB that inflates to 1 GiB: the server stops at its 16 MiB limit.
     let server =
-        Server::builder().shards(1).pin_threads(false).deflate(Deflate::default()).start("127.0.0.1:0", |_| Rooms);
+        ServerBuilder::new().shards(1).pin_threads(false).deflate(Deflate::default()).start("127.0.0.1:0", |_| Rooms);
     let server = server.unwrap();
     let (mut client, _) = join(&server, true);
     let mut kibibyte = Vec::new();
@@ -185,7 +191,7 @@ fn a_mebibyte_that_would_inflate_to_a_gibibyte_is_closed_with_1009() {
 
 #[test]
 fn a_smaller_window_and_memory_level_are_used_and_still_compressed_once() {
-    let server = Server::builder()
+    let server = ServerBuilder::new()
         .shards(2)
         .pin_threads(false)
         .deflate(Deflate::default().window_bits(10).memory_level(1))

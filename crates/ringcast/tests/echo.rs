@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use ringcast::Server;
+use ringcast::ServerBuilder;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as TFrame;
@@ -152,7 +152,7 @@ async fn peers_that_never_read_cannot_hold_the_whole_receive_pool() {
     // unsent. Their messages must not keep receive buffers (the echoes are
     // copied out of them, see docs/architecture.md, "Send"), or the pool
     // would run dry and nothing more could be received.
-    let builder = Server::builder().shards(1).recv_buffers(8, 64 << 10).send_buffer_size(16 << 10);
+    let builder = ServerBuilder::new().shards(1).recv_buffers(8, 64 << 10).send_buffer_size(16 << 10);
     let server = TestServer::start(builder);
     let mut stalled = Vec::new();
     for _ in 0..3 {
@@ -203,7 +203,7 @@ fn bytes_trickled_one_at_a_time_make_the_same_messages() {
 #[tokio::test]
 async fn a_thousand_connections_over_two_shards() {
     let limit = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    let server = TestServer::start(Server::builder().shards(2));
+    let server = TestServer::start(ServerBuilder::new().shards(2));
     let url = server.url("/");
     let mut clients = Vec::new();
     for _ in 0..1000 {
@@ -249,7 +249,7 @@ async fn a_tiny_receive_pool_still_serves_many_busy_connections() {
     // 4 buffers of 1 KiB for 50 connections sending 10 KiB messages: the
     // pool runs dry constantly (receives end with ENOBUFS and are re-armed)
     // and every message spans many buffers.
-    let server = TestServer::start(Server::builder().shards(1).recv_buffers(4, 1024));
+    let server = TestServer::start(ServerBuilder::new().shards(1).recv_buffers(4, 1024));
     let mut tasks = Vec::new();
     for i in 0..50 {
         let url = server.url("/");

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ringcast::Server;
+use ringcast::ServerBuilder;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
@@ -86,7 +86,7 @@ fn a_head_trickled_byte_by_byte_still_upgrades() {
 #[test]
 fn a_silent_client_is_dropped_at_the_handshake_timeout() {
     let server =
-        TestServer::start(Server::builder().shards(1).handshake_timeout(std::time::Duration::from_millis(200)));
+        TestServer::start(ServerBuilder::new().shards(1).handshake_timeout(std::time::Duration::from_millis(200)));
     let started = std::time::Instant::now();
     let mut client = RawClient::connect(server.addr());
     client.send_raw(b"GET / HTTP/1.1\r\n");
@@ -115,7 +115,7 @@ async fn tungstenite_sees_the_refusals_as_http_errors() {
 
 #[test]
 fn plain_http_requests_can_carry_a_body() {
-    let server = TestServer::start(Server::builder().shards(1).max_message_size(1000));
+    let server = TestServer::start(ServerBuilder::new().shards(1).max_message_size(1000));
     let post = |body: &str, extra: &str| {
         format!("POST /reverse HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{extra}\r\n{body}", body.len())
     };

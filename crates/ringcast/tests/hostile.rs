@@ -37,8 +37,9 @@ fn a_frame_header_declaring_1_gib_is_refused_with_1009_before_any_payload() {
 
 #[test]
 fn ten_thousand_unfinished_handshakes_do_not_stop_a_normal_client() {
-    let server =
-        TestServer::start(ringcast::Server::builder().shards(2).handshake_timeout(std::time::Duration::from_secs(3)));
+    let server = TestServer::start(
+        ringcast::ServerBuilder::new().shards(2).handshake_timeout(std::time::Duration::from_secs(3)),
+    );
     // The 10 000 sockets live in a child process (this process's open-file
     // limit would not hold both ends).
     let script = r#"
@@ -133,7 +134,7 @@ fn garbage_after_the_handshake_is_closed_with_1002() {
 
 #[test]
 fn a_connection_flood_past_the_limit_is_refused_and_the_admitted_keep_working() {
-    let server = TestServer::start(ringcast::Server::builder().shards(1).max_connections(50));
+    let server = TestServer::start(ringcast::ServerBuilder::new().shards(1).max_connections(50));
     let mut admitted: Vec<RawClient> = (0..50).map(|_| RawClient::open(server.addr())).collect();
     let mut refused = 0;
     for _ in 0..500 {

@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use ringcast::Server;
+use ringcast::ServerBuilder;
 use tokio_tungstenite::tungstenite::Message;
 
 fn quick_idle() -> ringcast::ServerBuilder {
-    Server::builder().shards(1).idle_timeout(Some(Duration::from_millis(300))).pong_timeout(Duration::from_millis(300))
+    ServerBuilder::new()
+        .shards(1)
+        .idle_timeout(Some(Duration::from_millis(300)))
+        .pong_timeout(Duration::from_millis(300))
 }
 
 #[test]
@@ -72,7 +75,7 @@ fn the_handler_closes_and_the_client_answers() {
 
 #[test]
 fn a_close_the_client_never_answers_times_out() {
-    let server = TestServer::start(Server::builder().shards(1).close_timeout(Duration::from_millis(200)));
+    let server = TestServer::start(ServerBuilder::new().shards(1).close_timeout(Duration::from_millis(200)));
     let mut client = RawClient::open(server.addr());
     client.send_raw(&masked(0x1, b"close-me"));
     assert_eq!(client.read_frame().unwrap().close_code(), Some(4001));
@@ -99,7 +102,7 @@ fn flood(server: &TestServer, client: &mut RawClient) -> usize {
 
 #[test]
 fn a_peer_that_does_not_read_hits_the_backpressure_limit() {
-    let server = TestServer::start(Server::builder().shards(1).max_backpressure(1 << 20));
+    let server = TestServer::start(ServerBuilder::new().shards(1).max_backpressure(1 << 20));
     let mut client = RawClient::open(server.addr());
     let sent = flood(&server, &mut client);
     assert!((1..=17).contains(&sent), "1 MiB admits about 16 messages of 64 KiB, not {sent}");
@@ -118,7 +121,7 @@ fn a_peer_that_does_not_read_hits_the_backpressure_limit() {
 /// outside any budget of ours.
 #[test]
 fn send_buffer_size_bounds_what_the_kernel_takes_for_a_peer_that_does_not_read() {
-    let server = TestServer::start(Server::builder().shards(1).max_backpressure(4 << 20).send_buffer_size(16 << 10));
+    let server = TestServer::start(ServerBuilder::new().shards(1).max_backpressure(4 << 20).send_buffer_size(16 << 10));
     let mut client = RawClient::open(server.addr());
     let sent = flood(&server, &mut client);
     assert!(sent >= 60, "4 MiB admits about 64 messages of 64 KiB, not {sent}");
@@ -134,7 +137,7 @@ fn send_buffer_size_bounds_what_the_kernel_takes_for_a_peer_that_does_not_read()
 
 #[test]
 fn past_max_connections_new_clients_get_503() {
-    let server = TestServer::start(Server::builder().shards(1).max_connections(2));
+    let server = TestServer::start(ServerBuilder::new().shards(1).max_connections(2));
     let _a = RawClient::open(server.addr());
     let _b = RawClient::open(server.addr());
     let mut c = RawClient::connect(server.addr());
@@ -145,7 +148,7 @@ fn past_max_connections_new_clients_get_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_sends_1001_and_waits_for_the_closes() {
-    let server = TestServer::start(Server::builder().shards(2));
+    let server = TestServer::start(ServerBuilder::new().shards(2));
     let mut clients = Vec::new();
     for _ in 0..20 {
         let (ws, _) = tokio_tungstenite::connect_async(server.url("/")).await.unwrap();
@@ -208,10 +211,10 @@ fn shutdown_cuts_clients_that_ignore_the_close_at_the_deadline() {
 /// start on a port another process (or another server) already listens on.
 #[test]
 fn a_server_refuses_an_address_something_already_listens_on() {
-    let builder = || Server::builder().shards(2).pin_threads(false);
-    let first = builder().start_tcp_echo("127.0.0.1:0").unwrap();
+    let builder = || ServerBuilder::new().shards(2).pin_threads(false);
+    let first = ringcast::bench::start_tcp_echo(builder(), "127.0.0.1:0").unwrap();
     let taken = first.local_addr();
-    match builder().start_tcp_echo(taken) {
+    match ringcast::bench::start_tcp_echo(builder(), taken) {
         Err(ringcast::Error::Bind { addr, source }) => {
             assert_eq!(addr, taken);
             assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse, "{source}");
@@ -223,7 +226,7 @@ fn a_server_refuses_an_address_something_already_listens_on() {
     // A plain listener of someone else's.
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = other.local_addr().unwrap();
-    assert!(matches!(builder().start_tcp_echo(port), Err(ringcast::Error::Bind { .. })));
+    assert!(matches!(ringcast::bench::start_tcp_echo(builder(), port), Err(ringcast::Error::Bind { .. })));
     // Once the first server is gone, its port can be taken again at once:
     // its connections' TIME_WAIT does not count.
     {
@@ -235,7 +238,7 @@ fn a_server_refuses_an_address_something_already_listens_on() {
         assert_eq!(&echo, b"ping");
     }
     first.shutdown(Duration::from_secs(1));
-    let again = builder().start_tcp_echo(taken).unwrap();
+    let again = ringcast::bench::start_tcp_echo(builder(), taken).unwrap();
     assert_eq!(again.local_addr(), taken);
     again.shutdown(Duration::from_secs(1));
 }

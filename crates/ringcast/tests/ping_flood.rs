@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ringcast::Server;
+use ringcast::ServerBuilder;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -20,7 +20,7 @@ fn rss_kib() -> u64 {
 fn a_ping_flood_from_a_peer_that_never_reads_stays_bounded() {
     // A small receive pool, so that touching it for the first time (a fixed
     // cost, not a growth) stays far below what is measured.
-    let server = TestServer::start(Server::builder().shards(1).max_backpressure(64 << 10).recv_buffers(16, 4096));
+    let server = TestServer::start(ServerBuilder::new().shards(1).max_backpressure(64 << 10).recv_buffers(16, 4096));
     let mut client = RawClient::open(server.addr());
     client.stream.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
     let before = rss_kib();

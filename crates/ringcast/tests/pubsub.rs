@@ -6,27 +6,29 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ringcast::proto::handshake::Request;
-use ringcast::{Decision, Handler, Message, Server, ServerBuilder, ServerHandle, Ws};
+use ringcast::broker::BuilderExt;
+use ringcast::{Decision, Handler, Message, Peer, Request, ServerBuilder, ServerHandle, ServerHandler, Ws};
 
 /// `/topics/NAME`: subscribe to NAME; every message is published to the
 /// other subscribers of NAME.
 struct Rooms;
 
-impl Handler for Rooms {
-    type Data = String;
-
-    fn upgrade(&mut self, request: &Request<'_>) -> Decision<String> {
+impl ServerHandler for Rooms {
+    fn upgrade(&mut self, request: &Request<'_>, _peer: &Peer<'_>) -> Decision<String> {
         match request.path().strip_prefix("/topics/") {
             Some(name) if !name.is_empty() => Decision::accept(name.to_string()),
             _ => Decision::reject(404),
         }
     }
+}
+
+impl Handler for Rooms {
+    type Data = String;
 
     fn open(&mut self, ws: &mut Ws<'_, String>) {
         let topic = ws.data().clone();
-        assert!(ws.subscribe(&topic));
-        assert!(!ws.subscribe(&topic), "a second subscribe is a no-op");
+        assert_eq!(ws.subscribe(&topic), Ok(true));
+        assert_eq!(ws.subscribe(&topic), Ok(false), "a second subscribe is a no-op");
         assert!(ws.is_subscribed(&topic));
     }
 
@@ -46,7 +48,7 @@ fn join(handle: &ServerHandle, topic: &str) -> RawClient {
 
 #[test]
 fn every_subscriber_on_every_shard_gets_every_message_in_order() {
-    let handle = start(Server::builder().shards(2));
+    let handle = start(ServerBuilder::new().shards(2));
     let mut subscribers: Vec<RawClient> = (0..200).map(|_| join(&handle, "room")).collect();
     let mut publisher = join(&handle, "room");
     let mut bystander = join(&handle, "other");
@@ -74,7 +76,7 @@ fn every_subscriber_on_every_shard_gets_every_message_in_order() {
 /// they must still reach everyone whole and in order.
 #[test]
 fn large_and_small_messages_interleaved_arrive_whole_and_in_order() {
-    let handle = start(Server::builder().shards(2));
+    let handle = start(ServerBuilder::new().shards(2));
     let mut subscribers: Vec<RawClient> = (0..40).map(|_| join(&handle, "mix")).collect();
     let mut publisher = join(&handle, "mix");
     wait_subscribers(&handle, "mix", 41);
@@ -102,7 +104,7 @@ fn large_and_small_messages_interleaved_arrive_whole_and_in_order() {
 
 #[test]
 fn the_handle_publishes_from_any_thread_and_counts_receivers() {
-    let handle = start(Server::builder().shards(2));
+    let handle = start(ServerBuilder::new().shards(2));
     let mut subscribers: Vec<RawClient> = (0..20).map(|_| join(&handle, "news")).collect();
     wait_subscribers(&handle, "news", 20);
     let publisher = handle.clone();
@@ -127,7 +129,7 @@ fn the_handle_publishes_from_any_thread_and_counts_receivers() {
 #[test]
 fn a_subscriber_that_never_reads_is_closed_and_the_others_get_everything() {
     let handle =
-        start(Server::builder().shards(1).max_backpressure(256 << 10).close_timeout(Duration::from_millis(300)));
+        start(ServerBuilder::new().shards(1).max_backpressure(256 << 10).close_timeout(Duration::from_millis(300)));
     let slow = {
         let client = join(&handle, "feed");
         socket2::SockRef::from(&client.stream).set_recv_buffer_size(4096).unwrap();
@@ -158,7 +160,7 @@ fn a_subscriber_that_never_reads_is_closed_and_the_others_get_everything() {
 #[test]
 fn under_the_drop_policy_a_slow_subscriber_stays_and_its_drops_are_counted() {
     let handle =
-        start(Server::builder().shards(1).max_backpressure(256 << 10).slow_consumer(ringcast::SlowConsumer::Drop));
+        start(ServerBuilder::new().shards(1).max_backpressure(256 << 10).slow_consumer(ringcast::SlowConsumer::Drop));
     let slow = join(&handle, "ticks");
     socket2::SockRef::from(&slow.stream).set_recv_buffer_size(4096).unwrap();
     let mut fast = join(&handle, "ticks");
@@ -189,7 +191,7 @@ fn the_interest_watch_hears_of_first_and_last_subscribers_only() {
     let events: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
     let seen = events.clone();
     let handle = start(
-        Server::builder().shards(2).on_interest(move |topic, on| seen.lock().unwrap().push((topic.to_owned(), on))),
+        ServerBuilder::new().shards(2).on_interest(move |topic, on| seen.lock().unwrap().push((topic.to_owned(), on))),
     );
     // Ten subscribers spread over both shards: one "gained" event.
     let mut first: Vec<RawClient> = (0..10).map(|_| join(&handle, "alpha")).collect();

@@ -8,12 +8,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ringcast::Server;
+use ringcast::ServerBuilder;
 use socket2::Socket;
 
 #[test]
 fn a_reset_after_the_close_ends_the_connection_without_spinning() {
-    let server = TestServer::start(Server::builder().shards(1));
+    let server = TestServer::start(ServerBuilder::new().shards(1));
     for _ in 0..5 {
         let mut client = RawClient::open(server.addr());
         let socket = Socket::from(client.stream.try_clone().unwrap());

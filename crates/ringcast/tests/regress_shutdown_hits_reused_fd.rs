@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use common::recorder::{Ev, Plan, Recorder};
 use common::TestServer;
-use ringcast::{Client, Connect, Server};
+use ringcast::{ClientBuilder, Connect, ServerBuilder};
 
 #[test]
 fn no_connection_is_cut_by_another_ones_shutdown() {
-    let server = TestServer::start(Server::builder().shards(2));
+    let server = TestServer::start(ServerBuilder::new().shards(2));
     let (tx, events) = mpsc::channel();
-    let client = Client::builder().shards(2).start(move |_| Recorder { events: tx.clone() }).unwrap();
+    let client = ClientBuilder::new().shards(2).start(move |_| Recorder { events: tx.clone() }).unwrap();
     let target = Connect::new(&server.url("/")).unwrap();
     let plan = |tag| Plan { send: vec![(true, b"close-me".to_vec())], ..Plan::tagged(tag) };
     let (total, parallel) = (3000u32, 64u32);

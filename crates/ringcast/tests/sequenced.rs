@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ringcast::proto::handshake::Request;
-use ringcast::{Decision, Handler, Message, Server, ServerHandle, Ws};
+use ringcast::broker::{ServerExt, WsExt};
+use ringcast::{Decision, Handler, Message, Peer, Request, ServerBuilder, ServerHandle, ServerHandler, Ws};
 
 /// Frames kept by the test, sent to a connection that asks `replay`.
-type Kept = Arc<Mutex<Vec<ringcast::Frame>>>;
+type Kept = Arc<Mutex<Vec<ringcast::broker::Frame>>>;
 
 /// `/seq/NAME?after=M`: subscribes to NAME after place M. A text message
 /// `replay` is answered with every kept frame; `pub X` publishes X to NAME
@@ -25,19 +25,21 @@ struct Sequenced {
 }
 
 /// The notes the test posts: text.
-impl Handler<String> for Sequenced {
-    type Data = (String, u64);
-
-    fn upgrade(&mut self, request: &Request<'_>) -> Decision<(String, u64)> {
+impl ServerHandler<String> for Sequenced {
+    fn upgrade(&mut self, request: &Request<'_>, _peer: &Peer<'_>) -> Decision<(String, u64)> {
         let Some(name) = request.path().strip_prefix("/seq/") else { return Decision::reject(404) };
         let after = request.query().and_then(|q| q.strip_prefix("after=")).and_then(|m| m.parse().ok());
         Decision::accept((name.to_string(), after.unwrap_or(0)))
     }
+}
+
+impl Handler<String> for Sequenced {
+    type Data = (String, u64);
 
     fn open(&mut self, ws: &mut Ws<'_, (String, u64)>) {
         let (topic, after) = ws.data().clone();
-        assert!(ws.subscribe_after(&topic, after));
-        assert!(!ws.subscribe_after(&topic, after), "a second subscribe is a no-op");
+        assert_eq!(ws.subscribe_after(&topic, after), Ok(true));
+        assert_eq!(ws.subscribe_after(&topic, after), Ok(false), "a second subscribe is a no-op");
     }
 
     fn message(&mut self, ws: &mut Ws<'_, (String, u64)>, message: Message<'_>) {
@@ -70,7 +72,7 @@ fn start(kept: Kept) -> ServerHandle {
 fn start_with(kept: Kept, hellos: Arc<Mutex<Vec<ringcast::ConnId>>>) -> ServerHandle {
     let cell = Arc::new(OnceLock::new());
     let for_shards = cell.clone();
-    let handle = Server::builder()
+    let handle = ServerBuilder::new()
         .shards(2)
         .pin_threads(false)
         .start("127.0.0.1:0", move |_| Sequenced {

@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::recorder::{collect, count, Ev, Failure, Plan, Recorder};
-use ringcast::proto::handshake::Request;
-use ringcast::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use ringcast::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use ringcast::{Client, CloseInfo, Connect, Decision, Handler, Message, Peer, Server, ServerBuilder, ServerHandle, Ws};
+use ringcast::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use ringcast::tls::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use ringcast::{
+    ClientBuilder, CloseInfo, Connect, Decision, Handler, Message, Peer, Request, ServerBuilder, ServerHandle,
+    ServerHandler, Ws,
+};
 use tungstenite::protocol::Message as WsMessage;
 
 /// A certificate for `localhost` and the client configuration that trusts
@@ -51,21 +53,19 @@ struct Seen {
 /// Echo; `join` subscribes to `room`.
 struct Echo(Arc<Mutex<Seen>>);
 
+impl ServerHandler for Echo {
+    fn upgrade(&mut self, _request: &Request<'_>, peer: &Peer<'_>) -> Decision<()> {
+        self.0.lock().unwrap().upgrades.push((peer.server_name().map(str::to_owned), peer.is_secure()));
+        Decision::accept(())
+    }
+}
+
 impl Handler for Echo {
     type Data = ();
 
-    fn upgrade(&mut self, _request: &Request<'_>) -> Decision<()> {
-        Decision::accept(())
-    }
-
-    fn upgrade_from(&mut self, request: &Request<'_>, peer: &Peer<'_>) -> Decision<()> {
-        self.0.lock().unwrap().upgrades.push((peer.server_name().map(str::to_owned), peer.is_secure()));
-        self.upgrade(request)
-    }
-
     fn message(&mut self, ws: &mut Ws<'_, ()>, message: Message<'_>) {
         if let Message::Text("join") = message {
-            ws.subscribe("room");
+            ws.subscribe("room").expect("within the limits");
             let _ = ws.send(Message::Text("joined"));
             return;
         }
@@ -124,7 +124,7 @@ fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
 fn a_rustls_client_echoes_small_and_large_messages_over_wss() {
     let pki = pki();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = start(Server::builder().tls(pki.server), &seen);
+    let server = start(ServerBuilder::new().tls(pki.server), &seen);
     assert_eq!(server.tls_addr(), Some(server.local_addr()));
     let mut ws = wss(&pki.client, server.local_addr());
     assert_eq!(ws.get_ref().conn.alpn_protocol(), Some(&b"http/1.1"[..]), "ALPN");
@@ -166,7 +166,7 @@ fn a_rustls_client_echoes_small_and_large_messages_over_wss() {
 fn plain_and_tls_listeners_share_one_runtime() {
     let pki = pki();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = start(Server::builder().tls(pki.server).tls_address("127.0.0.1:0".parse().unwrap()), &seen);
+    let server = start(ServerBuilder::new().tls(pki.server).tls_address("127.0.0.1:0".parse().unwrap()), &seen);
     let tls_addr = server.tls_addr().expect("a TLS address");
     assert_ne!(tls_addr, server.local_addr());
     let mut plain = ws_plain(server.local_addr());
@@ -211,7 +211,7 @@ fn garbage_instead_of_a_client_hello_gets_an_alert_or_a_close() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     // A handshake timeout far beyond `read_to_close`'s 10 s: the close
     // must come from the refusal.
-    let server = start(Server::builder().tls(pki.server).handshake_timeout(Duration::from_secs(60)), &seen);
+    let server = start(ServerBuilder::new().tls(pki.server).handshake_timeout(Duration::from_secs(60)), &seen);
     let garbage: [(&[u8], bool); 3] = [
         // Not a TLS record: rustls answers decode_error.
         (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", true),
@@ -243,7 +243,7 @@ fn garbage_instead_of_a_client_hello_gets_an_alert_or_a_close() {
 fn a_stalled_tls_handshake_ends_at_the_handshake_timeout() {
     let pki = pki();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = start(Server::builder().tls(pki.server).handshake_timeout(Duration::from_millis(300)), &seen);
+    let server = start(ServerBuilder::new().tls(pki.server).handshake_timeout(Duration::from_millis(300)), &seen);
     // The first bytes of a ClientHello record, then nothing.
     let mut tcp = TcpStream::connect(server.local_addr()).unwrap();
     tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
@@ -281,7 +281,7 @@ fn closes(seen: &Arc<Mutex<Seen>>, n: usize) -> Vec<u16> {
 fn a_record_cut_short_by_the_end_of_the_connection_ends_it_as_abnormal() {
     let pki = pki();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = start(Server::builder().tls(pki.server), &seen);
+    let server = start(ServerBuilder::new().tls(pki.server), &seen);
     let mut ws = wss(&pki.client, server.local_addr());
     ws.send(WsMessage::text("before")).unwrap();
     assert_eq!(ws.read().unwrap(), WsMessage::text("before"));
@@ -301,7 +301,7 @@ fn a_client_that_stops_reading_gets_1008_once_its_queue_passes_the_budget() {
     let pki = pki();
     let seen = Arc::new(Mutex::new(Seen::default()));
     // A small kernel send buffer, so that the echoes wait in our queue.
-    let builder = Server::builder().tls(pki.server).max_backpressure(256 << 10).send_buffer_size(16 << 10);
+    let builder = ServerBuilder::new().tls(pki.server).max_backpressure(256 << 10).send_buffer_size(16 << 10);
     let server = start(builder, &seen);
     let mut ws = wss(&pki.client, server.local_addr());
     // 2 MiB of echoes pile up unread: past the kernels' buffers and the
@@ -330,7 +330,7 @@ fn a_client_that_stops_reading_gets_1008_once_its_queue_passes_the_budget() {
 fn our_client(roots: RootCertStore) -> (ringcast::ClientHandle<Plan>, std::sync::mpsc::Receiver<Ev>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let handle = Client::builder()
+    let handle = ClientBuilder::new()
         .tls(config)
         .handshake_timeout(Duration::from_secs(5))
         .start(move |_| Recorder { events: tx.clone() })
@@ -342,7 +342,7 @@ fn our_client(roots: RootCertStore) -> (ringcast::ClientHandle<Plan>, std::sync:
 fn our_client_talks_to_our_server_over_wss_and_checks_the_certificate() {
     let pki = pki();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = start(Server::builder().tls(pki.server), &seen);
+    let server = start(ServerBuilder::new().tls(pki.server), &seen);
     let port = server.local_addr().port();
     let (client, events) = our_client(pki.roots.clone());
     // 3 connections, each echoing a small and a large message, then
@@ -385,7 +385,7 @@ fn our_client_talks_to_our_server_over_wss_and_checks_the_certificate() {
         }
     }
     // A plain ws:// connect from the same client still works.
-    let plain_server = start(Server::builder(), &seen);
+    let plain_server = start(ServerBuilder::new(), &seen);
     let plan = Plan { send: vec![(true, b"plain".to_vec())], close_after: Some(1), ..Plan::tagged(12) };
     client
         .connect(&Connect::new(&format!("ws://127.0.0.1:{}/", plain_server.local_addr().port())).unwrap(), plan)
@@ -415,7 +415,7 @@ fn client_text(text: &str) -> Vec<u8> {
 fn frames_pipelined_behind_the_upgrade_request_are_all_echoed_in_order() {
     let pki = pki();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = start(Server::builder().tls(pki.server), &seen);
+    let server = start(ServerBuilder::new().tls(pki.server), &seen);
     let mut tls = tls_stream(&pki.client, server.local_addr());
     let mut first = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -472,7 +472,7 @@ fn frames_pipelined_behind_the_upgrade_request_are_all_echoed_in_order() {
 fn publishes_small_and_large_reach_every_wss_subscriber() {
     let pki = pki();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = start(Server::builder().tls(pki.server), &seen);
+    let server = start(ServerBuilder::new().tls(pki.server), &seen);
     let mut subscribers: Vec<_> = (0..6).map(|_| wss(&pki.client, server.local_addr())).collect();
     for ws in &mut subscribers {
         ws.send(WsMessage::text("join")).unwrap();

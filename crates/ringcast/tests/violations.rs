@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ringcast::Server;
+use ringcast::ServerBuilder;
 
 /// Sends `bytes` on a fresh connection and expects close `code` then EOF.
 fn violation(server: &TestServer, name: &str, bytes: &[u8], code: u16) {
@@ -72,7 +72,7 @@ fn each_violation_gets_its_close_code_then_tcp_close() {
 
 #[test]
 fn oversized_frames_and_messages_get_1009_before_the_payload() {
-    let server = TestServer::start(Server::builder().shards(1).max_frame_size(1000).max_message_size(1500));
+    let server = TestServer::start(ServerBuilder::new().shards(1).max_frame_size(1000).max_message_size(1500));
     // Only the header is sent: the verdict must not wait for the payload.
     violation(&server, "frame header over max_frame_size", &masked(0x2, &[0; 1001])[..8], 1009);
     let two = [client_frame(0x02, &[1; 900], true), client_frame(0x80, &[2; 700], true)].concat();

@@ -1,13 +1,13 @@
 //! What a log's own thread hands one connection (the JetStream log's
 //! answers, replayed parts, the moment it joins live delivery), as data:
-//! posted with [`ringcast::Notes::notify`] or carried by
-//! [`ringcast::Notes::join`], so it reaches the connection in
+//! posted with [`ringcast::broker::Notes::notify`] or carried by
+//! [`ringcast::broker::Notes::join`], so it reaches the connection in
 //! mailbox order with the topic's live messages; the connection applies
 //! it with [`super::TopicLog::noted`] and renders what it says.
 
 use std::sync::Arc;
 
-use ringcast::Frame;
+use ringcast::broker::Frame;
 
 use crate::control::Reply;
 use crate::position::Position;

@@ -71,7 +71,8 @@ impl TopicLog for Plain {
     }
 
     fn subscribe(&self, ws: &mut Ws<'_, Conn>, name: &Arc<str>, since: Option<Position>, id: Option<&RawValue>) {
-        ws.subscribe(&json_topic(name));
+        let topic = json_topic(name);
+        crate::topic::admitted(ws.subscribe(&topic), &topic);
         let reply = Reply::Subscribed { id: id.map(RawValue::to_owned), recovered: since.map(|_| false), at: None };
         control::send(ws, &reply);
     }
@@ -81,7 +82,8 @@ impl TopicLog for Plain {
     }
 
     fn open_room(&self, ws: &mut Ws<'_, Conn>, name: &Arc<str>, _from: Option<Position>) {
-        ws.subscribe(&raw_topic(name));
+        let topic = raw_topic(name);
+        crate::topic::admitted(ws.subscribe(&topic), &topic);
     }
 
     fn history(&self, _: &mut Ws<'_, Conn>, _: &Arc<str>, _: usize, _: usize, id: Option<&RawValue>) -> Option<Reply> {

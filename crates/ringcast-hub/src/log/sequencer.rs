@@ -12,7 +12,7 @@
 //!
 //! A subscriber joins under the same lock at the topic's current offset,
 //! with deliveries up to it skipped if they are still in its shard's
-//! mailbox ([`ringcast::Ws::subscribe_after`]); or it first replays what
+//! mailbox ([`ringcast::broker::WsExt::subscribe_after`]); or it first replays what
 //! it missed, a page at a time while its queue is short, and joins once
 //! the replay has caught up, under the lock: no gap, no duplicate, and
 //! nothing held for it but the pace (not the whole backlog).
@@ -20,7 +20,8 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use ringcast::{ConnId, Frame, SendError, ServerHandle, Ws};
+use ringcast::broker::{Frame, ServerExt as _, WsExt as _};
+use ringcast::{ConnId, SendError, ServerHandle, Ws};
 
 use super::contract::Bounds;
 use super::store::{Footprint, Recovery, Store};
@@ -133,7 +134,7 @@ impl Sequencer {
         let topic = form.topic(name);
         let mut store = self.store();
         let at = store.open(name, self.now());
-        ws.subscribe_after(&topic, at.offset);
+        crate::topic::admitted(ws.subscribe_after(&topic, at.offset), &topic);
         at
     }
 
@@ -184,7 +185,7 @@ impl Sequencer {
                 Recovery::Recovered(page) => page,
                 Recovery::Lost => {
                     let live = store.open(name, now);
-                    ws.subscribe_after(&topic, live.offset);
+                    crate::topic::admitted(ws.subscribe_after(&topic, live.offset), &topic);
                     return Step::Lost(live);
                 }
             };
@@ -199,14 +200,14 @@ impl Sequencer {
                     // cannot have every message after all.
                     Err(SendError::Dropped) => {
                         let live = store.open(name, now);
-                        ws.subscribe_after(&topic, live.offset);
+                        crate::topic::admitted(ws.subscribe_after(&topic, live.offset), &topic);
                         return Step::Lost(live);
                     }
                     Err(_) => return Step::Closed,
                 }
             }
             if caught_up {
-                ws.subscribe_after(&topic, at.offset);
+                crate::topic::admitted(ws.subscribe_after(&topic, at.offset), &topic);
                 return Step::Live(at);
             }
         }

@@ -152,7 +152,7 @@ fn decide<H: Callbacks>(
         }
     };
     let mut decision = None;
-    if !guarded("upgrade", None, || decision = Some(handler.upgrade_from(request, peer))) {
+    if !guarded("upgrade", None, || decision = Some(handler.upgrade(request, peer))) {
         write_http(&Response::new(500), out);
         return Next::Answered;
     }

@@ -38,7 +38,7 @@ use crate::callbacks::Callbacks;
 use crate::config::Settings;
 use crate::dialer::{DialRequest, Dialer};
 use crate::error::ConnectError;
-use crate::pubsub::{LocalTopics, Mailbox};
+use crate::pubsub::{LocalTopics, Mailbox, TopicLimits};
 use crate::stats::SharedStats;
 use crate::sys::{Completion, Io, Waker};
 use crate::timer::{self, millis, reached, Millis, Wheel};
@@ -144,7 +144,11 @@ impl<H: Callbacks, T: Transport> Shard<H, T> {
             proto,
             request_limits,
             local: ShardCtx {
-                topics: LocalTopics::new(usize::from(index), exchange),
+                topics: LocalTopics::new(
+                    usize::from(index),
+                    exchange,
+                    TopicLimits { subscriptions: settings.max_subscriptions, name: settings.max_topic_len },
+                ),
                 stats: Default::default(),
                 budget: settings.max_backpressure,
                 policy: settings.slow_consumer,

@@ -68,7 +68,7 @@ pub enum Phase<C> {
     /// A client connection: connecting, then waiting for the 101.
     Connecting(Box<Dial<C>>),
     /// A plain TCP echo (the benchmark floor, see
-    /// `ServerBuilder::start_tcp_echo`): bytes in, same bytes out.
+    /// `bench::start_tcp_echo`): bytes in, same bytes out.
     RawEcho,
     /// A WebSocket connection; the handler has been told `open`.
     Open { proto: Connection, data: C },

@@ -10,10 +10,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringcast::proto::handshake::Request;
-use ringcast::proto::RequestError;
 use ringcast::{
-    CloseCode, CloseInfo, Decision, Handler, Message, Response, SendError, Server, ServerBuilder, ServerHandle, Ws,
+    CloseCode, CloseInfo, Decision, Handler, Message, Peer, Request, RequestError, Response, SendError, ServerBuilder,
+    ServerHandle, ServerHandler, Ws,
 };
 
 /// What the handlers saw, for tests to assert on.
@@ -36,10 +35,8 @@ pub struct TestHandler {
     pub log: Arc<Mutex<Log>>,
 }
 
-impl Handler for TestHandler {
-    type Data = ();
-
-    fn upgrade(&mut self, request: &Request<'_>) -> Decision<()> {
+impl ServerHandler for TestHandler {
+    fn upgrade(&mut self, request: &Request<'_>, _peer: &Peer<'_>) -> Decision<()> {
         if request.origin() == Some("https://evil.example") {
             return Decision::reject(403);
         }
@@ -66,6 +63,10 @@ impl Handler for TestHandler {
             _ => None,
         }
     }
+}
+
+impl Handler for TestHandler {
+    type Data = ();
 
     fn open(&mut self, _ws: &mut Ws<'_, ()>) {
         self.log.lock().unwrap().opened += 1;
@@ -134,7 +135,7 @@ impl TestServer {
 
     /// One shard, default limits.
     pub fn one_shard() -> TestServer {
-        Self::start(Server::builder().shards(1))
+        Self::start(ServerBuilder::new().shards(1))
     }
 
     pub fn addr(&self) -> SocketAddr {

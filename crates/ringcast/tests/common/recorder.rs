@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ringcast::proto::ResponseError;
-use ringcast::{CloseCode, CloseInfo, ConnectError, Handler, Message, Ws};
+use ringcast::{ClientHandler, CloseCode, CloseInfo, ConnectError, Handler, Message, Ws};
 
 /// What a connection does by itself.
 #[derive(Debug, Clone, Default)]
@@ -76,13 +76,11 @@ pub struct Recorder {
     pub events: mpsc::Sender<Ev>,
 }
 
-impl Handler for Recorder {
-    type Data = Plan;
-
+impl ClientHandler for Recorder {
     fn connected(&mut self, ws: &mut Ws<'_, Plan>, protocol: Option<&str>) {
         let plan = ws.data().clone();
         if let Some(topic) = &plan.subscribe {
-            ws.subscribe(topic);
+            ws.subscribe(topic).expect("within the limits");
         }
         let _ = self.events.send(Ev::Connected { tag: plan.tag, protocol: protocol.map(str::to_owned) });
         for (text, payload) in &plan.send {
@@ -94,6 +92,14 @@ impl Handler for Recorder {
             ws.send(message).expect("send on open");
         }
     }
+
+    fn connect_failed(&mut self, plan: Plan, error: &ConnectError) {
+        let _ = self.events.send(Ev::Failed { tag: plan.tag, failure: error.into() });
+    }
+}
+
+impl Handler for Recorder {
+    type Data = Plan;
 
     fn message(&mut self, ws: &mut Ws<'_, Plan>, message: Message<'_>) {
         let plan = ws.data_mut();
@@ -112,10 +118,6 @@ impl Handler for Recorder {
             reason: info.reason.to_owned(),
             by_peer: info.by_peer,
         });
-    }
-
-    fn connect_failed(&mut self, plan: Plan, error: &ConnectError) {
-        let _ = self.events.send(Ev::Failed { tag: plan.tag, failure: error.into() });
     }
 }
 

@@ -11,6 +11,7 @@ mod traffic;
 
 use std::sync::{Arc, Mutex};
 
+use ringcast::broker::{ServerExt as _, WsExt as _};
 use ringcast::{CloseCode, ServerHandle, Ws};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;

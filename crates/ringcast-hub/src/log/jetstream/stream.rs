@@ -40,7 +40,8 @@ use async_nats::jetstream::{self, Context};
 use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use ringcast::{ConnId, Frame, Notes, ServerHandle};
+use ringcast::broker::{Frame, Notes, ServerExt as _};
+use ringcast::{ConnId, ServerHandle};
 use tokio::sync::oneshot;
 
 use super::asks::Subscription;

@@ -13,7 +13,7 @@ use super::stream::{Jet, StreamLimits};
 use crate::cluster::link::{Link, Traffic};
 use crate::cluster::Outbound;
 use crate::log::Note;
-use ringcast::Notes;
+use ringcast::broker::Notes;
 
 /// Every how many ticks idle live feeds are stopped.
 const SWEEP_TICKS: u32 = 5;

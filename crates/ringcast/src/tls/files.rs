@@ -48,9 +48,18 @@ impl fmt::Display for TlsFileError {
 
 impl std::error::Error for TlsFileError {}
 
-/// The crypto provider the runtime's TLS uses (ring).
+/// The crypto provider the helpers below build with: the process's
+/// default provider if the application installed one
+/// ([`CryptoProvider::install_default`], e.g. aws-lc-rs for post-quantum
+/// key exchange), else the one this crate's rustls features name (`ring`),
+/// which then becomes the process default. A build whose rustls has both
+/// the `ring` and the `aws_lc_rs` features must install one itself
+/// (rustls cannot choose, and says so).
 pub fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    match CryptoProvider::get_default() {
+        Some(installed) => installed.clone(),
+        None => rustls::ServerConfig::builder().crypto_provider().clone(),
+    }
 }
 
 /// Reads a PEM certificate chain (the server's certificate first, then
