@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use mimalloc::MiMalloc;
 use ringcast::{Decision, Handler, Message, Peer, Request, RequestError, Response, ServerBuilder, ServerHandler, Ws};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -153,13 +151,6 @@ fn main() -> ExitCode {
             }
         }
     }
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
-        Ok(signals) => signals,
-        Err(e) => {
-            eprintln!("echo: cannot handle signals: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let server = match builder.start(&args.listen, |_shard| Echo) {
         Ok(server) => server,
         Err(e) => {
@@ -167,13 +158,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = server.shutdown_on_signals(Duration::from_secs(5)) {
+        eprintln!("echo: cannot handle signals: {e}");
+        server.shutdown(Duration::ZERO);
+        return ExitCode::FAILURE;
+    }
     let scheme = if server.tls_addr().is_some() { "wss" } else { "ws" };
     println!("echo: listening on {scheme}://{} with {} shard(s)", server.local_addr(), server.shards());
-    if let Some(signal) = signals.forever().next() {
-        println!("echo: signal {signal}: closing connections");
-    }
+    let report = server.wait();
     let stats = server.stats();
-    let report = server.shutdown(Duration::from_secs(5));
     println!(
         "echo: stopped ({} connection(s) cut at the deadline); messages {} io_uring_enter {} turns {} reads {} batch waits {} misses {} \
          by reference {}",

@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use mimalloc::MiMalloc;
 use ringcast::ServerBuilder;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -37,10 +35,6 @@ fn main() -> ExitCode {
             }
         }
     }
-    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) else {
-        eprintln!("tcp_echo: cannot handle signals");
-        return ExitCode::FAILURE;
-    };
     let server = match ringcast::bench::start_tcp_echo(builder, &listen) {
         Ok(server) => server,
         Err(e) => {
@@ -48,10 +42,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = server.shutdown_on_signals(Duration::from_secs(1)) {
+        eprintln!("tcp_echo: cannot handle signals: {e}");
+        server.shutdown(Duration::ZERO);
+        return ExitCode::FAILURE;
+    }
     println!("tcp_echo: listening on {} with {} shard(s)", server.local_addr(), server.shards());
-    signals.forever().next();
+    server.wait();
     let stats = server.stats();
-    server.shutdown(Duration::from_secs(1));
     println!("tcp_echo: stopped; reads {} io_uring_enter {} turns {}", stats.messages, stats.enters, stats.turns);
     ExitCode::SUCCESS
 }

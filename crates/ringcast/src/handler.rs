@@ -85,6 +85,21 @@ pub trait Handler<N = ()>: 'static {
 /// connections (required: there is no default that would refuse everyone
 /// in silence), and the plain HTTP requests the server answers beside
 /// its WebSockets.
+///
+/// A handler without it does not start a server; this does not compile:
+///
+/// ```compile_fail
+/// use ringcast::{Handler, Message, ServerBuilder, Ws};
+///
+/// struct Forgetful;
+///
+/// impl Handler for Forgetful {
+///     type Data = ();
+///     fn message(&mut self, _ws: &mut Ws<'_, ()>, _message: Message<'_>) {}
+/// }
+///
+/// let _ = ServerBuilder::new().start("127.0.0.1:0", |_shard| Forgetful);
+/// ```
 pub trait ServerHandler<N = ()>: Handler<N> {
     /// A valid WebSocket upgrade request, from `peer`: accept it (with the
     /// data of the new connection and, optionally, one of the subprotocols
