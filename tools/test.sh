@@ -44,6 +44,9 @@ python3 tools/import_cycles.py crates/ringcast-proto crates/ringcast crates/ring
 step "docs (every public item documented, no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
+step "packages: cargo package (verified) of the three crates against the newest compatible dependencies, warnings as errors"
+tools/package.sh
+
 step "tests (unit, public API, conformance, real peers, benches in test mode)"
 mkdir -p target
 cargo test --workspace --all-targets 2>&1 | tee target/test-output.log

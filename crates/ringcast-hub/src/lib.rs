@@ -1,14 +1,9 @@
-//! `ringcast-hub`: a ready-to-run WebSocket publish/subscribe hub on the
-//! ringcast io_uring server.
+#![doc = include_str!("../README.md")]
 //!
-//! The binary is the usual way in (`cargo run --release -p ringcast-hub`);
-//! this library lets tests and embedders start the same hub in-process.
-//! Routes (see the README):
-//! `/topics/{name}` rooms, the `/ws` JSON protocol, `POST /publish/{name}`,
-//! `GET /metrics`, `GET /healthz` and the chat page at `/`.
-//!
-//! `docs/architecture.md` ("The hub") names every file and draws the
-//! publish path of each topic log.
+//! Routes: `/topics/{name}` rooms, the `/ws` JSON protocol,
+//! `POST /publish/{name}`, `GET /metrics`, `GET /dashboard`,
+//! `GET /healthz` and the chat page at `/`. `docs/architecture.md` ("The
+//! hub") names every file and draws the publish path of each topic log.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! loopback: our server side against its client, our client side against
 //! its server, and protocol violations seen on the wire.
 
-#[path = "../../../examples/proto_echo/server.rs"]
+#[path = "../examples/proto_echo/server.rs"]
 mod server;
 
 use std::io::{Read, Write};
