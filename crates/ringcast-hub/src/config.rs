@@ -165,7 +165,7 @@ pub struct HubConfig {
     pub nats_max_pending: usize,
 
     /// Messages kept per topic, so that a client that reconnects gets what
-    /// it missed (README "History and recovery"). With --history-ttl,
+    /// it missed (docs/hub.md, "History and recovery"). With --history-ttl,
     /// whichever bound is reached first. Neither set: no history, and
     /// deliveries carry no offsets.
     #[arg(long, env = "RINGCAST_HISTORY_SIZE", value_parser = clap::value_parser!(u32).range(1..))]

@@ -10,7 +10,7 @@
 //! A bad request is answered `{"error":"…"}` (with its `id` when it had
 //! one) and the connection stays open.
 //!
-//! With history on (README "History and recovery"): deliveries add
+//! With history on (docs/hub.md, "History and recovery"): deliveries add
 //! `"offset":N,"epoch":"E"`; a subscribe may carry
 //! `"since":{"offset":N,"epoch":"E"}` and is then answered with
 //! `"recovered":true|false` (and the topic's offset and epoch) whether or

@@ -70,7 +70,7 @@ impl std::error::Error for Error {
 /// A client connection that never opened: returned by
 /// [`ClientHandle::connect`](crate::ClientHandle::connect) when the request
 /// cannot even start, or handed to
-/// [`Handler::connect_failed`](crate::Handler::connect_failed) when it
+/// [`ClientHandler::connect_failed`](crate::ClientHandler::connect_failed) when it
 /// failed on its way.
 ///
 /// Split by who is at fault, as the variants say: our caller (the URL, a

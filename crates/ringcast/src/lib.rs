@@ -20,7 +20,7 @@
 //!   are [`CloseCode`].
 //! - Modules: [`tls`] (certificates from PEM files), [`broker`] (what a
 //!   broker with history needs: kept frames, sequenced publishes, notes,
-//!   interest), [`bench`] (the TCP echo floor), [`proto`] (the sans-IO
+//!   interest), [`bench`](mod@bench) (the TCP echo floor), [`proto`] (the sans-IO
 //!   protocol core).
 
 // The modules from the bottom layer up; each imports only modules listed
@@ -59,6 +59,17 @@ mod server;
 
 pub mod bench;
 pub mod broker;
+
+/// `docs/guide.md`, whose Rust blocks are compiled as doc tests of this
+/// crate (outside the crate's directory: only in the repository).
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide.md")]
+pub struct Guide;
+
+/// The repository's README, whose example is compiled the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct Readme;
 
 /// The sans-IO protocol core this runtime drives: for a server on another
 /// event loop, or the protocol's own types beyond the ones re-exported
