@@ -216,9 +216,10 @@ impl ServerHandle {
     }
 
     /// Stops the server gracefully: no new connections; every open
-    /// connection is sent close 1001 ("going away"); connections still
-    /// there after `grace` are cut. Returns when every shard has stopped.
-    /// Calling it again (from any clone) waits for the same stop.
+    /// connection is sent close 1001 ("going away", reason `server
+    /// shutting down`); connections still there after `grace` are cut.
+    /// Returns when every shard has stopped. Calling it again (from any
+    /// clone) waits for the same stop.
     pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
         self.runtime.shutdown(grace)
     }

@@ -291,7 +291,8 @@ impl<C> Ws<'_, C> {
     /// [`publish_including_self`](Self::publish_including_self), and a
     /// publish from outside a callback,
     /// [`ServerHandle::publish`](crate::ServerHandle::publish), reaches
-    /// every subscriber). The frame is built once and shared. This
+    /// every subscriber). The connection need not subscribe to `topic` to
+    /// publish there. The frame is built once and shared. This
     /// shard's other subscribers get it once the shard has handled the
     /// completion whose callback published it (with that completion's other
     /// publishes, in publish order); other shards get it through their
