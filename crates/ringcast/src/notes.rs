@@ -53,7 +53,9 @@ impl<N: Send + 'static> Notes<N> {
     /// at places up to `after`). The way a thread that sequences a topic's
     /// publishes hands a connection over to live delivery with no gap. If
     /// the connection is gone or no longer open by then, nothing happens;
-    /// if it already subscribes, it stays as it was (the note still comes).
+    /// if it already subscribes, it stays as it was, and past its limits
+    /// (`max_subscriptions`, `max_topic_len`) it is not subscribed; the
+    /// note comes either way.
     pub fn join(&self, conn: ConnId, topic: &str, after: u64, note: N) {
         self.runtime.join(conn, topic, after, Box::new(note))
     }
