@@ -49,6 +49,9 @@ tools/package.sh
 
 step "tests (unit, public API, conformance, real peers, benches in test mode)"
 mkdir -p target
+# tests/examples.rs runs the examples as programs: `--all-targets` builds
+# them only as test harnesses, so their binaries are built first.
+cargo build -p ringcast --examples
 cargo test --workspace --all-targets 2>&1 | tee target/test-output.log
 cargo test --workspace --doc 2>&1 | tee -a target/test-output.log
 

@@ -4,8 +4,11 @@
 //! then stopped with SIGINT and must close its clients with 1001 and exit
 //! with success.
 //!
-//! `cargo test` builds the examples before it runs the tests; run alone,
-//! this file needs `cargo build -p ringcast --examples` first.
+//! Plain `cargo test` builds the examples' binaries before it runs the
+//! tests; with `--all-targets` or `--test examples` it does not (examples
+//! are then built as test harnesses, or not at all), and
+//! `cargo build -p ringcast --examples` must come first, as in
+//! `tools/test.sh`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -47,11 +50,7 @@ fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
     let path = profile.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build -p ringcast --examples` (cargo test does)",
-        path.display()
-    );
+    assert!(path.exists(), "{} is not built: run `cargo build -p ringcast --examples` first", path.display());
     path
 }
 
