@@ -388,12 +388,10 @@ impl LocalTopics {
     pub fn joined(&mut self, topic: &str, conn: (u32, u32), subs: &mut Subscriptions, after: u64) -> bool {
         let name = match self.insert(topic, conn, subs) {
             Ok(Some(name)) => name,
-            Ok(None) => {
-                self.exchange.unjoin(topic, self.shard);
-                return false;
-            }
-            Err(refused) => {
-                tracing::debug!(%refused, "a joined subscription was refused");
+            not_entered => {
+                if let Err(refused) = not_entered {
+                    tracing::debug!(%refused, "a joined subscription was refused");
+                }
                 self.exchange.unjoin(topic, self.shard);
                 return false;
             }
@@ -415,11 +413,9 @@ impl LocalTopics {
         subs: &mut Subscriptions,
         after: u64,
     ) -> Result<bool, SubscribeError> {
-        if !self.subscribe(topic, conn, subs)? {
-            return Ok(false);
-        }
+        let Some(name) = self.insert(topic, conn, subs)? else { return Ok(false) };
+        self.exchange.add(&name, self.shard);
         if after > 0 {
-            let name = self.topics.get_key_value(topic).map(|(name, _)| name.clone()).expect("just subscribed");
             self.fences.push((name, conn, after));
         }
         Ok(true)
