@@ -102,6 +102,17 @@ impl Example {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Ctrl-C with `ws` open: the client gets close 1001 and answers it
+    /// (tungstenite does as it reads the close; see [`close_code`]), then
+    /// the example exits with success, `last` its last line.
+    fn interrupt_closing<S: std::io::Read + std::io::Write>(&mut self, ws: WebSocket<S>, last: &str) {
+        self.interrupt();
+        assert_eq!(close_code(ws), WsCloseCode::Away);
+        let (status, printed) = self.exited();
+        assert!(status.success(), "{} exited with {status}", self.name);
+        assert_eq!(printed, last);
+    }
 }
 
 /// A blocking WebSocket client of `url` (`ws://` over `stream`).
@@ -223,13 +234,8 @@ fn ticker_feeds_subscribes_echoes_and_stops_on_sigint() {
     // Another path is not served.
     assert!(upgrade_status(ticker.addr, "/elsewhere").contains(" 404 "));
 
-    // Ctrl-C: close 1001 to the client, which answers (tungstenite does
-    // as it reads the close), then a clean exit with nobody cut.
-    ticker.interrupt();
-    assert_eq!(close_code(ws), WsCloseCode::Away);
-    let (status, last) = ticker.exited();
-    assert!(status.success(), "ticker exited with {status}");
-    assert_eq!(last, "ticker: stopped (0 connection(s) cut at the deadline)");
+    // Ctrl-C: close 1001 to the client, then a clean exit with nobody cut.
+    ticker.interrupt_closing(ws, "ticker: stopped (0 connection(s) cut at the deadline)");
 }
 
 #[test]
@@ -273,11 +279,7 @@ fn chat_rooms_carry_messages_joins_and_departures() {
     assert!(upgrade_status(chat.addr, "/chat/a%20b?name=eve").contains(" 400 "));
     assert!(upgrade_status(chat.addr, "/").contains(" 404 "));
 
-    chat.interrupt();
-    assert_eq!(close_code(alice), WsCloseCode::Away);
-    let (status, last) = chat.exited();
-    assert!(status.success(), "chat exited with {status}");
-    assert_eq!(last, "chat: stopped (0 connection(s) cut at the deadline)");
+    chat.interrupt_closing(alice, "chat: stopped (0 connection(s) cut at the deadline)");
 }
 
 /// A certificate for `localhost` in PEM files, and a client configuration
@@ -314,11 +316,7 @@ fn tls_echo_serves_wss_from_pem_files() {
     // A client that does not speak TLS gets no WebSocket.
     assert!(!upgrade_status(server.addr, "/").contains(" 101 "));
 
-    server.interrupt();
-    assert_eq!(close_code(ws), WsCloseCode::Away);
-    let (status, last) = server.exited();
-    assert!(status.success(), "tls_echo exited with {status}");
-    assert_eq!(last, "tls_echo: stopped");
+    server.interrupt_closing(ws, "tls_echo: stopped");
 
     // A key that is not the certificate's: the example says which files
     // and exits with failure, without listening.
